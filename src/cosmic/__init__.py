@@ -1,0 +1,28 @@
+"""cosmic: full-stack design-space exploration for distributed ML training.
+
+Public API::
+
+    import cosmic
+    cfg = cosmic.load_config("examples/megatron-gpt3-175b-1024xa100.yaml")
+    result = cosmic.simulate(cfg)
+    print(result.step_time_s, result.breakdown)
+"""
+
+from cosmic.errors import ConfigError, CosmicError, InfeasibleError, StudyError, UnknownNameError
+from cosmic.sim import BREAKDOWN_KEYS, Result, SystemConfig, config_from_dict, load_config, simulate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "simulate",
+    "load_config",
+    "config_from_dict",
+    "SystemConfig",
+    "Result",
+    "BREAKDOWN_KEYS",
+    "CosmicError",
+    "ConfigError",
+    "InfeasibleError",
+    "UnknownNameError",
+    "StudyError",
+]

@@ -1,0 +1,63 @@
+"""Built-in catalogs (package data): models, accelerators, fabrics, systems and PSA presets."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from cosmic.errors import UnknownNameError
+
+
+@cache
+def _load(name: str) -> dict[str, Any]:
+    text = resources.files("cosmic.catalog").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text) or {}
+    return {str(k): v for k, v in data.items()}
+
+
+def _get(kind: str, file: str, name: str) -> dict[str, Any]:
+    table = _load(file)
+    key = str(name).strip().lower()
+    if key not in table:
+        raise UnknownNameError(kind, str(name), table)
+    return dict(table[key])
+
+
+def model_names() -> list[str]:
+    return sorted(_load("models"))
+
+
+def accelerator_names() -> list[str]:
+    return sorted(_load("accelerators"))
+
+
+def fabric_names() -> list[str]:
+    return sorted(_load("fabrics"))
+
+
+def system_names() -> list[str]:
+    return sorted(_load("systems"))
+
+
+def get_model(name: str) -> dict[str, Any]:
+    """Raw catalog entry of model `name` (raises UnknownNameError with a suggestion)."""
+    d = _get("model", "models", name)
+    d.setdefault("name", str(name).lower())
+    return d
+
+
+def get_accelerator(name: str) -> dict[str, Any]:
+    d = _get("accelerator", "accelerators", name)
+    d.setdefault("name", str(name).lower())
+    return d
+
+
+def get_fabric(name: str) -> dict[str, Any]:
+    return _get("fabric", "fabrics", name)
+
+
+def get_system(name: str) -> dict[str, Any]:
+    return _get("system", "systems", name)

@@ -1,0 +1,118 @@
+"""Accelerators and the roofline that prices one operation.
+
+Per-operation time is a roofline with two physical, measured ceilings instead of a user-supplied MFU:
+
+* the compute ceiling is ``peak * gemm_efficiency``, where ``gemm_efficiency`` is the maximum achievable matmul
+  throughput measured by ml-engineering's mamf-finder divided by the dense peak (e.g. A100 271.2/312 = 0.87);
+* the memory ceiling is ``mem_bw * mem_efficiency`` (achievable streaming bandwidth of HBM).
+
+Size dependence comes from two physical effects: the roofline itself (a small or skinny GEMM has low arithmetic
+intensity and becomes memory bound), and a fixed per-kernel overhead (launch plus tail, ``kernel_overhead_us``) that
+dominates tiny operations. (Williams, Waterman, Patterson, "Roofline", CACM 2009.)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cosmic.units import GB, TFLOP
+
+Frac = Annotated[float, Field(gt=0, le=1)]
+
+
+class Accelerator(BaseModel):
+    """One accelerator (GPU, TPU chip or abstract NPU).
+
+    Example:
+        >>> a = Accelerator(name="x", peak_tflops={"bf16": 100}, mem_gb=80, mem_bw_gbps=1000)
+        >>> a.op_time_s(flops=1e12, bytes_moved=1e6, precision="bf16") > 0.01
+        True
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "custom"
+    peak_tflops: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        description="dense peak TFLOP/s per precision (bf16, fp16, fp8, fp32)"
+    )
+    mem_gb: Annotated[float, Field(gt=0)] = Field(description="HBM capacity, GB (10^9 bytes)")
+    mem_bw_gbps: Annotated[float, Field(gt=0)] = Field(description="HBM bandwidth, GB/s (10^9 bytes/s)")
+    gemm_efficiency: Frac = Field(default=0.8, description="achievable / peak matmul throughput (measured MAMF)")
+    fp8_gemm_efficiency: Frac | None = Field(default=None, description="same for fp8 GEMMs; default gemm_efficiency")
+    mem_efficiency: Frac = Field(default=0.85, description="achievable / peak HBM bandwidth")
+    kernel_overhead_us: Annotated[float, Field(ge=0)] = Field(
+        default=0.0, description="fixed time per kernel (launch + tail), microseconds"
+    )
+    sm_count: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="streaming multiprocessors (GPU) for the wave-quantization of GEMM tiles"
+    )
+    scale_up_gbps: float | None = Field(default=None, description="per-device scale-up bandwidth (informational)")
+    cost_usd: float | None = Field(default=None, description="price per device, for cost objectives")
+    source: str | None = None
+
+    def __hash__(self) -> int:
+        return hash(
+            (
+                self.name,
+                tuple(sorted(self.peak_tflops.items())),
+                self.mem_gb,
+                self.mem_bw_gbps,
+                self.gemm_efficiency,
+                self.fp8_gemm_efficiency,
+                self.mem_efficiency,
+                self.kernel_overhead_us,
+            )
+        )
+
+    def peak_flop_per_s(self, precision: str) -> float:
+        """Dense peak FLOP/s at `precision` (falls back to bf16 then fp16 when the precision is not listed)."""
+        for p in (precision, "bf16", "fp16"):
+            if p in self.peak_tflops:
+                return self.peak_tflops[p] * TFLOP
+        return max(self.peak_tflops.values()) * TFLOP
+
+    def achievable_flop_per_s(self, precision: str) -> float:
+        eff = self.gemm_efficiency
+        if precision == "fp8" and "fp8" in self.peak_tflops and self.fp8_gemm_efficiency is not None:
+            eff = self.fp8_gemm_efficiency
+        return self.peak_flop_per_s(precision) * eff
+
+    @property
+    def mem_bytes(self) -> float:
+        return self.mem_gb * GB
+
+    @property
+    def achievable_mem_bytes_per_s(self) -> float:
+        return self.mem_bw_gbps * GB * self.mem_efficiency
+
+    def gemm_time_s(self, m: float, k: float, n: float, *, precision: str, bytes_per_element: int) -> float:
+        """Time of an (m x k) @ (k x n) GEMM.
+
+        On a GPU the output is computed in tiles, one tile per SM at a time; the last wave of tiles leaves SMs
+        idle ("wave quantization", NVIDIA Matrix Multiplication Background User's Guide). The library picks the
+        tile shape with the best occupancy among 128x256 and 128x128; `gemm_efficiency` (measured on the best
+        shape) is scaled by that occupancy.
+        """
+        flops = 2.0 * m * k * n
+        bytes_moved = (m * k + k * n + m * n) * bytes_per_element
+        occupancy = 1.0
+        if self.sm_count:
+            sms = self.sm_count
+            best = 0.0
+            for tm, tn in ((128, 256), (256, 128), (128, 128)):
+                tiles = math.ceil(m / tm) * math.ceil(n / tn)
+                waves = math.ceil(tiles / sms)
+                best = max(best, tiles / (waves * sms))
+            occupancy = best
+        t_compute = flops / (self.achievable_flop_per_s(precision) * occupancy)
+        t_memory = bytes_moved / self.achievable_mem_bytes_per_s
+        return max(t_compute, t_memory) + self.kernel_overhead_us * 1e-6
+
+    def op_time_s(self, *, flops: float, bytes_moved: float, precision: str, n_kernels: int = 1) -> float:
+        """Roofline time of an operation: max(compute, memory) plus the fixed kernel overhead."""
+        t_compute = flops / self.achievable_flop_per_s(precision)
+        t_memory = bytes_moved / self.achievable_mem_bytes_per_s
+        return max(t_compute, t_memory) + n_kernels * self.kernel_overhead_us * 1e-6

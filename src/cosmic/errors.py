@@ -1,0 +1,49 @@
+"""Errors a user can cause. The CLI prints them as one line and exits with code 2."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class CosmicError(Exception):
+    """Base class of every error cosmic raises on bad input."""
+
+
+class ConfigError(CosmicError):
+    """A configuration file or value is malformed: names the file, the key path and what is allowed."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
+        self.file = file
+        self.key = key
+        self.detail = message
+        prefix = ""
+        if file:
+            prefix += f"{file}: "
+        if key:
+            prefix += f"{key}: "
+        super().__init__(prefix + message)
+
+
+class UnknownNameError(ConfigError):
+    """A catalog entry, agent, preset or env id that does not exist (with a suggestion)."""
+
+    def __init__(
+        self, kind: str, name: str, known: Iterable[str], *, file: str | None = None, key: str | None = None
+    ) -> None:
+        known = sorted(known)
+        hint = difflib.get_close_matches(name, known, n=1)
+        msg = f"unknown {kind} {name!r}"
+        if hint:
+            msg += f" (did you mean {hint[0]!r}?)"
+        shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+        msg += f"; known: {shown}"
+        super().__init__(msg, file=file, key=key)
+
+
+class InfeasibleError(CosmicError):
+    """A well-formed configuration that cannot run (e.g. TP does not divide the heads)."""
+
+
+class StudyError(CosmicError):
+    """A study that is missing, duplicated or whose storage cannot be reached."""

@@ -1,0 +1,111 @@
+"""Multi-dimensional networks: one :class:`NetworkDim` per dimension, innermost (fastest-varying NPU id) first."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cosmic.units import GB, GIB
+
+
+class Topology(StrEnum):
+    """Topology of one network dimension (ASTRA-sim's three)."""
+
+    RING = "Ring"
+    FULLY_CONNECTED = "FullyConnected"
+    SWITCH = "Switch"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Topology | None:
+        if isinstance(value, str):
+            key = value.replace("_", "").replace("-", "").lower()
+            for member in cls:
+                if member.value.lower() == key:
+                    return member
+        return None
+
+
+class NetworkDim(BaseModel):
+    """One network dimension: `npus` NPUs joined by `topology`.
+
+    `link_gbps` is the bandwidth of one link in one direction in decimal GB/s (10^9 B/s); `link_gibps` is the
+    same in ASTRA-sim's GB/s (2^30 B/s) — give exactly one, or name a `fabric` from the catalog.
+    A Ring gives each NPU 2 links, FullyConnected npus-1 links, Switch 1 link to the switch.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topology: Topology
+    npus: Annotated[int, Field(ge=1, le=1 << 24)]
+    link_gbps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] | None = None
+    link_gibps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] | None = None
+    latency_ns: Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)] = 0.0
+    efficiency: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=1.0, description="achievable fraction of link bandwidth for collectives (cosmic fidelity)"
+    )
+    fabric: str | None = Field(default=None, description="catalog fabric filling link, latency and efficiency")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_fabric(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("fabric") is not None:
+            from cosmic.catalog import get_fabric
+
+            fab = get_fabric(str(data["fabric"]))
+            merged = {k: v for k, v in fab.items() if k in ("link_gbps", "latency_ns", "efficiency")}
+            if "link_gibps" in data:
+                merged.pop("link_gbps", None)
+            merged.update(data)
+            return merged
+        return data
+
+    @model_validator(mode="after")
+    def _one_bandwidth(self) -> NetworkDim:
+        if (self.link_gbps is None) == (self.link_gibps is None):
+            raise ValueError("give exactly one of link_gbps (GB = 10^9 B) or link_gibps (GB = 2^30 B), or a fabric")
+        return self
+
+    @property
+    def link_bytes_per_s(self) -> float:
+        """Raw link bandwidth per direction in bytes/s."""
+        if self.link_gibps is not None:
+            return self.link_gibps * GIB
+        assert self.link_gbps is not None  # guaranteed by _one_bandwidth
+        return self.link_gbps * GB
+
+    @property
+    def latency_s(self) -> float:
+        return self.latency_ns * 1e-9
+
+    @property
+    def links_per_npu(self) -> int:
+        if self.topology is Topology.RING:
+            return 2 if self.npus > 2 else 1
+        if self.topology is Topology.FULLY_CONNECTED:
+            return max(self.npus - 1, 1)
+        return 1
+
+    @property
+    def npu_bandwidth_gbps(self) -> float:
+        """Total injection bandwidth of one NPU into this dimension, decimal GB/s."""
+        return self.link_bytes_per_s * self.links_per_npu / GB
+
+
+class Network(BaseModel):
+    """An N-dimensional network; NPU id -> coordinates with dimension 0 varying fastest (as ASTRA-sim)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dims: Annotated[list[NetworkDim], Field(min_length=1, max_length=16)]
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.dims))
+
+    @property
+    def n_npus(self) -> int:
+        n = 1
+        for d in self.dims:
+            n *= d.npus
+        return n

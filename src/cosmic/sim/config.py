@@ -1,0 +1,456 @@
+"""The configuration of one simulated training step: model, accelerator, network, collectives, parallelism, training.
+
+Configs are YAML validated by pydantic; `cosmic schema` prints the JSON Schema. Names from the catalogs can stand for
+whole sections (``model: gpt3-175b``, ``accelerator: a100-80gb``, ``system: cosmic-s1``), and a mapping with
+``base:`` takes a catalog entry and overrides some of its keys (``model: {base: gpt3-175b, layers: 4}``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cosmic import catalog
+from cosmic.collective.algorithms import Algorithm, Collective
+from cosmic.collective.model import MultiDim
+from cosmic.compute.accelerator import Accelerator
+from cosmic.errors import ConfigError, CosmicError
+from cosmic.network.topology import Network, Topology
+from cosmic.workload.model import ModelSpec
+from cosmic.workload.parallel import PARALLEL_DIMS, group_spans
+
+
+class Schedule(StrEnum):
+    GPIPE = "gpipe"
+    ONE_F_ONE_B = "1f1b"
+    INTERLEAVED = "interleaved"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Schedule | None:
+        if isinstance(value, str):
+            key = value.replace("-", "").replace("_", "").replace(" ", "").lower()
+            return {"gpipe": cls.GPIPE, "1f1b": cls.ONE_F_ONE_B, "interleaved": cls.INTERLEAVED,
+                    "interleaved1f1b": cls.INTERLEAVED}.get(key)
+        return None
+
+
+class Recompute(StrEnum):
+    NONE = "none"
+    SELECTIVE = "selective"
+    FULL = "full"
+
+
+class Precision(StrEnum):
+    BF16 = "bf16"
+    FP16 = "fp16"
+    FP8 = "fp8"
+
+
+class Scheduling(StrEnum):
+    LIFO = "LIFO"
+    FIFO = "FIFO"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Scheduling | None:
+        if isinstance(value, str) and value.upper() in ("LIFO", "FIFO"):
+            return cls(value.upper())
+        return None
+
+
+class Fidelity(StrEnum):
+    """`cosmic`: cosmic's own model; `astra-sim`: reproduces ASTRA-sim's congestion-unaware analytical backend."""
+
+    COSMIC = "cosmic"
+    ASTRA_SIM = "astra-sim"
+
+
+PosInt = Annotated[int, Field(gt=0, le=1 << 40)]
+AlgoSpec = Algorithm | list[Algorithm] | None
+
+
+class ParallelConfig(BaseModel):
+    """Parallel layout. DP*TP*PP*SP must equal the number of NPUs.
+
+    `sp` is the sequence (context) parallel degree: the sequence is split over `sp` ranks, which exchange keys and
+    values in attention. `sequence_parallel` is Megatron's sequence parallelism inside the TP group (norm and dropout
+    activations sharded; all-reduces become reduce-scatter + all-gather). `zero` is the weight-sharding stage over
+    the data-parallel group: 1 optimizer states, 2 + gradients, 3 + weights (FSDP).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dp: PosInt = 1
+    tp: PosInt = 1
+    pp: PosInt = 1
+    sp: PosInt = 1
+    sequence_parallel: bool = False
+    zero: Annotated[int, Field(ge=0, le=3)] = 0
+    rank_order: tuple[str, ...] = Field(
+        default=("tp", "sp", "dp", "pp"),
+        description="parallel dimensions innermost first (Megatron: tp,sp,dp,pp; COSMIC: dp,tp,sp,pp)",
+    )
+
+    @field_validator("zero", mode="before")
+    @classmethod
+    def _zero_alias(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() in ("fsdp", "zero3", "zero-3"):
+            return 3
+        if isinstance(v, bool):
+            return 3 if v else 0
+        return v
+
+    @field_validator("rank_order", mode="before")
+    @classmethod
+    def _order(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [x.strip() for x in v.split(",")]
+        if not isinstance(v, (list, tuple)):
+            return v
+        names = tuple(str(x).lower() for x in v)
+        if sorted(names) != sorted(PARALLEL_DIMS):
+            raise ValueError(f"must be a permutation of {', '.join(PARALLEL_DIMS)}, got {', '.join(names)}")
+        return names
+
+    @property
+    def degrees(self) -> dict[str, int]:
+        return {"tp": self.tp, "sp": self.sp, "dp": self.dp, "pp": self.pp}
+
+    @property
+    def n_npus(self) -> int:
+        return self.dp * self.tp * self.pp * self.sp
+
+
+class TrainingConfig(BaseModel):
+    """Batch, schedule, recompute and precision of the training step."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    global_batch: PosInt = Field(description="sequences per optimizer step")
+    micro_batch: PosInt = Field(default=1, description="sequences per micro-batch per model replica")
+    schedule: Schedule = Schedule.ONE_F_ONE_B
+    virtual_stages: PosInt = Field(default=1, description="model chunks per pipeline rank (interleaved schedule)")
+    recompute: Recompute = Recompute.NONE
+    precision: Precision = Precision.BF16
+    dp_overlap: bool = Field(default=True, description="overlap gradient reduction with the last backward")
+    flash_attention: bool = Field(default=True, description="fused attention (no s^2 score matrix in memory)")
+    seq_len: PosInt | None = Field(default=None, description="override the model's sequence length")
+
+    @field_validator("recompute", mode="before")
+    @classmethod
+    def _recompute_alias(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            return "full" if v else "none"
+        return v
+
+
+class CollectiveConfig(BaseModel):
+    """Collective stack. Each algorithm is one value for every dimension or a list with one per dimension;
+    `auto` picks by topology (Ring: ring, FullyConnected: direct, Switch: halving_doubling, as COSMIC).
+    all_gather / reduce_scatter / all_to_all default to the all-reduce choice."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    all_reduce: AlgoSpec = None
+    all_gather: AlgoSpec = None
+    reduce_scatter: AlgoSpec = None
+    all_to_all: AlgoSpec = None
+    chunks: Annotated[int, Field(ge=1, le=4096)] = Field(default=4, description="chunks per collective")
+    scheduling: Scheduling = Scheduling.LIFO
+    multidim: MultiDim = MultiDim.LOCAL_BW_AWARE
+    active_chunks: Annotated[int, Field(ge=1, le=64)] = 1
+    endpoint_delay_ns: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] = 10.0
+    local_mem_bw_gbps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] = 1600.0
+    fidelity: Fidelity = Fidelity.COSMIC
+
+    @field_validator("all_reduce", "all_gather", "reduce_scatter", "all_to_all", mode="before")
+    @classmethod
+    def _auto(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() == "auto":
+            return None
+        if isinstance(v, list):
+            return [None if (isinstance(x, str) and x.lower() == "auto") else x for x in v]
+        return v
+
+    def algorithms(self, kind: Collective, topologies: tuple[Topology, ...]) -> tuple[Algorithm, ...]:
+        """Per-dimension algorithms for `kind` on a network with these topologies."""
+        spec: Any = getattr(self, kind.value)
+        if spec is None and kind is not Collective.ALL_REDUCE:
+            spec = self.all_reduce
+        if spec is None or isinstance(spec, Algorithm):
+            spec = [spec] * len(topologies)
+        out = []
+        for algo, topo in zip(spec, topologies, strict=False):
+            out.append(algo if algo is not None else default_algorithm(topo))
+        return tuple(out)
+
+
+def default_algorithm(topology: Topology) -> Algorithm:
+    return {
+        Topology.RING: Algorithm.RING,
+        Topology.FULLY_CONNECTED: Algorithm.DIRECT,
+        Topology.SWITCH: Algorithm.HALVING_DOUBLING,
+    }[topology]
+
+
+def _from_catalog(value: Any, getter: Any) -> Any:
+    if isinstance(value, str):
+        return getter(value)
+    if isinstance(value, dict) and "base" in value:
+        merged = getter(str(value["base"]))
+        merged.update({k: v for k, v in value.items() if k != "base"})
+        return merged
+    return value
+
+
+class SystemConfig(BaseModel):
+    """Everything `cosmic simulate` needs. See `cosmic schema` for every key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None
+    description: str | None = None
+    system: str | None = Field(default=None, description="catalog system filling accelerator/network/collective")
+    model: ModelSpec
+    accelerator: Accelerator
+    network: Network
+    collective: CollectiveConfig = CollectiveConfig()
+    parallel: ParallelConfig = ParallelConfig()
+    training: TrainingConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("system") is not None:
+            sysd = catalog.get_system(str(data["system"]))
+            for key in ("accelerator", "network"):
+                data.setdefault(key, sysd.get(key))
+            coll = dict(sysd.get("collective") or {})
+            coll.update(data.get("collective") or {})
+            data["collective"] = coll
+        if "model" in data:
+            data["model"] = _from_catalog(data["model"], catalog.get_model)
+        if "accelerator" in data:
+            data["accelerator"] = _from_catalog(data["accelerator"], catalog.get_accelerator)
+        return data
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> SystemConfig:
+        check_config(self)
+        return self
+
+    @property
+    def seq_len(self) -> int:
+        return self.training.seq_len or self.model.seq_len
+
+    @property
+    def n_npus(self) -> int:
+        return self.network.n_npus
+
+    @property
+    def micro_batches(self) -> int:
+        """Micro-batches per pipeline per step."""
+        return self.training.global_batch // (self.parallel.dp * self.training.micro_batch)
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """A plain dict that `cosmic simulate` accepts (round-trips through YAML)."""
+        d = self.model_dump(mode="json", exclude_none=True, exclude={"system"})
+        return d
+
+
+class KeyedValueError(ValueError):
+    """A cross-field check failure that knows the key it concerns."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def check_config(c: SystemConfig) -> None:
+    """Cross-field checks shared by validation and the simulator (raises KeyedValueError)."""
+    par, tr, m = c.parallel, c.training, c.model
+    n = c.network.n_npus
+    if par.n_npus != n:
+        raise KeyedValueError(
+            "parallel",
+            f"dp*tp*pp*sp = {par.dp}*{par.tp}*{par.pp}*{par.sp} = {par.n_npus} but the network has {n} NPUs "
+            f"(product of network.dims[*].npus); they must be equal",
+        )
+    if m.heads % par.tp:
+        raise KeyedValueError("parallel.tp", f"tp={par.tp} must divide the model's {m.heads} attention heads")
+    kv = m.n_kv_heads
+    if kv % par.tp and par.tp % kv:
+        raise KeyedValueError("parallel.tp", f"tp={par.tp} and the model's {kv} kv_heads must divide one another")
+    if m.ffn % par.tp:
+        raise KeyedValueError("parallel.tp", f"tp={par.tp} must divide the model's ffn_hidden {m.ffn}")
+    seq = tr.seq_len or m.seq_len
+    if seq % par.sp:
+        raise KeyedValueError("parallel.sp", f"sp={par.sp} must divide the sequence length {seq}")
+    if tr.global_batch % (par.dp * tr.micro_batch):
+        raise KeyedValueError(
+            "training.global_batch",
+            f"global_batch {tr.global_batch} must be a multiple of dp*micro_batch = {par.dp}*{tr.micro_batch}",
+        )
+    if par.pp > m.layers:
+        raise KeyedValueError("parallel.pp", f"pp={par.pp} exceeds the model's {m.layers} layers")
+    if tr.schedule is Schedule.INTERLEAVED:
+        v = tr.virtual_stages
+        if m.layers % (par.pp * v):
+            raise KeyedValueError(
+                "training.virtual_stages",
+                f"interleaved schedule needs layers ({m.layers}) divisible by pp*virtual_stages = {par.pp}*{v}",
+            )
+        mbs = tr.global_batch // (par.dp * tr.micro_batch)
+        if par.pp > 1 and mbs % par.pp:
+            raise KeyedValueError(
+                "training.global_batch",
+                f"interleaved schedule needs the {mbs} micro-batches per pipeline to be a multiple of pp={par.pp}",
+            )
+    elif tr.virtual_stages != 1:
+        raise KeyedValueError("training.virtual_stages", "virtual_stages > 1 needs schedule: interleaved")
+    n_dims = len(c.network.dims)
+    for kind in Collective:
+        spec = getattr(c.collective, kind.value)
+        if isinstance(spec, list) and len(spec) != n_dims:
+            raise KeyedValueError(
+                f"collective.{kind.value}", f"has {len(spec)} entries but the network has {n_dims} dimensions"
+            )
+    try:
+        group_spans(par.degrees, par.rank_order, tuple(d.npus for d in c.network.dims))
+    except CosmicError as exc:
+        raise KeyedValueError("parallel.rank_order", str(exc)) from None
+    if c.collective.fidelity is Fidelity.ASTRA_SIM:
+        _check_astra(c)
+
+
+def _check_astra(c: SystemConfig) -> None:
+    """Combinations that crash or hang the real ASTRA-sim are errors in astra-sim fidelity."""
+    topologies = tuple(d.topology for d in c.network.dims)
+    for kind in Collective:
+        algos = c.collective.algorithms(kind, topologies)
+        for i, (algo, dim) in enumerate(zip(algos, c.network.dims, strict=True)):
+            p = dim.npus
+            pow2 = p & (p - 1) == 0
+            if algo is Algorithm.HALVING_DOUBLING and kind is Collective.ALL_TO_ALL and p > 1:
+                raise KeyedValueError(
+                    f"collective.{kind.value}[{i}]", "ASTRA-sim rejects halving_doubling for all-to-all"
+                )
+            if algo in (Algorithm.HALVING_DOUBLING, Algorithm.DOUBLE_BINARY_TREE) and not pow2:
+                raise KeyedValueError(
+                    f"collective.{kind.value}[{i}]",
+                    f"{algo.value} on a dimension of {p} NPUs (not a power of two) hangs or crashes ASTRA-sim",
+                )
+
+
+# ---- loading ---------------------------------------------------------------------------------------------------
+
+
+def format_validation_error(exc: ValidationError, file: str | None) -> ConfigError:
+    """Turn pydantic's error into one line: file, key path, what is allowed."""
+    err = exc.errors()[0]
+    ctx_err = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_err, KeyedValueError):
+        return ConfigError(str(ctx_err), file=file, key=ctx_err.key)
+    if isinstance(ctx_err, CosmicError):
+        return ConfigError(str(ctx_err), file=file, key=_loc(err["loc"]) or None)
+    loc = _loc(err["loc"])
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (not allowed here; see `cosmic schema`)"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    elif "input" in err and err["type"] not in ("model_type",):
+        shown = repr(err["input"])
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        msg = f"{msg} (got {shown})"
+    return ConfigError(msg, file=file, key=loc or None)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        elif str(p).startswith(("function-", "tagged-union", "list[", "union[")) or p in (
+            "str", "int", "float", "bool", "dict", "list", "Algorithm", "enum", "none",
+        ):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts)
+
+
+def config_from_dict(data: Any, *, file: str | None = None) -> SystemConfig:
+    """Validate a mapping into a :class:`SystemConfig` (errors become one-line ConfigErrors)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a configuration must be a mapping, got {type(data).__name__}", file=file)
+    try:
+        return SystemConfig.model_validate(data)
+    except ValidationError as exc:
+        raise format_validation_error(exc, file) from None
+    except RecursionError:
+        raise ConfigError("structure nested too deeply", file=file) from None
+    except CosmicError as exc:
+        if isinstance(exc, ConfigError) and exc.file is None:
+            raise ConfigError(exc.detail, file=file, key=exc.key) from None
+        raise
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read a YAML file, turning I/O and syntax problems into one-line ConfigErrors."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc.__class__.__name__}", file=str(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where}{problem}", file=str(path)) from None
+    except RecursionError:
+        raise ConfigError("YAML nested too deeply", file=str(path)) from None
+
+
+def load_config(path: str | Path) -> SystemConfig:
+    """Load and validate a `cosmic simulate` YAML file.
+
+    Example:
+        >>> import cosmic, pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "c.yaml"
+        >>> _ = f.write_text("system: cosmic-s1\\nmodel: gpt3-175b\\n"
+        ...                  "parallel: {dp: 8, tp: 4, pp: 4, sp: 8, zero: 3, rank_order: dp,tp,sp,pp}\\n"
+        ...                  "training: {global_batch: 2048}\\n")
+        >>> cosmic.load_config(f).parallel.tp
+        4
+    """
+    return config_from_dict(read_yaml(path), file=str(path))
+
+
+__all__ = [
+    "SystemConfig",
+    "ParallelConfig",
+    "TrainingConfig",
+    "CollectiveConfig",
+    "Schedule",
+    "Recompute",
+    "Precision",
+    "Scheduling",
+    "Fidelity",
+    "load_config",
+    "config_from_dict",
+    "check_config",
+]

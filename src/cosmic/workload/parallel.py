@@ -1,0 +1,58 @@
+"""Parallel groups and how a rank order maps them onto network dimensions.
+
+Ranks are laid out in mixed radix by `rank_order` (innermost first): with Megatron's default ``tp, sp, dp, pp`` the
+TP peers are consecutive ranks (inside a node) and pipeline stages are farthest apart; COSMIC's workload generator
+uses ``dp, tp, sp, pp``. NPU ids map to network coordinates with dimension 0 varying fastest, so a group of degree g
+whose members are `stride` ranks apart covers, in each network dimension, the part of [stride, stride*g) that
+overlaps that dimension's rank range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cosmic.errors import InfeasibleError
+
+PARALLEL_DIMS = ("tp", "sp", "dp", "pp")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A group's footprint in one network dimension: `members` NPUs, `stride` coordinates apart."""
+
+    dim_index: int
+    members: int
+    stride: int
+
+
+def group_spans(
+    degrees: dict[str, int], rank_order: tuple[str, ...], dim_sizes: tuple[int, ...]
+) -> dict[str, tuple[Span, ...]]:
+    """Footprint of every parallel group on the network dimensions.
+
+    Example:
+        >>> s = group_spans({"tp": 8, "sp": 1, "dp": 4, "pp": 2}, ("tp", "sp", "dp", "pp"), (8, 8))
+        >>> s["tp"], s["dp"]
+        ((Span(dim_index=0, members=8, stride=1),), (Span(dim_index=1, members=4, stride=1),))
+    """
+    out: dict[str, tuple[Span, ...]] = {}
+    stride = 1
+    for name in rank_order:
+        g = degrees.get(name, 1)
+        lo_g, hi_g = stride, stride * g
+        spans: list[Span] = []
+        if g > 1:
+            base = 1
+            for i, n in enumerate(dim_sizes):
+                lo, hi = max(lo_g, base), min(hi_g, base * n)
+                if hi > lo:
+                    if hi % lo or lo % base:
+                        raise InfeasibleError(
+                            f"parallel group {name}={g} (ranks {stride} apart) does not fit network dimension "
+                            f"{i} of {n} NPUs: choose degrees whose products align with the dimension sizes"
+                        )
+                    spans.append(Span(i, hi // lo, lo // base))
+                base *= n
+        out[name] = tuple(spans)
+        stride = hi_g
+    return out
