@@ -195,6 +195,11 @@ def catalog(
     out.print(t)
 
 
+from cosmic.commands import register_all  # noqa: E402  (commands import helpers defined above)
+
+register_all(app)
+
+
 def main() -> None:
     """Entry point of the `cosmic` console script."""
     try:
