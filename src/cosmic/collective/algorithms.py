@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from cosmic.network.topology import Topology
 
@@ -193,6 +194,7 @@ def _dbt_all_reduce_s(g: GroupDim, d: float) -> float:
     return 2 * depth * alpha + 2.0 * d / bw
 
 
+@lru_cache(maxsize=1 << 17)
 def phase_time_s(kind: Collective, algorithm: Algorithm, g: GroupDim, d_bytes: float) -> float:
     """Time of one collective phase over one group dimension.
 

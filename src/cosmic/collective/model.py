@@ -58,7 +58,7 @@ def collective_time(
     `algorithms` is indexed by network dimension (``algorithms[g.dim_index]``).
     For all-gather, `size_bytes` is each NPU's input shard (output = group size x shard).
     """
-    dims = [g for g in group if g.members > 1]
+    dims = group  # spans always have >= 2 members
     if not dims or size_bytes <= 0:
         return ZERO
     n_chunks = max(1, int(chunks))

@@ -9,6 +9,8 @@ COSMIC's bandwidths are ASTRA-sim GB/s; cosmic applies the table to the link ban
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from cosmic.network.topology import Network, NetworkDim, Topology
 from cosmic.units import GB
 
@@ -40,6 +42,7 @@ def block_cost_usd(dim: NetworkDim, column: int) -> float:
     return 2 * n * _LINK_USD[column] * bw_gbps + n * (_SWITCH_USD[column] + _NIC_USD[column]) * bw_gbps
 
 
+@lru_cache(maxsize=16384)
 def network_cost_usd(network: Network) -> float:
     """Total network cost of `network` in US dollars (COSMIC's model)."""
     n_total = network.n_npus
@@ -47,6 +50,7 @@ def network_cost_usd(network: Network) -> float:
     return sum((n_total // d.npus) * block_cost_usd(d, _column(k, i)) for i, d in enumerate(network.dims))
 
 
+@lru_cache(maxsize=16384)
 def total_bandwidth_gbps(network: Network) -> float:
     """Sum over dimensions of the per-NPU injection bandwidth (COSMIC's 'total per-NPU bandwidth')."""
     return sum(d.npu_bandwidth_gbps for d in network.dims)

@@ -177,15 +177,16 @@ class CollectiveConfig(BaseModel):
 
     def algorithms(self, kind: Collective, topologies: tuple[Topology, ...]) -> tuple[Algorithm, ...]:
         """Per-dimension algorithms for `kind` on a network with these topologies."""
-        spec: Any = getattr(self, kind.value)
-        if spec is None and kind is not Collective.ALL_REDUCE:
-            spec = self.all_reduce
-        if spec is None or isinstance(spec, Algorithm):
-            spec = [spec] * len(topologies)
-        out = []
-        for algo, topo in zip(spec, topologies, strict=False):
-            out.append(algo if algo is not None else default_algorithm(topo))
-        return tuple(out)
+        return _algorithms(self, kind, topologies)
+
+
+def _algorithms(c: CollectiveConfig, kind: Collective, topologies: tuple[Topology, ...]) -> tuple[Algorithm, ...]:
+    spec: Any = getattr(c, kind.value)
+    if spec is None and kind is not Collective.ALL_REDUCE:
+        spec = c.all_reduce
+    if spec is None or isinstance(spec, Algorithm):
+        spec = [spec] * len(topologies)
+    return tuple(a if a is not None else default_algorithm(t) for a, t in zip(spec, topologies, strict=False))
 
 
 def default_algorithm(topology: Topology) -> Algorithm:

@@ -368,8 +368,9 @@ def simulate(config: SystemConfig) -> Result:
     layers = _stage_layers(model.layers, pp)
     emb_params = model.embedding_params / tp
     head_params = model.head_params / tp
-    if model.tied_embeddings and model.embedding is Embedding.TOKEN and pp == 1:
-        head_params = model.norm_params / tp
+    if model.tied_embeddings and model.embedding is Embedding.TOKEN and pp > 1:
+        # the last stage keeps a copy of the tied embedding for the logits (Megatron-LM)
+        head_params += model.vocab * model.hidden / tp
     stage_params = []
     for s in range(pp):
         p_ = layers[s] * model.layer_params / tp
@@ -404,7 +405,10 @@ def simulate(config: SystemConfig) -> Result:
             pbytes = stage_params[s] * WEIGHT_BYTES
             ag = comm(Collective.ALL_GATHER, pbytes / dp_group, "dpsp")
             rs = comm(Collective.REDUCE_SCATTER, stage_params[s] * GRAD_BYTES, "dpsp")
-            dp_mb = max(0.0, ag.total_s - fwd_c) + max(0.0, ag.total_s + rs.total_s - (bwd_c + rec_c))
+            # the gathers hide behind the whole forward (backward) stream: compute and the exposed TP/SP traffic
+            fwd_stream = fwd_c + n * (tp_layer_fwd + sp_fwd) + (emb_tp.total_s if s == 0 else 0.0)
+            bwd_stream = bwd_c + rec_c + n * (tp_layer_bwd + tp_layer_rec + sp_bwd + sp_rec)
+            dp_mb = max(0.0, ag.total_s - fwd_stream) + max(0.0, ag.total_s + rs.total_s - bwd_stream)
             z3 = (ag, rs)
         pp_c = p2p_per_mb if pp > 1 else 0.0
         x = fwd_c + bwd_c + rec_c + tp_c + sp_c + pp_c + dp_mb

@@ -10,6 +10,7 @@ overlaps that dimension's rank range.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cosmic.errors import InfeasibleError
 
@@ -28,6 +29,14 @@ class Span:
 def group_spans(
     degrees: dict[str, int], rank_order: tuple[str, ...], dim_sizes: tuple[int, ...]
 ) -> dict[str, tuple[Span, ...]]:
+    key = tuple(degrees.get(n, 1) for n in rank_order)
+    return dict(_group_spans(key, rank_order, dim_sizes))
+
+
+@lru_cache(maxsize=65536)
+def _group_spans(
+    degrees_in_order: tuple[int, ...], rank_order: tuple[str, ...], dim_sizes: tuple[int, ...]
+) -> tuple[tuple[str, tuple[Span, ...]], ...]:
     """Footprint of every parallel group on the network dimensions.
 
     Example:
@@ -35,10 +44,9 @@ def group_spans(
         >>> s["tp"], s["dp"]
         ((Span(dim_index=0, members=8, stride=1),), (Span(dim_index=1, members=4, stride=1),))
     """
-    out: dict[str, tuple[Span, ...]] = {}
+    out: list[tuple[str, tuple[Span, ...]]] = []
     stride = 1
-    for name in rank_order:
-        g = degrees.get(name, 1)
+    for name, g in zip(rank_order, degrees_in_order, strict=True):
         lo_g, hi_g = stride, stride * g
         spans: list[Span] = []
         if g > 1:
@@ -53,6 +61,6 @@ def group_spans(
                         )
                     spans.append(Span(i, hi // lo, lo // base))
                 base *= n
-        out[name] = tuple(spans)
+        out.append((name, tuple(spans)))
         stride = hi_g
-    return out
+    return tuple(out)
