@@ -9,12 +9,21 @@ Public API::
 """
 
 from cosmic.errors import ConfigError, CosmicError, InfeasibleError, StudyError, UnknownNameError
-from cosmic.sim import BREAKDOWN_KEYS, Result, SystemConfig, config_from_dict, load_config, simulate
+from cosmic.sim import (
+    BREAKDOWN_KEYS,
+    Result,
+    SystemConfig,
+    config_from_dict,
+    load_config,
+    simulate,
+    simulate_many,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "simulate",
+    "simulate_many",
     "load_config",
     "config_from_dict",
     "SystemConfig",

@@ -41,6 +41,14 @@ class UnknownNameError(ConfigError):
         super().__init__(msg, file=file, key=key)
 
 
+class KeyedValueError(ValueError):
+    """A validation failure that knows which key (relative to the model validated) it concerns."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 class InfeasibleError(CosmicError):
     """A well-formed configuration that cannot run (e.g. TP does not divide the heads)."""
 

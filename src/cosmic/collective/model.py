@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cosmic.collective.algorithms import Algorithm, Collective, GroupDim, phase_time_s
+from cosmic.collective.algorithms import Algorithm, Collective, GroupDim, phase_coefficients
 from cosmic.network.topology import Topology
 
 
@@ -66,47 +66,46 @@ def collective_time(
 
     # (dimension position, time) of every phase of one chunk, in order
     phases: list[tuple[int, float]] = []
+    n = len(dims)
+
+    def t(k: Collective, i: int, d: float) -> float:
+        a, b = phase_coefficients(k, algorithms[dims[i].dim_index], dims[i])
+        return a + b * d
+
     if kind is Collective.ALL_REDUCE:
-        if multidim is MultiDim.BASELINE or len(dims) == 1:
-            for i, g in enumerate(dims):
-                phases.append((i, phase_time_s(kind, algorithms[g.dim_index], g, chunk)))
+        if multidim is MultiDim.BASELINE or n == 1:
+            phases = [(i, t(kind, i, chunk)) for i in range(n)]
         else:
             d = chunk
-            up: list[tuple[int, float]] = []
-            for i, g in enumerate(dims[:-1]):
-                up.append((i, phase_time_s(Collective.REDUCE_SCATTER, algorithms[g.dim_index], g, d)))
-                d /= g.members
-            last = dims[-1]
-            mid = (len(dims) - 1, phase_time_s(Collective.ALL_REDUCE, algorithms[last.dim_index], last, d))
-            down: list[tuple[int, float]] = []
-            for i in reversed(range(len(dims) - 1)):
-                g = dims[i]
-                down.append((i, phase_time_s(Collective.ALL_GATHER, algorithms[g.dim_index], g, d)))
-                d *= g.members
-            phases = up + [mid] + down
+            for i in range(n - 1):
+                phases.append((i, t(Collective.REDUCE_SCATTER, i, d)))
+                d /= dims[i].members
+            phases.append((n - 1, t(Collective.ALL_REDUCE, n - 1, d)))
+            for i in range(n - 2, -1, -1):
+                phases.append((i, t(Collective.ALL_GATHER, i, d)))
+                d *= dims[i].members
     elif kind is Collective.REDUCE_SCATTER:
         d = chunk
-        for i, g in enumerate(dims):
-            phases.append((i, phase_time_s(kind, algorithms[g.dim_index], g, d)))
-            d /= g.members
+        for i in range(n):
+            phases.append((i, t(kind, i, d)))
+            d /= dims[i].members
     elif kind is Collective.ALL_GATHER:
         d = chunk
-        for i in reversed(range(len(dims))):
-            g = dims[i]
-            phases.append((i, phase_time_s(kind, algorithms[g.dim_index], g, d)))
-            d *= g.members
+        for i in range(n - 1, -1, -1):
+            phases.append((i, t(kind, i, d)))
+            d *= dims[i].members
     else:  # all-to-all
-        for i, g in enumerate(dims):
-            phases.append((i, phase_time_s(kind, algorithms[g.dim_index], g, chunk)))
+        phases = [(i, t(kind, i, chunk)) for i in range(n)]
 
-    busy = [0.0] * len(dims)
-    for i, t in phases:
-        busy[i] += t
-    first_chunk_s = sum(t for _, t in phases)
-    total_s = first_chunk_s + (n_chunks - 1) * max(busy)
-    all_busy = sum(busy)
-    per_dim = tuple((dims[i].dim_index, total_s * busy[i] / all_busy) for i in range(len(dims)) if all_busy > 0)
-    return CollectiveTime(total_s, per_dim)
+    busy = [0.0] * n
+    for i, x in phases:
+        busy[i] += x
+    all_busy = sum(busy)  # = the first chunk's time through every phase
+    total_s = all_busy + (n_chunks - 1) * max(busy)
+    if all_busy <= 0:
+        return ZERO
+    scale = total_s / all_busy
+    return CollectiveTime(total_s, tuple((dims[i].dim_index, busy[i] * scale) for i in range(n)))
 
 
 def p2p_time(msg_bytes: float, group: tuple[GroupDim, ...]) -> CollectiveTime:

@@ -42,7 +42,12 @@ def block_cost_usd(dim: NetworkDim, column: int) -> float:
     return 2 * n * _LINK_USD[column] * bw_gbps + n * (_SWITCH_USD[column] + _NIC_USD[column]) * bw_gbps
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=1 << 16)
+def network_figures(network: Network) -> tuple[float, float]:
+    """(network cost in USD, total per-NPU bandwidth in GB/s), cached per network."""
+    return network_cost_usd(network), total_bandwidth_gbps(network)
+
+
 def network_cost_usd(network: Network) -> float:
     """Total network cost of `network` in US dollars (COSMIC's model)."""
     n_total = network.n_npus
@@ -50,7 +55,6 @@ def network_cost_usd(network: Network) -> float:
     return sum((n_total // d.npus) * block_cost_usd(d, _column(k, i)) for i, d in enumerate(network.dims))
 
 
-@lru_cache(maxsize=16384)
 def total_bandwidth_gbps(network: Network) -> float:
     """Sum over dimensions of the per-NPU injection bandwidth (COSMIC's 'total per-NPU bandwidth')."""
     return sum(d.npu_bandwidth_gbps for d in network.dims)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cosmic.errors import KeyedValueError
 from cosmic.units import GB, GIB
 
 
@@ -99,6 +100,20 @@ class Network(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dims: Annotated[list[NetworkDim], Field(min_length=1, max_length=16)]
+    npus: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="optional total NPU count; must equal the product of dims[*].npus"
+    )
+
+    @model_validator(mode="after")
+    def _total(self) -> Network:
+        n = 1
+        for d in self.dims:
+            n *= d.npus
+        if self.npus is not None and self.npus != n:
+            raise KeyedValueError("npus", f"{self.npus} but the product of dims[*].npus is {n}; they must be equal")
+        if n > 1 << 40:
+            raise ValueError(f"{n} NPUs is more than cosmic supports (2^40)")
+        return self
 
     def __hash__(self) -> int:
         return hash(tuple(self.dims))

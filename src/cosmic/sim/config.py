@@ -18,7 +18,7 @@ from cosmic import catalog
 from cosmic.collective.algorithms import Algorithm, Collective
 from cosmic.collective.model import MultiDim
 from cosmic.compute.accelerator import Accelerator
-from cosmic.errors import ConfigError, CosmicError
+from cosmic.errors import ConfigError, CosmicError, KeyedValueError
 from cosmic.network.topology import Network, Topology
 from cosmic.workload.model import ModelSpec
 from cosmic.workload.parallel import PARALLEL_DIMS, group_spans
@@ -228,6 +228,17 @@ class SystemConfig(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        # ASTRA-sim files stand for the network and collective sections (paths relative to the config's folder);
+        # keys next to `astra_sim:` in the collective section override the system file
+        from cosmic.collective import astra_io
+
+        if "network" in data:
+            data["network"] = astra_io.expand_network(data["network"])
+        if "collective" in data:
+            sizes = astra_io.dim_sizes_of(data.get("network"))
+            if sizes is None and data.get("system") is not None:
+                sizes = astra_io.dim_sizes_of(catalog.get_system(str(data["system"])).get("network"))
+            data["collective"] = astra_io.expand_collective(data["collective"], sizes)
         if data.get("system") is not None:
             sysd = catalog.get_system(str(data["system"]))
             for key in ("accelerator", "network"):
@@ -263,14 +274,6 @@ class SystemConfig(BaseModel):
         """A plain dict that `cosmic simulate` accepts (round-trips through YAML)."""
         d = self.model_dump(mode="json", exclude_none=True, exclude={"system"})
         return d
-
-
-class KeyedValueError(ValueError):
-    """A cross-field check failure that knows the key it concerns."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 def check_config(c: SystemConfig) -> None:
@@ -331,21 +334,36 @@ def check_config(c: SystemConfig) -> None:
 
 
 def _check_astra(c: SystemConfig) -> None:
-    """Combinations that crash or hang the real ASTRA-sim are errors in astra-sim fidelity."""
+    """Combinations that crash or hang the real ASTRA-sim are errors in astra-sim fidelity.
+
+    halving_doubling for all-to-all is rejected by ASTRA-sim (an all-to-all that only inherits it from all_reduce
+    runs direct); halving_doubling on a dimension whose size is not a power of two never finishes;
+    double_binary_tree there crashes. (Dimensions of one NPU are skipped by ASTRA-sim.)
+    """
+    from cosmic.collective.astra_io import ASTRA_NAMES, astra_algorithms
+
     topologies = tuple(d.topology for d in c.network.dims)
     for kind in Collective:
-        algos = c.collective.algorithms(kind, topologies)
+        algos = astra_algorithms(c.collective, kind, topologies)
+        spec = getattr(c.collective, kind.value)
         for i, (algo, dim) in enumerate(zip(algos, c.network.dims, strict=True)):
             p = dim.npus
-            pow2 = p & (p - 1) == 0
-            if algo is Algorithm.HALVING_DOUBLING and kind is Collective.ALL_TO_ALL and p > 1:
+            if p <= 1:
+                continue
+            key = f"collective.{kind.value}" + (f"[{i}]" if isinstance(spec, list) else "")
+            if spec is None and kind is not Collective.ALL_REDUCE:
+                key = "collective.all_reduce" + (f"[{i}]" if isinstance(c.collective.all_reduce, list) else "")
+            if algo is Algorithm.HALVING_DOUBLING and kind is Collective.ALL_TO_ALL:
                 raise KeyedValueError(
-                    f"collective.{kind.value}[{i}]", "ASTRA-sim rejects halving_doubling for all-to-all"
+                    key,
+                    "ASTRA-sim rejects halving_doubling for all-to-all (set collective.all_to_all to direct or ring)",
                 )
-            if algo in (Algorithm.HALVING_DOUBLING, Algorithm.DOUBLE_BINARY_TREE) and not pow2:
+            if algo in (Algorithm.HALVING_DOUBLING, Algorithm.DOUBLE_BINARY_TREE) and p & (p - 1):
+                what = "never finishes" if algo is Algorithm.HALVING_DOUBLING else "crashes"
                 raise KeyedValueError(
-                    f"collective.{kind.value}[{i}]",
-                    f"{algo.value} on a dimension of {p} NPUs (not a power of two) hangs or crashes ASTRA-sim",
+                    key,
+                    f"{algo.value} ({ASTRA_NAMES[algo]}) on network dimension {i} of {p} NPUs (not a power of two) "
+                    f"{what} in ASTRA-sim; use ring or direct",
                 )
 
 
@@ -357,7 +375,8 @@ def format_validation_error(exc: ValidationError, file: str | None) -> ConfigErr
     err = exc.errors()[0]
     ctx_err = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_err, KeyedValueError):
-        return ConfigError(str(ctx_err), file=file, key=ctx_err.key)
+        prefix = _loc(err["loc"])
+        return ConfigError(str(ctx_err), file=file, key=f"{prefix}.{ctx_err.key}" if prefix else ctx_err.key)
     if isinstance(ctx_err, CosmicError):
         return ConfigError(str(ctx_err), file=file, key=_loc(err["loc"]) or None)
     loc = _loc(err["loc"])
@@ -368,7 +387,7 @@ def format_validation_error(exc: ValidationError, file: str | None) -> ConfigErr
         msg = "unknown key (not allowed here; see `cosmic schema`)"
     elif err["type"] == "missing":
         msg = "required key is missing"
-    elif "input" in err and err["type"] not in ("model_type",):
+    elif "input" in err and isinstance(err["input"], (str, int, float, bool)) and err["type"] != "model_type":
         shown = repr(err["input"])
         if len(shown) > 60:
             shown = shown[:57] + "..."
@@ -394,8 +413,11 @@ def config_from_dict(data: Any, *, file: str | None = None) -> SystemConfig:
     """Validate a mapping into a :class:`SystemConfig` (errors become one-line ConfigErrors)."""
     if not isinstance(data, dict):
         raise ConfigError(f"a configuration must be a mapping, got {type(data).__name__}", file=file)
+    from cosmic.collective.astra_io import base_dir
+
     try:
-        return SystemConfig.model_validate(data)
+        with base_dir(Path(file).parent if file else None):
+            return SystemConfig.model_validate(data)
     except ValidationError as exc:
         raise format_validation_error(exc, file) from None
     except RecursionError:

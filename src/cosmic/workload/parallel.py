@@ -9,7 +9,7 @@ overlaps that dimension's rank range.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 from functools import lru_cache
 
 from cosmic.errors import InfeasibleError
@@ -17,8 +17,7 @@ from cosmic.errors import InfeasibleError
 PARALLEL_DIMS = ("tp", "sp", "dp", "pp")
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(NamedTuple):
     """A group's footprint in one network dimension: `members` NPUs, `stride` coordinates apart."""
 
     dim_index: int
