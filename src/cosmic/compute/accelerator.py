@@ -43,6 +43,9 @@ class Accelerator(BaseModel):
     gemm_efficiency: Frac = Field(default=0.8, description="achievable / peak matmul throughput (measured MAMF)")
     fp8_gemm_efficiency: Frac | None = Field(default=None, description="same for fp8 GEMMs; default gemm_efficiency")
     mem_efficiency: Frac = Field(default=0.85, description="achievable / peak HBM bandwidth")
+    attention_efficiency: Frac = Field(
+        default=0.5, description="achieved / peak FLOP/s of fused (flash) attention kernels, forward and backward"
+    )
     kernel_overhead_us: Annotated[float, Field(ge=0)] = Field(
         default=0.0, description="fixed time per kernel (launch + tail), microseconds"
     )
@@ -63,6 +66,7 @@ class Accelerator(BaseModel):
                 self.gemm_efficiency,
                 self.fp8_gemm_efficiency,
                 self.mem_efficiency,
+                self.attention_efficiency,
                 self.kernel_overhead_us,
             )
         )

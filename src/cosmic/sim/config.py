@@ -137,6 +137,11 @@ class TrainingConfig(BaseModel):
     precision: Precision = Precision.BF16
     dp_overlap: bool = Field(default=True, description="overlap gradient reduction with the last backward")
     flash_attention: bool = Field(default=True, description="fused attention (no s^2 score matrix in memory)")
+    grad_accumulation_fusion: bool = Field(
+        default=True,
+        description="weight-gradient GEMMs accumulate straight into the fp32 gradient buffer (Megatron-LM since "
+        "2022); false adds a separate accumulation pass per micro-batch, as 2021 Megatron-LM and plain PyTorch",
+    )
     seq_len: PosInt | None = Field(default=None, description="override the model's sequence length")
 
     @field_validator("recompute", mode="before")

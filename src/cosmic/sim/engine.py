@@ -48,6 +48,7 @@ from cosmic.workload.parallel import Span, group_spans
 WEIGHT_BYTES = 2
 GRAD_BYTES = 2
 OPTIMIZER_BYTES = 12
+MAIN_GRAD_BYTES = 4  # fp32 gradient accumulation buffer (Megatron-LM main_grad)
 # The optimizer step streams master weights, both moments and the gradient in and writes the first three plus the
 # low-precision weights back: 4+4+4+2 read, 4+4+4+2 written.
 OPTIMIZER_TRAFFIC_BYTES_PER_PARAM = 28
@@ -97,6 +98,9 @@ def layer_cost(
 ) -> LayerCost:
     """Cost of one layer on one rank for one micro-batch (priced once, reused for every layer)."""
     bpe = BYTES_PER_ELEMENT[precision]
+    # fp8 training (Transformer Engine) runs the linear layers in fp8; attention, norms and activations stay bf16
+    act_prec = "bf16" if precision == "fp8" else precision
+    abpe = BYTES_PER_ELEMENT[act_prec]
     h, f, kv, a = model.hidden, model.ffn, model.kv_dim, model.heads
     s_local = seq_len // sp
     tokens = micro_batch * s_local
@@ -112,22 +116,23 @@ def layer_cost(
     attn_flops = 4.0 * micro_batch * s_local * seq_len * h / tp
     causal_frac = 0.5 if (model.causal and flash) else 1.0  # fused kernels skip fully masked blocks
     if flash:
-        attn_bytes = micro_batch * (2 * s_local * h / tp + 2 * seq_len * kv / tp) * bpe
-        attn_fwd_s = acc.op_time_s(flops=attn_flops * causal_frac, bytes_moved=attn_bytes, precision=precision)
+        # fused attention runs at its own measured fraction of peak (FlashAttention papers), not at GEMM speed
+        attn_rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency
+        attn_bytes = micro_batch * (2 * s_local * h / tp + 2 * seq_len * kv / tp) * abpe
+        mem_rate = acc.achievable_mem_bytes_per_s
+        attn_fwd_s = max(attn_flops * causal_frac / attn_rate, attn_bytes / mem_rate)
         # backward: dQ, dK, dV and the recomputed scores: 2.5x the forward matmuls (Dao 2023, FlashAttention-2)
-        attn_bwd_s = acc.op_time_s(
-            flops=2.5 * attn_flops * causal_frac, bytes_moved=2 * attn_bytes, precision=precision
-        )
+        attn_bwd_s = max(2.5 * attn_flops * causal_frac / attn_rate, 2 * attn_bytes / mem_rate)
     else:
         scores = micro_batch * heads_local * s_local * seq_len
         # scores written, softmax read+write, dropout read+write, read by AV (Korthikanti et al. 2022, sec. 4.1)
-        attn_fwd_s = acc.op_time_s(flops=attn_flops, bytes_moved=6 * scores * bpe, precision=precision, n_kernels=4)
+        attn_fwd_s = acc.op_time_s(flops=attn_flops, bytes_moved=6 * scores * abpe, precision=act_prec, n_kernels=4)
         attn_bwd_s = acc.op_time_s(
-            flops=2 * attn_flops, bytes_moved=10 * scores * bpe, precision=precision, n_kernels=4
+            flops=2 * attn_flops, bytes_moved=10 * scores * abpe, precision=act_prec, n_kernels=4
         )
     # --- element-wise: 2 norms (r+w), 2 residual adds (2r+w), activation over the MLP width ---
     act_tokens = tokens / tp if sequence_parallel else tokens
-    ew_bytes = (2 * 2 + 2 * 3) * act_tokens * h * bpe + (3 if model.gated_mlp else 2) * tokens * f / tp * bpe
+    ew_bytes = (2 * 2 + 2 * 3) * act_tokens * h * abpe + (3 if model.gated_mlp else 2) * tokens * f / tp * abpe
     ew_fwd_s = acc.op_time_s(flops=0.0, bytes_moved=ew_bytes, precision=precision, n_kernels=5)
     ew_bwd_s = acc.op_time_s(flops=0.0, bytes_moved=2 * ew_bytes, precision=precision, n_kernels=5)
 
@@ -347,7 +352,8 @@ def simulate(config: SystemConfig) -> Result:
 
     # ---- communication per layer per micro-batch ----------------------------------------------------------------
     tokens = mb * seq // sp
-    act_bytes = tokens * model.hidden * bpe
+    abpe = BYTES_PER_ELEMENT["bf16" if prec == "fp8" else prec]  # activations travel in bf16 under fp8 training
+    act_bytes = tokens * model.hidden * abpe
     if par.sequence_parallel:
         tp_colls = (
             comm(Collective.ALL_GATHER, act_bytes / tp, "tp"),
@@ -362,7 +368,7 @@ def simulate(config: SystemConfig) -> Result:
     # SP (context parallel): gather K and V of the local heads, reduce-scatter their gradients; overlapped with the
     # attention core as Megatron's ring implementation does
     kv_width = model.kv_dim / tp if model.n_kv_heads >= tp else model.head_dim  # GQA: kv heads replicate over TP
-    kv_shard = tokens * 2 * kv_width * bpe
+    kv_shard = tokens * 2 * kv_width * abpe
     sp_ag = comm(Collective.ALL_GATHER, kv_shard, "sp")
     sp_rs = comm(Collective.REDUCE_SCATTER, kv_shard * sp, "sp")
     sp_fwd = max(0.0, sp_ag.total_s - lc.attn_core_fwd_s)
@@ -415,6 +421,10 @@ def simulate(config: SystemConfig) -> Result:
         if s == pp - 1:
             fwd_c += head.fwd_s
             bwd_c += head.bwd_s
+        if not tr.grad_accumulation_fusion and zero < 3:
+            # each micro-batch's weight gradients are added to the fp32 main-grad buffer by a separate kernel:
+            # read the new gradient, read and write the accumulator
+            bwd_c += stage_params[s] * (GRAD_BYTES + 2 * MAIN_GRAD_BYTES) / acc.achievable_mem_bytes_per_s
         dp_mb = 0.0
         z3 = (ZERO, ZERO)
         if zero == 3 and dp_group > 1:
