@@ -1,0 +1,297 @@
+"""Free-text fields of the validation CSVs -> catalog entries and config values.
+
+Every rule here reads the *content* of a cell (an accelerator name, a fabric description, a recompute policy ...)
+and never a row id, a study name or a source. Each table is data: an ordered list of (pattern, value) pairs, the
+first pattern that matches wins. `docs/validation.md` lists the same rules and the defaults for missing cells.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# ---- accelerators -----------------------------------------------------------------------------------------------
+
+ACCELERATOR_RULES: tuple[tuple[str, str | None], ...] = (
+    # (regex on the lower-cased `accel` text, catalog accelerator or None = known but not in the catalog)
+    (r"gb300|b300|blackwell ultra", None),
+    (r"gb200", "gb200"),
+    (r"\bb200", "b200"),
+    (r"h200", "h200"),
+    (r"\bh20\b(?!0)", None),
+    (r"h100", "h100-sxm"),
+    (r"a100.*40\s*gb|40\s*gb.*a100", "a100-40gb"),
+    (r"a100", "a100-80gb"),
+    (r"v100", "v100-32gb"),
+    (r"mi300x", "mi300x"),
+    (r"tpu\s*v5p|\bv5p\b", "tpu-v5p"),
+    (r"tpu\s*v5e|\bv5e\b|v5\s*lite", "tpu-v5e"),
+    (r"tpu\s*v4|\bv4\b", "tpu-v4"),
+    (r"tpu\s*v6e|trillium", None),
+    (r"gaudi", None),
+)
+"""A100 without a memory size maps to the 80 GB part: both SXM4 parts have the same compute and NVLink, so only the
+memory-fit check (not used for the comparison) depends on it."""
+
+
+def accelerator_name(text: str, mem_gb: float | None = None) -> str | None:
+    """Catalog accelerator for an `accel` cell (None if unknown or not in the catalog).
+
+    Example:
+        >>> accelerator_name("A100-SXM4-80GB (DGX A100)"), accelerator_name("A100 (DGX-A100)", 40)
+        ('a100-80gb', 'a100-40gb')
+    """
+    t = text.lower()
+    if mem_gb is not None and "a100" in t and "gb" not in t:
+        t = f"{t} {mem_gb:g}gb"
+    for pattern, name in ACCELERATOR_RULES:
+        if re.search(pattern, t):
+            return name
+    return None
+
+
+# ---- node shape and fabrics -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeDefaults:
+    """What a node of this accelerator looks like when the row does not say (vendor reference systems)."""
+
+    node_size: int
+    intra_fabric: str
+    inter_fabric: str | None
+    note: str
+
+
+NODE_DEFAULTS: dict[str, NodeDefaults] = {
+    "v100-32gb": NodeDefaults(16, "nvlink2", "ib-edr", "DGX-2: 16 GPUs on NVSwitch, 8x 100 Gb/s IB per node (H037)"),
+    "a100-40gb": NodeDefaults(8, "nvlink3", "ib-hdr", "DGX A100: 8 GPUs, one 200 Gb/s HDR HCA per GPU (H028)"),
+    "a100-80gb": NodeDefaults(8, "nvlink3", "ib-hdr", "DGX A100: 8 GPUs, one 200 Gb/s HDR HCA per GPU (H028)"),
+    "h100-sxm": NodeDefaults(8, "nvlink4", "ib-ndr", "DGX H100: 8 GPUs, one 400 Gb/s NDR HCA per GPU (H029)"),
+    "h200": NodeDefaults(8, "nvlink4", "ib-ndr", "HGX H200: as DGX H100 (H029)"),
+    "b200": NodeDefaults(8, "nvlink5", "ib-ndr", "DGX B200: 8 GPUs, 8x 400 Gb/s ConnectX-7 (H029 rate)"),
+    "gb200": NodeDefaults(72, "nvlink5", "ib-ndr", "GB200 NVL72: 72-GPU NVLink domain (H008)"),
+    "mi300x": NodeDefaults(8, "infinity-fabric", "roce-400g", "8x MI300X fully connected, 400 Gb/s per GPU"),
+    "tpu-v4": NodeDefaults(4, "ici-v5p", None, "TPU slice: one ICI torus, 4 chips per host"),
+    "tpu-v5p": NodeDefaults(4, "ici-v5p", None, "TPU slice: one ICI torus, 4 chips per host (H010)"),
+    "tpu-v5e": NodeDefaults(8, "ici-v5p", None, "TPU v5e slice: one 2-D ICI torus, 8 chips per host (H011)"),
+}
+
+INTRA_FABRIC_RULES: tuple[tuple[str, str | None], ...] = (
+    # (regex on the lower-cased intra-node text, catalog fabric; None = not in the catalog)
+    (r"nvlink\s*5|nvl5|nvl72", "nvlink5"),
+    (r"nvlink\s*4|nvl4\b", "nvlink4"),
+    (r"nvlink\s*3|nvl3\b", "nvlink3"),
+    (r"nvlink\s*2", "nvlink2"),
+    (r"300\s*gb/s between gpus", "nvlink2"),  # DGX-2 NVSwitch: 300 GB/s bidirectional = NVLink2 (H015)
+    (r"pci\w*\s*gen\s*6|pcie\s*6", "pcie6"),
+    (r"pci\w*\s*gen\s*5|pcie\s*5", "pcie5"),
+    (r"pci\w*\s*gen\s*4|pcie\s*4", "pcie4"),
+    (r"infinity fabric|xgmi", "infinity-fabric"),
+    (r"\bici\b", "ici-v5p"),
+)
+"""A description without a generation ("NVLink + NVSwitch", "NVSwitch (DGX-2)") takes the accelerator's default."""
+
+INTER_FABRIC_RULES: tuple[tuple[str, str | None], ...] = (
+    (r"nvlink across|nvl72", "nvlink5"),
+    (r"\bxdr\b", "ib-xdr"),
+    (r"\bndr\b", "ib-ndr"),
+    (r"\bhdr\b", "ib-hdr"),
+    (r"\bedr\b", "ib-edr"),
+    (r"\befa\b", "efa-v4"),
+    (r"tcpx", "tcpxo"),
+    (r"roce", "roce-400g"),
+    (r"omni-?path|\bopa\b", "omni-path"),
+    (r"infiniband|\bib\b|rdma", "ib-hdr"),
+)
+"""Fabric family of the scale-out network; its per-GPU rate is then read from the text when stated
+(see :func:`per_accel_gbps`), else the family's catalog rate is used."""
+
+
+def _first(rules: tuple[tuple[str, str | None], ...], text: str) -> tuple[bool, str | None]:
+    t = text.lower()
+    for pattern, name in rules:
+        if re.search(pattern, t):
+            return True, name
+    return False, None
+
+
+def intra_fabric(text: str, accel: str | None) -> str | None:
+    """Catalog fabric inside a node (the accelerator's default when the text names no generation)."""
+    found, name = _first(INTRA_FABRIC_RULES, text or "")
+    if found:
+        return name
+    nd = NODE_DEFAULTS.get(accel or "")
+    return nd.intra_fabric if nd else None
+
+
+def inter_fabric(text: str, accel: str | None) -> str | None:
+    """Catalog fabric between nodes (the accelerator's reference-node default when the text is empty)."""
+    found, name = _first(INTER_FABRIC_RULES, text or "")
+    if found:
+        return name
+    nd = NODE_DEFAULTS.get(accel or "")
+    return nd.inter_fabric if nd else None
+
+
+_RATE = re.compile(
+    r"(?:(\d+)\s*x\s*)?(\d+(?:\.\d+)?)\s*(gb/s|gbps|gb|tb/s)(\s*(?:per\s+node|per\s+server|node-node))?", re.I
+)
+
+
+def per_accel_gbps(text: str, accel_per_node: int) -> float | None:
+    """Scale-out bandwidth per accelerator and direction in decimal GB/s, when the text states a rate.
+
+    Understands "8x 200Gb/s HDR ... per node", "1600 Gbps node-node interconnect", "100 GB/s per server",
+    "(50 GB/s per GPU)". Gb (bits) vs GB (bytes) follows the case of the unit.
+
+    Example:
+        >>> per_accel_gbps("8x 200Gb/s HDR InfiniBand HCAs per node", 8)
+        25.0
+        >>> per_accel_gbps("8 InfiniBand adapters per server, 100 GB/s per server", 16)
+        6.25
+    """
+    if not text:
+        return None
+    t = text.replace(",", " ")
+    m = re.search(r"\((\d+(?:\.\d+)?)\s*GB/s per (?:GPU|accelerator|chip)\)", t)
+    if m:
+        return float(m.group(1))
+    for m in _RATE.finditer(t):
+        value = float(m.group(2))
+        unit = m.group(3)
+        if unit.lower() == "tb/s":
+            gbytes = value * 1000.0 / (8.0 if unit[1] == "b" else 1.0)
+        elif unit[1] == "b" or unit.lower() == "gbps":  # Gb/s, Gbps: bits
+            gbytes = value / 8.0
+        else:  # GB/s: bytes
+            gbytes = value
+        # a NIC count "8x" stated with the rate or earlier in the text ("8x ConnectX-7 IB NDR 400 Gb/s")
+        count_m = re.search(r"\b(\d+)\s*x(?=[\s\d])", t[: m.start() + len(m.group(1) or "") + 2])
+        count = int(m.group(1)) if m.group(1) else (int(count_m.group(1)) if count_m else None)
+        rest = t[m.end():].lower()
+        per_node = count is not None or m.group(4) is not None or bool(re.search(r"per (node|server)", rest))
+        total = gbytes * (count or 1)
+        if per_node:
+            return total / accel_per_node
+        return total
+    return None
+
+
+# ---- training options --------------------------------------------------------------------------------------------
+
+
+def recompute(text: str, tflops_basis: str = "") -> str:
+    """none / selective / full from an `act_recompute` cell.
+
+    An empty cell is "none", except when the row's FLOP basis states that recompute is counted (Megatron eq. 3,
+    "incl. recompute"): those runs recomputed full layers.
+
+    Example:
+        >>> recompute("full (activation checkpointing)"), recompute("remat_policy=save_dot_except_logits_ffn1")
+        ('full', 'selective')
+    """
+    t = (text or "").strip().lower()
+    if not t:
+        basis = (tflops_basis or "").lower()
+        return "full" if ("recompute" in basis and "excl" not in basis) else "none"
+    if t.startswith("none") or t in ("no", "false", "0") or "remat_policy=none" in t:
+        return "none"
+    if "selective" in t or ("remat_policy=" in t and "full" not in t):
+        return "selective"  # MaxText policies that save some dots recompute the rest: closest to selective
+    return "full"  # "full", "yes", "activation checkpointing", remat_policy=full
+
+
+@dataclass(frozen=True)
+class Sharding:
+    zero: int
+    extra_dp: int  # a data-parallel sharding degree stated only here ("FSDP 64"), multiplies dp if needed
+
+
+def sharding(text: str) -> Sharding:
+    """ZeRO stage (0-3) and a stated FSDP degree from a `zero_fsdp` cell.
+
+    Example:
+        >>> sharding("PyTorch FSDP SHARD_GRAD_OP (mixed-precision mode DEFAULT)")
+        Sharding(zero=2, extra_dp=1)
+        >>> sharding("FSDP 16 (ICI)"), sharding("DDP + distributed optimizer (FSDP=0)")
+        (Sharding(zero=3, extra_dp=16), Sharding(zero=1, extra_dp=1))
+
+    `extra_dp` is the stated FSDP degree; the caller multiplies dp by it only when the stated tp*pp*dp*cp falls
+    short of the device count by exactly that factor (MaxText-style layouts list FSDP apart from DP).
+    """
+    t = (text or "").strip().lower()
+    if not t:
+        return Sharding(0, 1)
+    m = re.search(r"fsdp\s*=?\s*(\d+)", t)
+    degree = int(m.group(1)) if m else None
+    if "shard_grad_op" in t or "zero-2" in t or "zero2" in t or "zero stage 2" in t:
+        return Sharding(2, 1)
+    if "zero-1" in t or "zero1" in t or "distributed optimizer" in t or "dist_optimizer" in t:
+        if degree is None or degree == 0 or "fsdp=0" in t:
+            return Sharding(1, 1)
+    if degree == 0:
+        return Sharding(0, 1)
+    if "full_shard" in t or "zero-3" in t or "zero3" in t or "fsdp" in t:
+        return Sharding(3, degree or 1)
+    return Sharding(0, 1)
+
+
+def precision(text: str) -> str | None:
+    """bf16 / fp16 / fp8 from a `precision` cell; None for precisions cosmic does not model (int8).
+
+    "mixed precision" without a type is fp16 (the Megatron/DeepSpeed default; same peak as bf16 on A100/H100).
+    """
+    t = (text or "").strip().lower()
+    if "int8" in t or "int4" in t or "fp4" in t:
+        return None
+    if "fp8" in t or "float8" in t:
+        return "fp8"
+    if "bf16" in t or "bfloat16" in t:
+        return "bf16"
+    return "fp16"
+
+
+def virtual_stages(text: str) -> int | None:
+    """Interleaved chunks per pipeline rank: the number, or None when only "interleaved" is stated."""
+    t = (text or "").strip()
+    if not t:
+        return 1
+    try:
+        return max(1, int(float(t)))
+    except ValueError:
+        return None
+
+
+def yes_no(text: str) -> bool | None:
+    t = (text or "").strip().lower()
+    if not t:
+        return None
+    return t.startswith(("yes", "true", "on", "1"))
+
+
+# Software stacks by what they do by default (content of the `framework` cell).
+MODERN_MEGATRON = r"nemo|megatron-core|megatron core|megatron-bridge|mcore"
+"""Megatron-Core based stacks: sequence parallelism on with TP, FlashAttention, gradient reduction overlapped."""
+FLASH_STACKS = MODERN_MEGATRON + r"|flash|composer|llm-foundry|maxtext|pax|jax|torchtitan"
+LEGACY_STACKS = r"megatron-lm|deepspeed"
+"""2019-2022 Megatron-LM / DeepSpeed: fused softmax (no FlashAttention), gradients all-reduced after backward."""
+
+
+def is_modern_megatron(framework: str) -> bool:
+    return bool(re.search(MODERN_MEGATRON, (framework or "").lower()))
+
+
+def uses_flash_attention(framework: str, accel: str | None) -> bool:
+    """FlashAttention in the stack; an unnamed stack is assumed to use it on Hopper and later GPUs and TPUs."""
+    f = (framework or "").lower()
+    if re.search(FLASH_STACKS, f):
+        return True
+    if re.search(LEGACY_STACKS, f):
+        return False
+    return accel not in ("v100-32gb", "a100-40gb", "a100-80gb")
+
+
+def overlaps_dp(framework: str) -> bool:
+    f = (framework or "").lower()
+    return not (re.search(LEGACY_STACKS, f) and not re.search(MODERN_MEGATRON, f))

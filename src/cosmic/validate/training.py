@@ -1,0 +1,449 @@
+"""A training-runs row -> a cosmic configuration, its simulation, and the comparison with the measured metric.
+
+The row's content decides everything: model shape (or a catalog model named like it), batch, layout, schedule,
+recompute, sharding, precision, accelerator, node size and fabrics. Cells a row leaves empty take the defaults
+documented in ``docs/validation.md``; each default used is listed in the row's ``defaults``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from cosmic import catalog
+from cosmic.errors import CosmicError
+from cosmic.sim.config import SystemConfig, config_from_dict
+from cosmic.sim.engine import simulate
+from cosmic.sim.result import Result
+from cosmic.validate import mapping
+from cosmic.validate.table import Row
+
+DEFAULT_SEQ_LEN = 2048
+"""GPT-3-era default sequence length for rows that do not state one."""
+DEFAULT_VOCAB = 51200
+"""GPT-2 BPE vocabulary padded to 51200 (Megatron) for rows that do not state one."""
+DEFAULT_HEAD_DIM = 128
+"""Head dimension used to derive the head count when only `hidden` is stated."""
+
+
+class Skip(Exception):
+    """The row cannot be compared; the message is the reason shown to the user."""
+
+
+@dataclass
+class Plan:
+    """What the row was turned into: the config and the notes on how."""
+
+    config: SystemConfig
+    defaults: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Comparison:
+    row_id: str
+    study: str
+    line: int
+    metric: str | None = None
+    predicted: float | None = None
+    measured: float | None = None
+    error_pct: float | None = None
+    speed_error_pct: float | None = None
+    skipped_reason: str | None = None
+    defaults: list[str] = field(default_factory=list)
+    group: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"row_id": self.row_id, "study": self.study, "group": self.group}
+        if self.skipped_reason is not None:
+            d["skipped_reason"] = self.skipped_reason
+        else:
+            d.update(
+                predicted=self.predicted,
+                measured=self.measured,
+                metric=self.metric,
+                error_pct=self.error_pct,
+                speed_error_pct=self.speed_error_pct,
+            )
+        if self.defaults:
+            d["defaults"] = list(self.defaults)
+        if self.notes:
+            d["notes"] = list(self.notes)
+        return d
+
+
+# ---- model --------------------------------------------------------------------------------------------------------
+
+
+def _norm_name(text: str) -> str:
+    t = re.sub(r"\(.*?\)", "", text.lower())
+    return re.sub(r"[^a-z0-9]", "", t)
+
+
+def _catalog_model(name: str) -> dict[str, Any] | None:
+    key = _norm_name(name)
+    if not key:
+        return None
+    for cand in catalog.model_names():
+        if _norm_name(cand) == key:
+            return catalog.get_model(cand)
+    return None
+
+
+def _model(row: Row, defaults: list[str]) -> dict[str, Any]:
+    cat = _catalog_model(row.get("model"))
+    layers, hidden, heads = row.i("layers"), row.i("hidden"), row.i("heads")
+    if layers is None or hidden is None:
+        if cat is None:
+            raise Skip("model shape (layers, hidden) not stated and no catalog model of that name")
+        m = {k: v for k, v in cat.items() if k not in ("published_params_b", "source", "params_tolerance_pct")}
+        defaults.append(f"model shape from catalog '{cat['name']}'")
+    else:
+        m = {"name": row.get("model") or "row", "layers": layers, "hidden": hidden}
+        if heads is None:
+            if cat is not None and cat.get("hidden") == hidden:
+                heads = int(cat["heads"])
+            else:
+                heads = max(1, hidden // DEFAULT_HEAD_DIM)
+                defaults.append(f"heads = hidden/{DEFAULT_HEAD_DIM} = {heads}")
+        m["heads"] = heads
+        if cat is not None:
+            for k in ("vocab", "kv_heads", "ffn_hidden", "gated_mlp", "position", "norm", "bias", "tied_embeddings"):
+                if k in cat:
+                    m[k] = cat[k]
+    m.pop("name", None)
+    m["name"] = row.get("model") or "row"
+    ffn, kv = row.i("ffn_hidden"), row.i("kv_heads")
+    if ffn is not None:
+        m["ffn_hidden"] = ffn
+    if kv is not None:
+        m["kv_heads"] = kv
+    llama_like = "llama" in row.get("model").lower()
+    f = m.get("ffn_hidden")
+    if f is not None and f != 4 * m["hidden"] or llama_like:
+        # SwiGLU models size the MLP at ~8h/3 (Llama 2) or 3.5h (Llama 3); plain GPT MLPs use 4h
+        m.setdefault("gated_mlp", True)
+        m.setdefault("position", "rotary")
+        m.setdefault("norm", "rmsnorm")
+        m.setdefault("bias", False)
+    seq = row.i("seq_len")
+    if seq is None:
+        seq = int(m.get("seq_len") or DEFAULT_SEQ_LEN)
+        defaults.append(f"seq_len = {seq}")
+    m["seq_len"] = seq
+    vocab = row.i("vocab")
+    if vocab is not None:
+        m["vocab"] = vocab
+    elif "vocab" not in m:
+        m["vocab"] = DEFAULT_VOCAB
+        defaults.append(f"vocab = {DEFAULT_VOCAB}")
+    return m
+
+
+# ---- network ---------------------------------------------------------------------------------------------------
+
+
+def _dim(topology: str, npus: int, fabric: str, link_gbps: float | None = None) -> dict[str, Any]:
+    d: dict[str, Any] = {"topology": topology, "npus": npus, "fabric": fabric}
+    if link_gbps is not None:
+        d["link_gbps"] = link_gbps
+    return d
+
+
+def _torus(n: int, k: int) -> list[int]:
+    """Split n chips into k ring sizes as equal as possible (powers of two first)."""
+    sizes = [1] * k
+    rest = n
+    i = 0
+    while rest > 1:
+        p = next(q for q in range(2, rest + 1) if rest % q == 0)
+        j = min(range(k), key=lambda a: sizes[a])
+        sizes[j] *= p
+        rest //= p
+        i += 1
+    return sorted(sizes)
+
+
+def network_for(
+    accel: str, n: int, node: int, intra_text: str, inter_text: str, defaults: list[str]
+) -> list[dict[str, Any]]:
+    """Network dims for `n` devices in nodes of `node`: NVSwitch-like Switch inside, a Switch fabric outside."""
+    nd = mapping.NODE_DEFAULTS.get(accel)
+    if accel.startswith("tpu"):
+        k = 2 if accel == "tpu-v5e" else 3
+        return [_dim("Ring", s, "ici-v5p") for s in _torus(n, k) if s > 1] or [_dim("Ring", 1, "ici-v5p")]
+    intra = mapping.intra_fabric(intra_text, accel)
+    if intra is None or intra not in catalog.fabric_names():
+        raise Skip(f"intra-node fabric {intra_text!r} not in the fabric catalog")
+    if not intra_text:
+        defaults.append(f"intra-node fabric {intra}")
+    if n <= node:
+        return [_dim("Switch", n, intra)]
+    if n % node:
+        raise Skip(f"{n} devices do not fill whole nodes of {node}")
+    inter = mapping.inter_fabric(inter_text, accel)
+    if inter is None or inter not in catalog.fabric_names():
+        raise Skip(f"scale-out fabric {inter_text!r} not in the fabric catalog")
+    rate = mapping.per_accel_gbps(inter_text, node)
+    if not inter_text:
+        defaults.append(f"scale-out fabric {inter}" + (f" ({nd.note})" if nd else ""))
+    return [_dim("Switch", node, intra), _dim("Switch", n // node, inter, rate)]
+
+
+# ---- the row as a config ---------------------------------------------------------------------------------------
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def plan_row(row: Row) -> Plan:
+    """Turn a training-runs row into a :class:`Plan` (raises :class:`Skip` with the reason if it cannot)."""
+    defaults: list[str] = []
+    accel_text = row.get("accel")
+    accel = mapping.accelerator_name(accel_text, row.n("accel_mem_gb"))
+    if accel is None:
+        raise Skip(f"accelerator {accel_text!r} not in the catalog" if accel_text else "accelerator not stated")
+    prec = mapping.precision(row.get("precision"))
+    if prec is None:
+        raise Skip(f"precision {row.get('precision')!r} (integer quantised training) not modelled")
+    if not row.get("precision"):
+        defaults.append("precision fp16/bf16 (16-bit)")
+    text_all = " ".join(row.get(k).lower() for k in ("model", "notes"))
+    if re.search(r"\bmoe\b|mixture of experts|mixtral|experts", text_all):
+        raise Skip("mixture-of-experts model (not a dense transformer)")
+    n = row.i("num_accel")
+    if not n:
+        raise Skip("num_accel not stated")
+    model = _model(row, defaults)
+    seq = model["seq_len"]
+    gb = row.i("global_batch_seqs")
+    if gb is None and row.n("global_batch_tokens"):
+        gb = int(round((row.n("global_batch_tokens") or 0) / seq))
+    if not gb:
+        raise Skip("global batch not stated")
+
+    node = row.i("accel_per_node") or mapping.NODE_DEFAULTS[accel].node_size
+    if not row.i("accel_per_node"):
+        defaults.append(f"{node} devices per node")
+    dims = network_for(accel, n, node, row.get("intra_node_link"), row.get("inter_node_network"), defaults)
+
+    shard = mapping.sharding(row.get("zero_fsdp"))
+    tp, pp, dp, cp = row.i("tp"), row.i("pp"), row.i("dp"), row.i("cp") or 1
+    framework = row.get("framework")
+    modern = mapping.is_modern_megatron(framework)
+    seq_par = mapping.yes_no(row.get("seq_parallel"))
+    rec = mapping.recompute(row.get("act_recompute"), row.get("tflops_basis"))
+    rec_stated = bool(row.get("act_recompute")) or rec != "none"
+    vpp = mapping.virtual_stages(row.get("vpp"))
+
+    base: dict[str, Any] = {
+        "name": row.row_id,
+        "model": model,
+        "accelerator": accel,
+        "network": {"dims": dims},
+    }
+    training: dict[str, Any] = {
+        "global_batch": gb,
+        "precision": prec,
+        "recompute": rec,
+        "flash_attention": mapping.uses_flash_attention(framework, accel),
+        "dp_overlap": mapping.overlaps_dp(framework),
+    }
+
+    def make(tp_: int, pp_: int, dp_: int, mb: int, zero: int, v: int | None) -> SystemConfig:
+        sp_flag = seq_par if seq_par is not None else (modern and tp_ > 1)
+        tr = dict(training, micro_batch=mb)
+        m_count = gb // (dp_ * mb)
+        vv = v
+        if vv is None:  # "interleaved" without a number: the smallest chunk count > 1 the layers allow
+            vv = next((c for c in (2, 3, 4) if model["layers"] % (pp_ * c) == 0), 1)
+        if pp_ > 1 and vv > 1 and model["layers"] % (pp_ * vv) == 0 and m_count % pp_ == 0:
+            tr.update(schedule="interleaved", virtual_stages=vv)
+        else:
+            tr.update(schedule="1f1b")
+        cfg = dict(base, training=tr)
+        cfg["parallel"] = {
+            "tp": tp_, "pp": pp_, "dp": dp_, "sp": cp, "zero": zero, "sequence_parallel": bool(sp_flag),
+            "rank_order": "tp,sp,dp,pp",
+        }
+        return config_from_dict(cfg)
+
+    def micro_batches(dp_: int, pp_: int) -> list[int]:
+        stated = row.i("micro_batch")
+        if stated:
+            return [stated]
+        per_replica = gb // dp_ if gb % dp_ == 0 else 0
+        if per_replica == 0:
+            return []
+        if pp_ > 1:
+            return [1]
+        return sorted(_divisors(per_replica), reverse=True)
+
+    zero = shard.zero
+    if tp is None and pp is None and dp is None:
+        if zero == 3:
+            tp, pp, dp = 1, 1, n // cp
+            defaults.append(f"layout dp={dp} (sharded data parallel)")
+        else:
+            return _search_layout(row, n, cp, node, model, zero, vpp, make, micro_batches, defaults)
+    tp = tp or 1
+    if pp is None:
+        pp = n // (tp * dp * cp) if dp else 1
+    if dp is None:
+        dp = n // (tp * pp * cp)
+    if tp * pp * dp * cp != n:
+        if shard.extra_dp > 1 and tp * pp * dp * cp * shard.extra_dp == n:
+            dp *= shard.extra_dp
+        else:
+            raise Skip(f"tp*pp*dp*cp = {tp}*{pp}*{dp}*{cp} = {tp * pp * dp * cp} != {n} devices")
+    if gb % dp:
+        raise Skip(f"global batch {gb} is not a multiple of dp={dp}")
+    if not rec_stated:
+        # recompute not stated: the least recompute that fits memory (none, selective, full), as a user would
+        for choice in ("none", "selective", "full"):
+            training["recompute"] = choice
+            try:
+                probe = make(tp, pp, dp, row.i("micro_batch") or 1, zero, vpp)
+            except CosmicError:
+                break
+            if simulate(probe).fits_memory:
+                break
+        defaults.append(f"recompute not stated: {training['recompute']} (least that fits memory)")
+    elif not row.get("act_recompute"):
+        defaults.append(f"recompute {rec} (implied by the FLOP basis)")
+    last: Exception | None = None
+    mbs = micro_batches(dp, pp)
+    if row.i("micro_batch") is None and mbs:
+        defaults.append("micro-batch: 1 with pipelining, else the largest that fits memory")
+    for mb in mbs:
+        if gb % (dp * mb):
+            continue
+        try:
+            cfg = make(tp, pp, dp, mb, zero, vpp)
+        except CosmicError as exc:
+            last = exc
+            continue
+        if len(mbs) == 1 or simulate(cfg).fits_memory:
+            return Plan(cfg, defaults)
+    if last is not None and not isinstance(last, Skip):
+        raise Skip(f"cannot build a valid configuration: {last}")
+    if mbs:
+        cfg = make(tp, pp, dp, mbs[-1], zero, vpp)
+        return Plan(cfg, defaults)
+    raise Skip("no micro-batch size divides the per-replica batch")
+
+
+def _search_layout(row, n, cp, node, model, zero, vpp, make, micro_batches, defaults) -> Plan:  # type: ignore[no-untyped-def]
+    """Layout not stated: the fastest layout that fits memory (tp within a node, then pp), as the authors tuned."""
+    best: tuple[float, SystemConfig] | None = None
+    for tp in [t for t in (1, 2, 4, 8, 16) if t <= node and n % t == 0]:
+        for pp in _divisors(n // (tp * cp)):
+            if pp > model["layers"]:
+                break
+            dp = n // (tp * pp * cp)
+            for mb in micro_batches(dp, pp)[:1] if pp > 1 else micro_batches(dp, pp):
+                try:
+                    cfg = make(tp, pp, dp, mb, zero, vpp)
+                    res = simulate(cfg)
+                except CosmicError:
+                    continue
+                if not res.fits_memory:
+                    continue
+                if best is None or res.step_time_s < best[0]:
+                    best = (res.step_time_s, cfg)
+                break
+    if best is None:
+        raise Skip("layout not stated and no layout fits memory")
+    p = best[1].parallel
+    defaults.append(f"layout not stated: fastest fitting tp={p.tp} pp={p.pp} dp={p.dp}")
+    return Plan(best[1], defaults)
+
+
+# ---- metrics ---------------------------------------------------------------------------------------------------
+
+
+def megatron_eq3_flops(cfg: SystemConfig) -> float:
+    """FLOPs of one step by Narayanan et al. 2021 eq. (3): 96 B s l h^2 (1 + s/6h + V/16lh).
+
+    Counts GEMMs only, with the recompute forward pass (4 passes), whatever recompute the run used.
+    """
+    m = cfg.model
+    b, s, l, h, v = cfg.training.global_batch, cfg.seq_len, m.layers, m.hidden, m.vocab
+    return 96.0 * b * s * l * h * h * (1 + s / (6 * h) + v / (16 * l * h))
+
+
+def predicted_metric(metric: str, basis: str, cfg: SystemConfig, res: Result) -> float:
+    n = cfg.n_npus
+    peak = cfg.accelerator.peak_flop_per_s(cfg.training.precision.value)
+    b = basis.lower()
+    if metric == "step_time_s":
+        return res.step_time_s
+    if metric == "tokens_per_s":
+        return res.tokens_per_s
+    if metric == "tokens_per_s_per_accel":
+        return res.tokens_per_s / n
+    eq3 = ("eq.(3)" in b or "eq. (3)" in b or "megatron flop formula" in b) or (
+        metric == "pct_of_peak_reported" and not b
+    )
+    if "hardware" in b and not eq3:
+        flops = res.hfu * peak * res.step_time_s * n
+    elif eq3:
+        flops = megatron_eq3_flops(cfg)
+    else:
+        flops = res.model_flops_per_step
+    if metric == "tflops_per_accel":
+        return flops / res.step_time_s / n / 1e12
+    if metric == "mfu_pct":
+        return res.mfu * 100.0
+    return flops / res.step_time_s / n / peak * 100.0  # pct_of_peak_reported
+
+
+METRIC_ORDER = ("step_time_s", "tokens_per_s", "tokens_per_s_per_accel", "tflops_per_accel", "mfu_pct",
+                "pct_of_peak_reported")
+"""Which measured value a row is compared on: the first one present."""
+
+
+def group_of(cfg: SystemConfig) -> str:
+    """Accelerator / precision group for the bias tables."""
+    return f"{cfg.accelerator.name} {cfg.training.precision.value}"
+
+
+def compare_row(row: Row) -> Comparison:
+    out = Comparison(row_id=row.row_id, study=row.study, line=row.line)
+    metric = next((m for m in METRIC_ORDER if row.n(m)), None)
+    if metric is None:
+        out.skipped_reason = "no measured step time, throughput, TFLOP/s or MFU"
+        return out
+    try:
+        plan = plan_row(row)
+    except Skip as exc:
+        out.skipped_reason = str(exc)
+        return out
+    except CosmicError as exc:
+        out.skipped_reason = f"configuration rejected: {exc}"
+        return out
+    cfg = plan.config
+    try:
+        res = simulate(cfg)
+    except CosmicError as exc:
+        out.skipped_reason = f"simulation infeasible: {exc}"
+        return out
+    measured = float(row.n(metric) or 0.0)
+    pred = predicted_metric(metric, row.get("tflops_basis"), cfg, res)
+    out.metric = metric
+    out.measured = measured
+    out.predicted = pred
+    out.error_pct = (pred - measured) / measured * 100.0
+    # positive speed error = the model predicts a faster run than measured, for every metric
+    ratio = measured / pred if metric == "step_time_s" else pred / measured
+    out.speed_error_pct = (ratio - 1.0) * 100.0
+    out.defaults = plan.defaults
+    out.group = group_of(cfg)
+    if not res.fits_memory:
+        out.notes.append(
+            f"predicted memory {res.memory_per_device_gb:.0f} GB exceeds {res.memory_capacity_bytes / 1e9:.0f} GB"
+        )
+    return out
+

@@ -1,0 +1,111 @@
+"""Training rows -> configs, metric conventions, and pinned published rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cosmic.sim.engine import simulate
+from cosmic.validate import validate_file
+from cosmic.validate.table import read_table
+from cosmic.validate.training import compare_row, megatron_eq3_flops, plan_row
+
+
+def _rows(data_dir: Path) -> dict:
+    _, rows = read_table(data_dir / "synthetic_training.csv")
+    return {r.row_id: r for r in rows}
+
+
+def test_stated_layout_and_fabrics_become_the_config(data_dir: Path) -> None:
+    cfg = plan_row(_rows(data_dir)["S1"]).config
+    assert cfg.accelerator.name == "a100-40gb"
+    assert (cfg.parallel.tp, cfg.parallel.pp, cfg.parallel.dp) == (2, 1, 8)
+    assert [d.npus for d in cfg.network.dims] == [8, 2]
+    # "4x 200Gb/s HDR per node" over 8 GPUs = 12.5 GB/s per GPU, not the catalog's 25
+    assert cfg.network.dims[1].link_gbps == pytest.approx(12.5)
+    assert cfg.training.flash_attention is False and cfg.training.dp_overlap is False
+
+
+def test_defaults_for_missing_cells_are_listed(data_dir: Path) -> None:
+    plan = plan_row(_rows(data_dir)["S2"])
+    cfg = plan.config
+    assert cfg.parallel.zero == 3 and cfg.parallel.dp == 8 and cfg.parallel.tp == 1
+    assert cfg.training.global_batch == 262144 // 2048
+    assert cfg.model.gated_mlp and cfg.model.n_kv_heads == 4
+    assert cfg.network.dims[0].npus == 8 and len(cfg.network.dims) == 1
+    assert any("intra-node fabric nvlink4" in d for d in plan.defaults)
+
+
+def test_skips_carry_reasons(data_dir: Path) -> None:
+    rows = _rows(data_dir)
+    assert "not in the catalog" in (compare_row(rows["S4"]).skipped_reason or "")
+    assert "!= 32 devices" in (compare_row(rows["S5"]).skipped_reason or "")
+    assert "not modelled" in (compare_row(rows["S6"]).skipped_reason or "")
+    assert "no measured" in (compare_row(rows["S7"]).skipped_reason or "")
+
+
+def test_metric_priority_and_sign(data_dir: Path) -> None:
+    rows = _rows(data_dir)
+    c = compare_row(rows["S1"])
+    assert c.metric == "step_time_s" and c.measured == 1.0
+    assert c.error_pct == pytest.approx((c.predicted - 1.0) * 100)
+    # a faster predicted step is a positive speed error
+    assert (c.speed_error_pct > 0) == (c.predicted < 1.0)
+    assert compare_row(rows["S2"]).metric == "tokens_per_s"
+    c3 = compare_row(rows["S3"])
+    assert c3.metric == "tflops_per_accel"
+    cfg = plan_row(rows["S3"]).config
+    r = simulate(cfg)
+    # model-FLOP basis: model FLOPs per step / step time / devices
+    assert c3.predicted == pytest.approx(r.model_flops_per_step / r.step_time_s / 32 / 1e12)
+
+
+def test_megatron_eq3() -> None:
+    """Narayanan et al. 2021 eq. (3) for GPT-3 175B, B=1536: 96 B s l h^2 (1 + s/6h + V/16lh)."""
+    from cosmic import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "megatron-gpt3-175b-1024xa100.yaml")
+    b, s, l, h, v = 1536, 2048, 96, 12288, 51200
+    assert megatron_eq3_flops(cfg) == pytest.approx(96 * b * s * l * h * h * (1 + s / (6 * h) + v / (16 * l * h)))
+
+
+# ---- pinned published rows (../shared/validation/training_runs.csv) -----------------------------------------------
+# Korthikanti et al. 2022 (arXiv 2205.05198) Table 4/5 and Narayanan et al. 2021 (SC21) Table 1. Tolerances are
+# the bands the model meets today; cosmic predicts these A100 Megatron runs 5-25% too fast (docs/validation.md).
+PINNED = {
+    # row: (metric, lowest allowed signed error %, highest)
+    "T0026": ("step_time_s", -15.0, 0.0),  # GPT-3 175B, 64 A100, TP8 PP8, full recompute: 18.13 s
+    "T0029": ("step_time_s", -15.0, 0.0),  # GPT 1T, 512 A100, TP8 PP64, selective recompute + SP: 71.49 s
+    "T0010": ("tflops_per_accel", 0.0, 25.0),  # Narayanan 1T on 3072 A100: 163 TFLOP/s per GPU (eq. 3)
+}
+
+
+@pytest.fixture(scope="module")
+def training_report(shared_dir: Path):  # type: ignore[no-untyped-def]
+    return validate_file(shared_dir / "training_runs.csv")
+
+
+@pytest.mark.parametrize("row_id", sorted(PINNED))
+def test_pinned_rows(training_report, row_id: str) -> None:  # type: ignore[no-untyped-def]
+    metric, lo, hi = PINNED[row_id]
+    c = next(r for r in training_report.rows if r.row_id == row_id)
+    assert c.skipped_reason is None, c.skipped_reason
+    assert c.metric == metric
+    assert lo <= c.error_pct <= hi, f"{row_id}: {c.error_pct:+.1f}% outside [{lo}, {hi}]"
+
+
+def test_training_rows_are_compared_or_explained(training_report) -> None:  # type: ignore[no-untyped-def]
+    rows = training_report.rows
+    assert len(rows) >= 200
+    assert len(training_report.compared) / len(rows) >= 0.80
+    for r in rows:
+        assert (r.skipped_reason is None) != (r.error_pct is None)
+        if r.skipped_reason is not None:
+            assert r.skipped_reason.strip()
+
+
+@pytest.mark.xfail(strict=True, reason="engine over-predicts throughput; see docs/validation.md 'What the model misses'")
+def test_training_accuracy_target(training_report) -> None:  # type: ignore[no-untyped-def]
+    s = training_report.stats()
+    assert s["median_ape_pct"] <= 15.0 and s["p90_ape_pct"] <= 35.0
