@@ -22,6 +22,12 @@ from cosmic.units import GB, TFLOP
 
 Frac = Annotated[float, Field(gt=0, le=1)]
 
+MAMF_K = 5120
+"""Inner dimension of the shape at which ml-engineering's mamf-finder measured the best A100 throughput
+(1024x10240x5120); `gemm_efficiency` is taken to hold there."""
+_TM, _TN, _BK, _STAGES = 128, 256, 32, 3
+_TILE_OVERHEAD_BYTES_PER_FLOP_UNIT = (_TM * _TN * 2 + _STAGES * (_TM + _TN) * _BK * 2) / (2 * _TM * _TN)
+
 
 class Accelerator(BaseModel):
     """One accelerator (GPU, TPU chip or abstract NPU).
@@ -104,16 +110,30 @@ class Accelerator(BaseModel):
         bytes_moved = (m * k + k * n + m * n) * bytes_per_element
         occupancy = 1.0
         if self.sm_count:
+            occupancy = self._k_factor(k, precision)
             sms = self.sm_count
             best = 0.0
             for tm, tn in ((128, 256), (256, 128), (128, 128)):
                 tiles = math.ceil(m / tm) * math.ceil(n / tn)
                 waves = math.ceil(tiles / sms)
                 best = max(best, tiles / (waves * sms))
-            occupancy = best
+            occupancy *= best
         t_compute = flops / (self.achievable_flop_per_s(precision) * occupancy)
         t_memory = bytes_moved / self.achievable_mem_bytes_per_s
         return max(t_compute, t_memory) + self.kernel_overhead_us * 1e-6
+
+    def _k_factor(self, k: float, precision: str) -> float:
+        """Efficiency of a GEMM with inner dimension k relative to the measured best shape (k = MAMF_K).
+
+        Each output tile runs k/BK main-loop steps plus a fixed prologue (loading the first pipeline stages of
+        its A and B tiles) and epilogue (writing the tile). Both move bytes at the SM's share of memory bandwidth
+        while a step does 2*tm*tn*BK FLOPs at its share of peak, so the overhead in units of k is
+        K0 = (peak / mem_bw) * (tm*tn*out_bytes + stages*(tm+tn)*BK*in_bytes) / (2*tm*tn)
+        (128x256 tiles, BK = 32, 3 stages, 2-byte operands): a property of the machine balance, not a fit.
+        Efficiency scales as k/(k+K0), normalised to the shape at which `gemm_efficiency` was measured.
+        """
+        k0 = self.peak_flop_per_s(precision) / (self.mem_bw_gbps * GB) * _TILE_OVERHEAD_BYTES_PER_FLOP_UNIT
+        return (k / (k + k0)) / (MAMF_K / (MAMF_K + k0))
 
     def op_time_s(self, *, flops: float, bytes_moved: float, precision: str, n_kernels: int = 1) -> float:
         """Roofline time of an operation: max(compute, memory) plus the fixed kernel overhead."""
