@@ -1,0 +1,97 @@
+"""Objectives a PSA can name, each a function of a simulation Result and its configuration.
+
+| name | value | default direction |
+|---|---|---|
+| step_time | step time, s | minimize |
+| step_time*network_cost | step time x network cost (s x USD), COSMIC's "runtime x cost" | minimize |
+| step_time*total_bandwidth | step time x total per-NPU bandwidth (GB/s) / 2000, COSMIC's third reward | minimize |
+| tokens_per_s_per_usd | tokens/s / (network cost + accelerators' price when the catalog has one), USD | maximize |
+| memory | peak memory per device, GB | minimize |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cosmic.errors import ConfigError
+
+
+def _tokens_per_usd(r: Any, c: Any) -> float:
+    price = r.network_cost_usd + (c.accelerator.cost_usd or 0.0) * r.n_npus
+    return r.tokens_per_s / price if price > 0 else 0.0
+
+
+_DEFS: dict[str, tuple[Callable[[Any, Any], float], str, str]] = {
+    "step_time": (lambda r, c: r.step_time_s, "minimize", "step time, s"),
+    "step_time*network_cost": (
+        lambda r, c: r.step_time_s * r.network_cost_usd, "minimize", "step time x network cost, s x USD"),
+    "step_time*total_bandwidth": (
+        lambda r, c: r.step_time_s * r.total_bandwidth_gbps / 2000.0, "minimize",
+        "step time x total per-NPU bandwidth (GB/s) / 2000"),
+    "tokens_per_s_per_usd": (_tokens_per_usd, "maximize", "tokens/s per USD of network (+ accelerators if priced)"),
+    "memory": (lambda r, c: r.memory_per_device_gb, "minimize", "peak memory per device, GB"),
+}
+OBJECTIVE_NAMES: tuple[str, ...] = tuple(_DEFS)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A named objective and whether to minimize or maximize it.
+
+    Example:
+        >>> Objective.from_spec("step_time").direction
+        'minimize'
+    """
+
+    name: str
+    direction: str
+    description: str = field(default="", compare=False)
+
+    def value(self, result: Any, config: Any) -> float:
+        """The objective's value for one simulation `result` of `config`."""
+        return float(_DEFS[self.name][0](result, config))
+
+    @property
+    def sign(self) -> float:
+        """+1 for minimize, -1 for maximize (so `sign * value` is always minimized)."""
+        return 1.0 if self.direction == "minimize" else -1.0
+
+    @classmethod
+    def from_spec(cls, spec: Any, *, file: str | None = None, key: str = "objectives") -> Objective:
+        """Parse `step_time`, `{name: step_time, direction: minimize}` or `{step_time: maximize}`."""
+        direction = None
+        if isinstance(spec, dict):
+            if "name" in spec:
+                extra = sorted(set(spec) - {"name", "direction"})
+                if extra:
+                    raise ConfigError(f"unknown key {extra[0]!r}", file=file, key=f"{key}.{extra[0]}")
+                name, direction = spec["name"], spec.get("direction")
+            elif len(spec) == 1:
+                ((name, direction),) = spec.items()
+            else:
+                raise ConfigError("an objective is a name or {name: ..., direction: ...}", file=file, key=key)
+        else:
+            name = spec
+        if not isinstance(name, str) or name not in _DEFS:
+            import difflib
+
+            hint = difflib.get_close_matches(str(name), OBJECTIVE_NAMES, n=1)
+            raise ConfigError(
+                f"unknown objective {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f"; known: {', '.join(OBJECTIVE_NAMES)}",
+                file=file, key=key,
+            )
+        fn, default, desc = _DEFS[name]
+        if direction is None:
+            direction = default
+        d = str(direction).lower().replace("minimise", "minimize").replace("maximise", "maximize")
+        if d in ("min",):
+            d = "minimize"
+        if d in ("max",):
+            d = "maximize"
+        if d not in ("minimize", "maximize"):
+            raise ConfigError(f"direction must be minimize or maximize, got {direction!r}", file=file,
+                              key=f"{key}.direction")
+        return cls(name, d, desc)
