@@ -54,6 +54,8 @@ def _json_default(o: Any) -> Any:
 
 
 def _fmt_s(x: float) -> str:
+    if x == 0:
+        return "0"
     if x >= 1:
         return f"{x:,.3f} s"
     if x >= 1e-3:
@@ -68,7 +70,7 @@ def print_result(result: Any, config: Any, title: str | None = None) -> None:
     r = result
     head = Table(title=title or (config.name or "simulation"), show_header=False, title_justify="left")
     head.add_column("metric", style="bold")
-    head.add_column("value", justify="right")
+    head.add_column("value")
     par = config.parallel
     head.add_row("model", f"{config.model.name} ({config.model.n_params / 1e9:,.2f} B params)")
     head.add_row("accelerator", f"{config.accelerator.name} x {r.n_npus:,}")
@@ -203,7 +205,9 @@ register_all(app)
 def main() -> None:
     """Entry point of the `cosmic` console script."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except CosmicError as exc:
         if _DEBUG["on"]:
             raise

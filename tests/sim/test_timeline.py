@@ -1,0 +1,103 @@
+"""The pipeline timeline against closed forms, and the behaviour of schedules, scheduling policy and rank order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import cosmic
+from tests.sim.helpers import dgx_config
+
+
+def _isolated(**training: Any) -> cosmic.SystemConfig:
+    """A pipeline with free communication (huge links, no latency): only compute and the bubble remain."""
+    train = {"global_batch": 64, "micro_batch": 1, **training}
+    return cosmic.config_from_dict(
+        {
+            "model": {"base": "gpt3-13b", "layers": 8, "vocab": 64},  # negligible embedding and logits
+            "accelerator": "a100-80gb",
+            "network": {"dims": [{"topology": "Switch", "npus": 4, "link_gbps": 1e7, "latency_ns": 0}]},
+            "parallel": {"pp": 4},
+            "training": train,
+        }
+    )
+
+
+def test_1f1b_bubble_is_p_minus_1_micro_batches() -> None:
+    """(m + p - 1) micro-batch slots for uniform stages (Narayanan et al. 2021, eq. 1)."""
+    r = cosmic.simulate(_isolated(schedule="1f1b"))
+    work = r.breakdown["forward_s"] + r.breakdown["backward_s"]
+    m = r.micro_batches
+    per_mb = work / m
+    assert r.breakdown["bubble_s"] == pytest.approx(3 * per_mb, rel=0.01)
+
+
+def test_interleaving_divides_the_bubble() -> None:
+    one = cosmic.simulate(_isolated(schedule="1f1b"))
+    two = cosmic.simulate(_isolated(schedule="interleaved", virtual_stages=2))
+    assert two.breakdown["bubble_s"] == pytest.approx(one.breakdown["bubble_s"] / 2, rel=1e-6)
+
+
+def test_gpipe_and_1f1b_share_time_not_memory() -> None:
+    g = cosmic.simulate(_isolated(schedule="gpipe"))
+    f = cosmic.simulate(_isolated(schedule="1f1b"))
+    assert g.step_time_s == pytest.approx(f.step_time_s, rel=1e-12)
+    assert g.memory.activations_bytes > f.memory.activations_bytes
+
+
+def test_recompute_trades_time_for_memory() -> None:
+    none = cosmic.simulate(dgx_config(recompute="none", pp=8, dp=16))
+    full = cosmic.simulate(dgx_config(recompute="full", pp=8, dp=16))
+    assert full.step_time_s > none.step_time_s
+    assert full.memory.activations_bytes < none.memory.activations_bytes / 5
+    assert full.hfu > full.mfu
+
+
+def test_tp_outside_the_node_is_slower() -> None:
+    """Megatron's TP-innermost order keeps TP on NVLink; putting DP innermost sends TP over InfiniBand."""
+    inner = cosmic.simulate(dgx_config(rank_order="tp,sp,dp,pp"))
+    outer = cosmic.simulate(dgx_config(rank_order="dp,tp,sp,pp"))
+    assert outer.breakdown["comm_tp_s"] > 3 * inner.breakdown["comm_tp_s"]
+    assert outer.comm_by_network_dim_s[1] > inner.comm_by_network_dim_s[1]
+
+
+def test_sub_group_priced_on_what_it_spans() -> None:
+    """TP=2 inside an 8-NPU switch costs a 2-member all-reduce, not a ring over 8 (or over the whole group's ids)."""
+    small = cosmic.simulate(dgx_config(tp=2, pp=1, dp=64, global_batch=512, model="gpt3-13b"))
+    big = cosmic.simulate(dgx_config(tp=8, pp=1, dp=16, global_batch=512, model="gpt3-13b"))
+    per_layer_small = small.breakdown["comm_tp_s"] / small.micro_batches
+    per_layer_big = big.breakdown["comm_tp_s"] / big.micro_batches
+    # a 2-way all-reduce moves (p-1)/p = 1/2 of the data each way, an 8-way 7/8
+    assert per_layer_small < per_layer_big
+
+
+def test_fifo_never_beats_lifo_when_dp_and_tp_share_a_dimension() -> None:
+    base = {
+        "system": "cosmic-s1",
+        "model": "gpt3-13b",
+        "parallel": {"dp": 8, "tp": 8, "pp": 4, "sp": 4, "rank_order": "dp,tp,sp,pp"},
+        "training": {"global_batch": 256},
+    }
+    lifo = cosmic.simulate(cosmic.config_from_dict({**base, "collective": {"scheduling": "LIFO"}}))
+    fifo = cosmic.simulate(cosmic.config_from_dict({**base, "collective": {"scheduling": "FIFO"}}))
+    assert fifo.step_time_s >= lifo.step_time_s
+
+
+def test_dp_overlap_hides_gradient_reduction() -> None:
+    on = cosmic.simulate(dgx_config(model="gpt3-13b", tp=8, pp=1, dp=32, global_batch=256, dp_overlap=True))
+    off = cosmic.simulate(dgx_config(model="gpt3-13b", tp=8, pp=1, dp=32, global_batch=256, dp_overlap=False))
+    assert on.breakdown["comm_dp_s"] < off.breakdown["comm_dp_s"]
+    assert on.step_time_s < off.step_time_s
+
+
+def test_cost_table_closed_form() -> None:
+    """COSMIC's cost model on S1: sum over dims of (N/n) blocks x block cost (cosmic.md section 3)."""
+    r = cosmic.simulate(cosmic.load_config("examples/cosmic-s1-gpt3-175b.yaml"))
+    gib = 2**30 / 1e9
+    ring0 = 2 * 4 * 2.0 * 187.5 * gib
+    fc1 = 8 * 7 * 4.0 * 25 * gib
+    ring2 = 2 * 4 * 4.0 * 75 * gib
+    sw3 = 2 * 8 * 7.8 * 100 * gib + 8 * (18.0 + 31.6) * 100 * gib
+    expected = 256 * ring0 + 128 * fc1 + 256 * ring2 + 128 * sw3
+    assert r.network_cost_usd == pytest.approx(expected, rel=1e-12)
