@@ -460,7 +460,7 @@ def load_config(path: str | Path) -> SystemConfig:
         >>> import cosmic, pathlib, tempfile
         >>> f = pathlib.Path(tempfile.mkdtemp()) / "c.yaml"
         >>> _ = f.write_text("system: cosmic-s1\\nmodel: gpt3-175b\\n"
-        ...                  "parallel: {dp: 8, tp: 4, pp: 4, sp: 8, zero: 3, rank_order: dp,tp,sp,pp}\\n"
+        ...                  "parallel: {dp: 8, tp: 4, pp: 4, sp: 8, zero: 3, rank_order: [dp, tp, sp, pp]}\\n"
         ...                  "training: {global_batch: 2048}\\n")
         >>> cosmic.load_config(f).parallel.tp
         4

@@ -38,7 +38,7 @@ class ModelSpec(BaseModel):
     """Shape of a transformer model.
 
     Example:
-        >>> m = ModelSpec(layers=96, hidden=12288, heads=96, seq_len=2048, vocab=50257)
+        >>> m = ModelSpec(layers=96, hidden=12288, heads=96, seq_len=2048, vocab=50257, tied_embeddings=True)
         >>> round(m.n_params / 1e9, 1)
         174.6
     """
