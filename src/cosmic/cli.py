@@ -211,7 +211,7 @@ def main() -> None:
     except CosmicError as exc:
         if _DEBUG["on"]:
             raise
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        _error_line(str(exc))
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -222,12 +222,19 @@ def main() -> None:
         err.print("interrupted", markup=False)
         sys.exit(130)
     except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            err.print(f"error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        # typer vendors click (typer._click) and exports no usage-error class; click's exceptions are the ones
+        # with `format_message()` and an `exit_code`
+        fmt = getattr(exc, "format_message", None)
+        if callable(fmt) and isinstance(getattr(exc, "exit_code", None), int):
+            _error_line(str(fmt()))
             sys.exit(2)
         raise
+
+
+def _error_line(message: str) -> None:
+    """Print `error: message` as exactly one line (any line break inside the message is shown as \\n)."""
+    one = "\\n".join(message.strip().splitlines())
+    err.print(f"error: {one}", markup=False, highlight=False, soft_wrap=True, emoji=False)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cosmic.units import GB, TFLOP
 
-Frac = Annotated[float, Field(gt=0, le=1)]
+Frac = Annotated[float, Field(ge=1e-6, le=1)]
+"""An efficiency in (0, 1]; below 1e-6 the step time overflows."""
+Rate = Annotated[float, Field(ge=1e-6, le=1e9, allow_inf_nan=False)]
+"""A peak rate (TFLOP/s, GB/s) or capacity (GB): from 10^-6 (smaller ones overflow the step time) to 10^9."""
 
 MAMF_K = 5120
 """Inner dimension of the shape at which ml-engineering's mamf-finder measured the best A100 throughput
@@ -41,25 +44,29 @@ class Accelerator(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = "custom"
-    peak_tflops: dict[str, Annotated[float, Field(gt=0)]] = Field(
+    peak_tflops: Annotated[dict[str, Rate], Field(min_length=1)] = Field(
         description="dense peak TFLOP/s per precision (bf16, fp16, fp8, fp32)"
     )
-    mem_gb: Annotated[float, Field(gt=0)] = Field(description="HBM capacity, GB (10^9 bytes)")
-    mem_bw_gbps: Annotated[float, Field(gt=0)] = Field(description="HBM bandwidth, GB/s (10^9 bytes/s)")
+    mem_gb: Rate = Field(description="HBM capacity, GB (10^9 bytes)")
+    mem_bw_gbps: Rate = Field(description="HBM bandwidth, GB/s (10^9 bytes/s)")
     gemm_efficiency: Frac = Field(default=0.8, description="achievable / peak matmul throughput (measured MAMF)")
     fp8_gemm_efficiency: Frac | None = Field(default=None, description="same for fp8 GEMMs; default gemm_efficiency")
     mem_efficiency: Frac = Field(default=0.85, description="achievable / peak HBM bandwidth")
     attention_efficiency: Frac = Field(
         default=0.5, description="achieved / peak FLOP/s of fused (flash) attention kernels, forward and backward"
     )
-    kernel_overhead_us: Annotated[float, Field(ge=0)] = Field(
+    kernel_overhead_us: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] = Field(
         default=0.0, description="fixed time per kernel (launch + tail), microseconds"
     )
-    sm_count: Annotated[int, Field(gt=0)] | None = Field(
+    sm_count: Annotated[int, Field(gt=0, le=10_000_000)] | None = Field(
         default=None, description="streaming multiprocessors (GPU) for the wave-quantization of GEMM tiles"
     )
-    scale_up_gbps: float | None = Field(default=None, description="per-device scale-up bandwidth (informational)")
-    cost_usd: float | None = Field(default=None, description="price per device, for cost objectives")
+    scale_up_gbps: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = Field(
+        default=None, description="per-device scale-up bandwidth (informational)"
+    )
+    cost_usd: Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)] | None = Field(
+        default=None, description="price per device, for cost objectives"
+    )
     source: str | None = None
 
     def __hash__(self) -> int:

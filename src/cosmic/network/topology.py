@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cosmic.errors import KeyedValueError
+from cosmic.errors import KeyedValueError, UnknownNameError
 from cosmic.units import GB, GIB
 
 
@@ -40,10 +40,10 @@ class NetworkDim(BaseModel):
 
     topology: Topology
     npus: Annotated[int, Field(ge=1, le=1 << 24)]
-    link_gbps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] | None = None
-    link_gibps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] | None = None
+    link_gbps: Annotated[float, Field(ge=1e-6, le=1e7, allow_inf_nan=False)] | None = None
+    link_gibps: Annotated[float, Field(ge=1e-6, le=1e7, allow_inf_nan=False)] | None = None
     latency_ns: Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)] = 0.0
-    efficiency: Annotated[float, Field(gt=0, le=1)] = Field(
+    efficiency: Annotated[float, Field(ge=1e-6, le=1)] = Field(
         default=1.0, description="achievable fraction of link bandwidth for collectives (cosmic fidelity)"
     )
     fabric: str | None = Field(default=None, description="catalog fabric filling link, latency and efficiency")
@@ -54,7 +54,13 @@ class NetworkDim(BaseModel):
         if isinstance(data, dict) and data.get("fabric") is not None:
             from cosmic.catalog import get_fabric
 
-            fab = get_fabric(str(data["fabric"]))
+            name = data["fabric"]
+            if not isinstance(name, str) or len(name) > 200:  # before the close-match search, which is slow
+                raise KeyedValueError("fabric", "must be a catalog fabric name (a string of at most 200 characters)")
+            try:
+                fab = get_fabric(name)
+            except UnknownNameError as exc:  # re-raised as a ValueError so that pydantic adds the key path
+                raise KeyedValueError("fabric", exc.detail) from None
             merged = {k: v for k, v in fab.items() if k in ("link_gbps", "latency_ns", "efficiency")}
             if "link_gibps" in data:
                 merged.pop("link_gbps", None)

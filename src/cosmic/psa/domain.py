@@ -148,12 +148,14 @@ def parse_domain(raw: Any, defn: KnobDef, *, file: str | None, key: str) -> tupl
     if not items:
         raise ConfigError("empty domain (no value satisfies it)", file=file, key=dkey)
     values: list[Any] = []
+    seen: set[Any] = set()  # parsed values are hashable; a set keeps a 10^6-value domain linear, not quadratic
     for i, x in enumerate(items):
         try:
             val = defn.parse(x)
         except ValueError as exc:
             raise ConfigError(str(exc), file=file, key=f"{dkey}[{i}]" if kind == "values" else dkey) from None
-        if val in values:
+        if val in seen:
             raise ConfigError(f"duplicate value {x!r}", file=file, key=f"{dkey}[{i}]")
+        seen.add(val)
         values.append(val)
     return Domain(tuple(values), spec), mode

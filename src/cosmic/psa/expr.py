@@ -40,10 +40,26 @@ def _count(seq: Iterable[Any], value: Any) -> int:
     return sum(1 for x in seq if x == value)
 
 
+_MAX_INT_BITS = 1024
+"""Largest integer a constraint may build by ``**`` (a constraint is evaluated for every enumerated point, so one
+huge power repeated 100,000 times would hang compilation)."""
+_MAX_SEQ = 10_000
+"""Longest string or list a constraint may build by repetition (``'a' * 10**12`` would exhaust memory)."""
+
+
 def _pow(a: Any, b: Any) -> Any:
     if isinstance(b, (int, float)) and abs(b) > 64:
         raise ExprError("exponent larger than 64")
+    if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a).bit_length() * b > _MAX_INT_BITS:
+        raise ExprError(f"power larger than 2^{_MAX_INT_BITS}")
     return a**b
+
+
+def _mul(a: Any, b: Any) -> Any:
+    for seq, n in ((a, b), (b, a)):
+        if isinstance(seq, (str, tuple, list)) and isinstance(n, int) and len(seq) * n > _MAX_SEQ:
+            raise ExprError(f"repetition longer than {_MAX_SEQ:,} items")
+    return a * b
 
 
 _FUNCS: dict[str, Callable[..., Any]] = {
@@ -58,7 +74,7 @@ _FUNCS: dict[str, Callable[..., Any]] = {
     "any": lambda xs: any(xs),
 }
 _BIN = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: _mul, ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: _pow,
 }
 _CMP = {

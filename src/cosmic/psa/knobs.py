@@ -7,6 +7,7 @@ configuration's value, read by :func:`base_values`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ STACKS: tuple[str, ...] = ("workload", "collective", "network", "compute")
 
 
 def _int(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or int(v) != v:
         raise ValueError(f"expected an integer, got {v!r}")
     return int(v)
 

@@ -60,6 +60,10 @@ ENUM_LIMIT = 100_000
 BOX_ENUM_LIMIT = 20_000
 """Encoded boxes up to this size are counted by enumerating every point."""
 MC_SAMPLES = 20_000
+CODING_LIMIT = 200_000
+"""Most coordinate values the encoding may hold in all (a per-dimension knob counts once per dimension)."""
+COMBO_LIMIT = 200_000
+"""Most raw combinations of the structural workload knobs enumerated for the joint coordinate."""
 _TOP_KEYS = ("name", "description", "base", "knobs", "derived", "constraints", "objectives", "memory_fit")
 _STRUCTURAL = ("dp", "tp", "pp", "sp", "micro_batch", "schedule")
 _DEGREES = ("dp", "tp", "pp", "sp")
@@ -480,9 +484,13 @@ class Space:
             labels = ["x".join(str(x) for x in t) for t in tuples]
             assign = [tuple(("npus", i, t[i]) for i in range(n)) for t in tuples]
             coords.append(_Coord("npus", ("npus",), labels, assign))
-        for name, k in kd.items():
-            if name in group or name == "npus":
-                continue
+        plain = {name: k for name, k in kd.items() if name not in group and name != "npus"}
+        n_values = sum(len(k.domain) * (n if k.mode is DimMode.PER_DIM else 1) for k in plain.values())
+        if n_values > CODING_LIMIT:
+            raise _fmt_err(self.file, "knobs",
+                           f"the encoding would hold {n_values:,} coordinate values (a per-dimension knob counts once "
+                           f"per dimension; at most {CODING_LIMIT:,}); narrow the domains")
+        for name, k in plain.items():
             vals = k.domain.values
             numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vals)
             if k.mode is DimMode.PER_DIM:
@@ -537,12 +545,14 @@ class Space:
         rest = [k for k in group if k not in _DEGREES]
         nn = self.n_npus
 
+        divisors = {k: [x for x in kd[k].domain.values if nn % x == 0] for k in degs}  # the others never fit
+
         def rec(i: int, acc: dict[str, Any], prod: int) -> Iterable[dict[str, Any]]:
             if i == len(degs):
                 yield acc
                 return
             k = degs[i]
-            for x in kd[k].domain.values:
+            for x in divisors[k]:
                 if nn % (prod * x) == 0:  # a degree product must divide the NPU count
                     yield from rec(i + 1, {**acc, k: x}, prod * x)
 
@@ -565,7 +575,11 @@ class Space:
 
     def _workload_combos(self, group: list[str], quotient: Derived | None) -> list[dict[str, Any]]:
         out = []
-        for combo in self._workload_raw(group, quotient):
+        for i, combo in enumerate(self._workload_raw(group, quotient)):
+            if i >= COMBO_LIMIT:
+                raise _fmt_err(self.file, "knobs.workload",
+                               f"more than {COMBO_LIMIT:,} combinations of {', '.join(group)} divide the "
+                               f"{self.n_npus:,} NPUs; narrow their domains")
             v = self._group_values(combo, quotient)
             if v is not None and all(f(v) for _, f in self._group_checks):
                 out.append(combo)
@@ -590,7 +604,7 @@ class Space:
 
     def _npus_tuples(self, k: Knob) -> list[tuple[int, ...]]:
         n, nn = self.n_dims, self.n_npus
-        vals = k.domain.values
+        vals = [x for x in k.domain.values if nn % x == 0]  # only divisors of the NPU count can take part
         if k.mode is DimMode.SHARED:
             return [tuple([x] * n) for x in vals if x**n == nn]
         out: list[tuple[int, ...]] = []

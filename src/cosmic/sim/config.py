@@ -18,7 +18,7 @@ from cosmic import catalog
 from cosmic.collective.algorithms import Algorithm, Collective
 from cosmic.collective.model import MultiDim
 from cosmic.compute.accelerator import Accelerator
-from cosmic.errors import ConfigError, CosmicError, KeyedValueError
+from cosmic.errors import ConfigError, CosmicError, KeyedValueError, UnknownNameError
 from cosmic.network.topology import Network, Topology
 from cosmic.workload.model import ModelSpec
 from cosmic.workload.parallel import PARALLEL_DIMS, group_spans
@@ -168,7 +168,7 @@ class CollectiveConfig(BaseModel):
     multidim: MultiDim = MultiDim.LOCAL_BW_AWARE
     active_chunks: Annotated[int, Field(ge=1, le=64)] = 1
     endpoint_delay_ns: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] = 10.0
-    local_mem_bw_gbps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] = 1600.0
+    local_mem_bw_gbps: Annotated[float, Field(ge=1e-6, le=1e7, allow_inf_nan=False)] = 1600.0
     fidelity: Fidelity = Fidelity.COSMIC
 
     @field_validator("all_reduce", "all_gather", "reduce_scatter", "all_to_all", mode="before")
@@ -202,11 +202,33 @@ def default_algorithm(topology: Topology) -> Algorithm:
     }[topology]
 
 
-def _from_catalog(value: Any, getter: Any) -> Any:
+MAX_NAME_CHARS = 200
+"""Longest catalog name looked up (a longer one is rejected before searching for a close match)."""
+
+
+def _catalog_name(value: Any, key: str) -> str:
+    """A catalog name as written (numbers are spelled as text), or a KeyedValueError naming `key`."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise KeyedValueError(key, f"must be a catalog name, got {type(value).__name__}")
+    if isinstance(value, int) and value.bit_length() > 640 or isinstance(value, str) and len(value) > MAX_NAME_CHARS:
+        raise KeyedValueError(key, f"is not a catalog name (longer than {MAX_NAME_CHARS} characters)")
+    return str(value)
+
+
+def _lookup(getter: Any, value: Any, key: str) -> dict[str, Any]:
+    """`getter(name)` with the key path added to an unknown-name error."""
+    name = _catalog_name(value, key)
+    try:
+        return dict(getter(name))
+    except UnknownNameError as exc:
+        raise ConfigError(exc.detail, key=key) from None
+
+
+def _from_catalog(value: Any, getter: Any, key: str) -> Any:
     if isinstance(value, str):
-        return getter(value)
+        return _lookup(getter, value, key)
     if isinstance(value, dict) and "base" in value:
-        merged = getter(str(value["base"]))
+        merged = _lookup(getter, value["base"], f"{key}.base")
         merged.update({k: v for k, v in value.items() if k != "base"})
         return merged
     return value
@@ -242,19 +264,20 @@ class SystemConfig(BaseModel):
         if "collective" in data:
             sizes = astra_io.dim_sizes_of(data.get("network"))
             if sizes is None and data.get("system") is not None:
-                sizes = astra_io.dim_sizes_of(catalog.get_system(str(data["system"])).get("network"))
+                sysd = _lookup(catalog.get_system, data["system"], "system")
+                sizes = astra_io.dim_sizes_of(sysd.get("network"))
             data["collective"] = astra_io.expand_collective(data["collective"], sizes)
         if data.get("system") is not None:
-            sysd = catalog.get_system(str(data["system"]))
+            sysd = _lookup(catalog.get_system, data["system"], "system")
             for key in ("accelerator", "network"):
                 data.setdefault(key, sysd.get(key))
             coll = dict(sysd.get("collective") or {})
             coll.update(data.get("collective") or {})
             data["collective"] = coll
         if "model" in data:
-            data["model"] = _from_catalog(data["model"], catalog.get_model)
+            data["model"] = _from_catalog(data["model"], catalog.get_model, "model")
         if "accelerator" in data:
-            data["accelerator"] = _from_catalog(data["accelerator"], catalog.get_accelerator)
+            data["accelerator"] = _from_catalog(data["accelerator"], catalog.get_accelerator, "accelerator")
         return data
 
     @model_validator(mode="after")
@@ -393,11 +416,16 @@ def format_validation_error(exc: ValidationError, file: str | None) -> ConfigErr
     elif err["type"] == "missing":
         msg = "required key is missing"
     elif "input" in err and isinstance(err["input"], (str, int, float, bool)) and err["type"] != "model_type":
-        shown = repr(err["input"])
-        if len(shown) > 60:
-            shown = shown[:57] + "..."
-        msg = f"{msg} (got {shown})"
+        msg = f"{msg} (got {_shown(err['input'])})"
     return ConfigError(msg, file=file, key=loc or None)
+
+
+def _shown(value: str | int | float | bool) -> str:
+    """A short repr of an offending value (Python refuses to print integers of more than 4,300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
+    shown = repr(value[:60] if isinstance(value, str) else value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -433,11 +461,19 @@ def config_from_dict(data: Any, *, file: str | None = None) -> SystemConfig:
         raise
 
 
+MAX_YAML_BYTES = 64 << 20
+"""Largest configuration or PSA file read (64 MiB)."""
+
+
 def read_yaml(path: str | Path) -> Any:
     """Read a YAML file, turning I/O and syntax problems into one-line ConfigErrors."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:  # bounded read: a device such as /dev/zero never ends (pipes still work)
+            raw = f.read(MAX_YAML_BYTES + 1)
+        if len(raw) > MAX_YAML_BYTES:
+            raise ConfigError(f"larger than {MAX_YAML_BYTES >> 20} MiB", file=str(path))
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError("file not found", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -451,6 +487,8 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{where}{problem}", file=str(path)) from None
     except RecursionError:
         raise ConfigError("YAML nested too deeply", file=str(path)) from None
+    except ValueError:  # an integer literal longer than Python converts (4,300 digits)
+        raise ConfigError("a number has too many digits", file=str(path)) from None
 
 
 def load_config(path: str | Path) -> SystemConfig:

@@ -32,6 +32,13 @@ class Norm(StrEnum):
 
 
 PositiveInt = Annotated[int, Field(gt=0)]
+MAX_LAYERS = 10_000
+"""Upper bounds on the shape: far above any trained model, low enough that a step is priced in well under a
+second (the timeline is linear in the pipeline stages, and PP <= layers)."""
+MAX_HIDDEN = 1_000_000
+MAX_SEQ_LEN = 10_000_000
+MAX_VOCAB = 100_000_000
+Finite = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
 
 
 class ModelSpec(BaseModel):
@@ -46,23 +53,31 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = "custom"
-    layers: PositiveInt
-    hidden: PositiveInt
-    ffn_hidden: PositiveInt | None = Field(default=None, description="MLP inner size; default 4*hidden")
-    heads: PositiveInt
-    kv_heads: PositiveInt | None = Field(default=None, description="key/value heads (GQA); default = heads")
-    seq_len: PositiveInt
-    vocab: PositiveInt = Field(description="vocabulary size (classes of the head for ViT)")
+    layers: Annotated[int, Field(gt=0, le=MAX_LAYERS)]
+    hidden: Annotated[int, Field(gt=0, le=MAX_HIDDEN)]
+    ffn_hidden: Annotated[int, Field(gt=0, le=16 * MAX_HIDDEN)] | None = Field(
+        default=None, description="MLP inner size; default 4*hidden"
+    )
+    heads: Annotated[int, Field(gt=0, le=MAX_HIDDEN)]
+    kv_heads: Annotated[int, Field(gt=0, le=MAX_HIDDEN)] | None = Field(
+        default=None, description="key/value heads (GQA); default = heads"
+    )
+    seq_len: Annotated[int, Field(gt=0, le=MAX_SEQ_LEN)]
+    vocab: Annotated[int, Field(gt=0, le=MAX_VOCAB)] = Field(
+        description="vocabulary size (classes of the head for ViT)"
+    )
     gated_mlp: bool = Field(default=False, description="SwiGLU-style MLP with three matrices")
     tied_embeddings: bool = False
     embedding: Embedding = Embedding.TOKEN
-    patch_dim: PositiveInt | None = Field(default=None, description="flattened patch size (ViT), e.g. 16*16*3")
+    patch_dim: Annotated[int, Field(gt=0, le=MAX_HIDDEN)] | None = Field(
+        default=None, description="flattened patch size (ViT), e.g. 16*16*3"
+    )
     position: Position = Position.LEARNED
     norm: Norm = Norm.LAYERNORM
     bias: bool = True
     causal: bool = Field(default=True, description="causal attention (decoders); ViT is not causal")
-    published_params_b: float | None = Field(default=None, description="published parameter count, billions")
-    params_tolerance_pct: float = 1.0
+    published_params_b: Finite | None = Field(default=None, description="published parameter count, billions")
+    params_tolerance_pct: Finite = 1.0
     source: str | None = None
 
     @model_validator(mode="after")
