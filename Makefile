@@ -22,7 +22,7 @@ $(TEST_STAMP): $(BIN)/python pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cosmic simulate examples/megatron-gpt3-175b-1024xa100.yaml
+	$(BIN)/cosmic demo
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -n 2 --doctest-modules src/cosmic tests

@@ -17,6 +17,7 @@ The Python API raises nothing but :class:`cosmic.CosmicError`.
 
 from __future__ import annotations
 
+import os
 import contextlib
 import copy
 import io
@@ -42,7 +43,7 @@ from cosmic.sim.config import SystemConfig
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
-CASE_LIMIT_S = 5.0
+CASE_LIMIT_S = float(os.environ.get("COSMIC_FUZZ_CASE_LIMIT_S", "10.0"))
 """A case slower than this fails; a case still running after `HANG_LIMIT_S` is interrupted and fails."""
 HANG_LIMIT_S = 20.0
 

@@ -1,0 +1,147 @@
+"""`ga`: a steady-state genetic algorithm whose children always satisfy the PSA's static constraints."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from cosmic.agents._base import BaseAgent, Value, key
+from cosmic.errors import ConfigError
+
+_TRIES = 16
+
+
+class GeneticAgent(BaseAgent):
+    """Genetic algorithm over the encoded vector (COSMIC/ArchGym used population 32 or 64, mutation 0.01 or 0.05).
+
+    * The first ``population`` asks are uniform feasible samples.
+    * A child comes from two parents picked by binary tournaments, uniform crossover (with probability
+      ``crossover``, else a copy of the first parent) and per-gene mutation (each coordinate redrawn with probability
+      ``mutation``). A child that breaks a static constraint or repeats an earlier point is re-drawn (up to 16 times),
+      then replaced by a random feasible neighbour of its first parent: every child asked is feasible and new.
+    * Survivors: the told children join the population and the best ``population`` stay (mu + lambda).
+
+    Infeasible results use Deb's feasibility rules (a constrained tournament): a feasible point beats an infeasible
+    one, and of two infeasible points the one with the smaller violation (memory overshoot) wins. So an out-of-memory
+    child still ranks, below every feasible one, and steers the population back towards fitting designs.
+    Resuming tells the stored history at once: the survivors are the best ``population`` points of the study.
+
+    Args:
+        population: individuals kept (default 32).
+        mutation: probability that each coordinate of a child is redrawn (default 0.05).
+        crossover: probability of uniform crossover, else the child copies its first parent (default 0.9).
+        tournament: tournament size for parent selection (default 2).
+    """
+
+    name: ClassVar[str] = "ga"
+    default_batch: ClassVar[int] = 32
+
+    def __init__(
+        self,
+        space: Any,
+        *,
+        seed: int | None = None,
+        population: int = 32,
+        mutation: float = 0.05,
+        crossover: float = 0.9,
+        tournament: int = 2,
+    ) -> None:
+        super().__init__(space, seed=seed)
+        if population < 2:
+            raise ConfigError(f"ga: population must be >= 2, got {population}")
+        if not 0.0 <= mutation <= 1.0 or not 0.0 <= crossover <= 1.0:
+            raise ConfigError("ga: mutation and crossover are probabilities in [0, 1]")
+        if tournament < 1:
+            raise ConfigError(f"ga: tournament must be >= 1, got {tournament}")
+        self.population = int(population)
+        self.mutation = float(mutation)
+        self.crossover = float(crossover)
+        self.tournament = int(tournament)
+        self.pop = np.zeros((0, self.d), dtype=np.int64)
+        self.rank_keys = np.zeros((0, 2))  # (violation, loss): sort lexicographically, smaller is better
+        self.seen: set[bytes] = set()
+        self.n_asked = 0
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"population": self.population, "mutation": self.mutation, "crossover": self.crossover,
+                "tournament": self.tournament}
+
+    # ---- ask ---------------------------------------------------------------------------------------------------
+
+    def ask(self, n: int = 1) -> np.ndarray:
+        out = np.empty((n, self.d), dtype=np.int64)
+        for i in range(n):
+            if len(self.pop) < 2 or self.n_asked < self.population:
+                child = self._fresh_sample()
+            else:
+                child = self._child()
+            self.seen.add(key(child))
+            out[i] = child
+            self.n_asked += 1
+        return out
+
+    def _fresh_sample(self) -> np.ndarray:
+        for _ in range(_TRIES):
+            p = np.asarray(self.space.sample(self.rng, 1), dtype=np.int64)[0]
+            if key(p) not in self.seen:
+                return p
+        return p
+
+    def _pick(self) -> np.ndarray:
+        idx = self.rng.integers(0, len(self.pop), size=self.tournament)
+        best = min(idx, key=lambda j: (self.rank_keys[j, 0], self.rank_keys[j, 1]))
+        return self.pop[best]
+
+    def _child(self) -> np.ndarray:
+        p1 = self._pick()
+        for _ in range(_TRIES):
+            p2 = self._pick()
+            if self.rng.random() < self.crossover:
+                mask = self.rng.random(self.d) < 0.5
+                c = np.where(mask, p1, p2)
+            else:
+                c = p1.copy()
+            mut = self.rng.random(self.d) < self.mutation
+            if mut.any():
+                # redraw to a different value in the coordinate's domain
+                shift = self.rng.integers(1, np.maximum(self.cards[mut], 2))
+                c[mut] = (c[mut] + shift) % self.cards[mut]
+            if key(c) in self.seen:
+                continue
+            if self.space.is_feasible(c):
+                return c
+        # repair: a feasible one-knob neighbour of the first parent that was never asked
+        nbrs = [np.asarray(q, dtype=np.int64) for q in self.space.neighbours(p1)]
+        fresh = [q for q in nbrs if key(q) not in self.seen]
+        if fresh:
+            return fresh[int(self.rng.integers(len(fresh)))]
+        return self._fresh_sample()
+
+    # ---- tell --------------------------------------------------------------------------------------------------
+
+    def tell(
+        self, points: np.ndarray, values: Sequence[Value | None], *, violations: Sequence[float] | None = None
+    ) -> None:
+        pts = self.check_points(points, len(values))
+        if not len(pts):
+            return
+        viol = self.violation_array(values, violations)
+        loss = self.losses(values)
+        keys = np.stack([np.where(np.isfinite(loss), 0.0, np.where(viol > 0, viol, math.inf)),
+                         np.where(np.isfinite(loss), loss, math.inf)], axis=1)
+        for p in pts:
+            self.seen.add(key(p))
+        pool = np.concatenate([self.pop, pts])
+        pool_keys = np.concatenate([self.rank_keys, keys])
+        order = np.lexsort((pool_keys[:, 1], pool_keys[:, 0]))[: self.population]
+        self.pop = pool[order]
+        self.rank_keys = pool_keys[order]
+
+    def rebuild(
+        self, points: np.ndarray, values: Sequence[Value | None], violations: Sequence[float] | None = None
+    ) -> None:
+        super().rebuild(points, values, violations)
+        self.n_asked = len(np.asarray(points).reshape(-1, self.d))

@@ -1,0 +1,94 @@
+"""Evaluating points of a PSA: decode, simulate, compute the objectives, and say plainly when a point is infeasible."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cosmic.errors import CosmicError
+from cosmic.sim import BREAKDOWN_KEYS, simulate
+
+FEATURE_NAMES: tuple[str, ...] = tuple(f"{k.removesuffix('_s')}_share" for k in BREAKDOWN_KEYS)
+"""The observation features an evaluation gives the RL env: each breakdown component's share of the step time."""
+
+
+@dataclass
+class Evaluation:
+    """The outcome of one point.
+
+    ``status`` is ``"ok"``, ``"memory"`` (simulated, but the footprint exceeds device memory and the PSA asks for
+    memory fit) or ``"rejected"`` (decode or the simulator raised an error: the configuration cannot run).
+    ``values`` is ``None`` unless ``status == "ok"``. ``violation`` is 0 when ok, the fraction by which memory is
+    exceeded for ``"memory"``, ``inf`` for ``"rejected"``.
+    """
+
+    point: np.ndarray
+    status: str
+    values: tuple[float, ...] | None
+    violation: float
+    reason: str | None = None
+    config: Any = None
+    result: Any = None
+    features: np.ndarray = field(default_factory=lambda: np.zeros(len(BREAKDOWN_KEYS)))
+    raw: tuple[float, ...] | None = None
+    """Objective values, also for memory-infeasible points (``None`` when rejected)."""
+
+
+class Evaluator:
+    """``evaluate(points)`` for a space: one `Evaluation` per point, with counts of each status."""
+
+    def __init__(self, space: Any) -> None:
+        self.space = space
+        self.objectives = list(space.objectives)
+        self.memory_fit = bool(getattr(space, "memory_fit", True))
+        self.counts = {"ok": 0, "memory": 0, "rejected": 0}
+
+    def evaluate_one(self, point: np.ndarray) -> Evaluation:
+        p = np.asarray(point, dtype=np.int64)
+        try:
+            cfg = self.space.decode(p)
+            result = simulate(cfg)
+        except CosmicError as exc:
+            self.counts["rejected"] += 1
+            return Evaluation(p, "rejected", None, math.inf, reason=f"{exc.__class__.__name__}: {exc}")
+        raw = tuple(float(o.value(result, cfg)) for o in self.objectives)
+        step = result.step_time_s or 1.0
+        feats = np.array([result.breakdown[k] / step for k in BREAKDOWN_KEYS], dtype=np.float64)
+        if self.memory_fit and not result.fits_memory:
+            cap = result.memory_capacity_bytes
+            over = result.memory.total_bytes / cap - 1.0 if cap > 0 else math.inf
+            self.counts["memory"] += 1
+            ev = Evaluation(
+                p, "memory", None, max(over, 1e-12),
+                reason=f"memory: {result.memory_per_device_gb:,.1f} GB per device exceeds {cap / 1e9:,.1f} GB",
+                config=cfg, result=result, features=feats,
+            )
+        elif not all(math.isfinite(v) for v in raw):
+            self.counts["rejected"] += 1
+            ev = Evaluation(p, "rejected", None, math.inf, reason=f"objective not finite: {raw}",
+                            config=cfg, result=result, features=feats)
+        else:
+            self.counts["ok"] += 1
+            ev = Evaluation(p, "ok", raw, 0.0, config=cfg, result=result, features=feats)
+        ev.raw = raw
+        return ev
+
+    def evaluate(self, points: np.ndarray) -> list[Evaluation]:
+        return [self.evaluate_one(p) for p in np.asarray(points, dtype=np.int64).reshape(len(points), -1)]
+
+
+def with_objectives(space: Any, specs: list[Any]) -> Any:
+    """A view of `space` whose objectives are `specs` (names such as ``step_time*network_cost`` or
+    ``{name: ..., direction: ...}``); every other property is the space's own."""
+    import copy
+
+    from cosmic.psa import Objective
+
+    if not specs:
+        return space
+    view = copy.copy(space)
+    view.objectives = tuple(Objective.from_spec(s, key="--objective") for s in specs)
+    return view

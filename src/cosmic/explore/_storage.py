@@ -1,0 +1,276 @@
+"""Studies in Optuna's relational storage: one Optuna trial per evaluation, written a batch per transaction.
+
+The schema is Optuna's own (``optuna.storages.RDBStorage`` creates and migrates it), so ``optuna.load_study`` and
+optuna-dashboard read cosmic studies. Optuna writes one trial per transaction (about 25 ms per trial on SQLite); a
+10,000-evaluation study needs better, so batches of finished trials are inserted with SQLAlchemy Core in one
+transaction against Optuna's tables. A process killed mid-run loses at most the batch in flight; everything committed
+is complete (trial, parameters, values and attributes are one transaction).
+
+Each trial holds:
+
+* ``params``: the encoded coordinates, one ``IntDistribution(0, card - 1)`` per PSA dimension;
+* ``values``: the objective values (state ``COMPLETE``), or none (state ``FAIL``) when the point is infeasible;
+* user attributes ``knobs`` (decoded knob values), ``config`` (the full configuration, as `cosmic simulate` reads
+  it), ``result`` (the simulation result, also for memory-infeasible points), ``violation`` (0 when feasible) and,
+  for failures, ``reason``; the system attribute ``fail_reason`` repeats the reason where Optuna looks for it.
+
+One process writes to a study at a time (trial numbers are assigned by the writer).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cosmic.errors import StudyError
+
+STUDY_ATTR = "cosmic"
+
+
+def _optuna() -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def storage_url(storage: str | Path | None, study_name: str, runs_dir: str | Path = "runs") -> str:
+    """The SQLAlchemy URL for `storage`: a URL as given, a file path as SQLite, nothing as ``runs/<study>.db``."""
+    if storage is None or str(storage) == "":
+        path = Path(runs_dir) / f"{study_name}.db"
+    elif "://" in str(storage):
+        return str(storage)
+    else:
+        path = Path(storage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One finished evaluation, ready to store."""
+
+    point: np.ndarray
+    values: tuple[float, ...] | None
+    violation: float
+    reason: str | None
+    attrs: dict[str, Any]
+
+
+@dataclass
+class History:
+    """What a stored study holds, as arrays (trial order)."""
+
+    numbers: np.ndarray  # (n,)
+    points: np.ndarray  # (n, d)
+    values: list[tuple[float, ...] | None]
+    violations: np.ndarray  # (n,)
+    trial_ids: np.ndarray  # (n,)
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+
+class StudyStore:
+    """A cosmic study in an Optuna RDB storage (SQLite file, PostgreSQL, any SQLAlchemy URL)."""
+
+    def __init__(self, url: str, study_name: str) -> None:
+        optuna = _optuna()
+        self.url = url
+        self.study_name = study_name
+        try:
+            self.storage = optuna.storages.RDBStorage(url)
+        except Exception as exc:  # SQLAlchemy and driver errors: unreachable or unusable storage
+            raise StudyError(f"cannot open storage {url!r}: {exc.__class__.__name__}: {exc}".splitlines()[0]) from None
+        from optuna.storages._rdb import models
+
+        self.models = models
+        self.engine = self.storage.engine
+        self.study_id: int | None = None
+        self._dist_json: list[str] = []
+        self._names: list[str] = []
+        self._next_number = 0
+
+    # ---- study -------------------------------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        optuna = _optuna()
+        try:
+            self.storage.get_study_id_from_name(self.study_name)
+            return True
+        except KeyError:
+            return False
+        except optuna.exceptions.OptunaError:
+            return False
+
+    def create(self, directions: Sequence[str], attrs: dict[str, Any]) -> None:
+        optuna = _optuna()
+        dirs = [optuna.study.StudyDirection.MINIMIZE if d == "minimize" else optuna.study.StudyDirection.MAXIMIZE
+                for d in directions]
+        try:
+            self.study_id = self.storage.create_new_study(dirs, self.study_name)
+        except optuna.exceptions.DuplicatedStudyError:
+            raise StudyError(
+                f"study {self.study_name!r} already exists in {self.url}; pass --resume to continue it or choose "
+                "another --study name"
+            ) from None
+        self.storage.set_study_user_attr(self.study_id, STUDY_ATTR, attrs)
+        self._next_number = 0
+
+    def open(self) -> dict[str, Any]:
+        """Open an existing study; returns its cosmic attributes."""
+        try:
+            self.study_id = self.storage.get_study_id_from_name(self.study_name)
+        except KeyError:
+            raise StudyError(
+                f"no study {self.study_name!r} in {self.url}; drop --resume to start it"
+            ) from None
+        attrs = self.storage.get_study_user_attrs(self.study_id).get(STUDY_ATTR)
+        if not isinstance(attrs, dict):
+            raise StudyError(f"study {self.study_name!r} in {self.url} was not written by cosmic explore")
+        T = self.models.TrialModel.__table__
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                T.select().with_only_columns(T.c.number).where(T.c.study_id == self.study_id)
+                .order_by(T.c.number.desc()).limit(1)
+            ).first()
+        self._next_number = 0 if row is None else int(row[0]) + 1
+        return attrs
+
+    def set_attr(self, key: str, value: Any) -> None:
+        assert self.study_id is not None
+        self.storage.set_study_user_attr(self.study_id, key, value)
+
+    def set_dimensions(self, names: Sequence[str], cards: Sequence[int]) -> None:
+        optuna = _optuna()
+        self._names = list(names)
+        self._dist_json = [
+            optuna.distributions.distribution_to_json(optuna.distributions.IntDistribution(0, int(c) - 1))
+            for c in cards
+        ]
+
+    # ---- write -------------------------------------------------------------------------------------------------
+
+    def write(self, rows: Sequence[TrialRow]) -> None:
+        """Insert finished trials in one transaction."""
+        if not rows:
+            return
+        optuna = _optuna()
+        TS = optuna.trial.TrialState
+        M = self.models
+        now = datetime.now(UTC).replace(tzinfo=None)
+        first = self._next_number
+        trials = [
+            {"number": first + i, "study_id": self.study_id,
+             "state": TS.COMPLETE if r.values is not None else TS.FAIL,
+             "datetime_start": now, "datetime_complete": now}
+            for i, r in enumerate(rows)
+        ]
+        T = M.TrialModel.__table__
+        with self.engine.begin() as conn:
+            conn.execute(T.insert(), trials)
+            ids = dict(conn.execute(
+                T.select().with_only_columns(T.c.number, T.c.trial_id)
+                .where(T.c.study_id == self.study_id).where(T.c.number >= first)
+            ).all())
+            params, values, uattrs, sattrs = [], [], [], []
+            VT = M.TrialValueModel.TrialValueType
+            for i, r in enumerate(rows):
+                tid = ids[first + i]
+                for name, dj, v in zip(self._names, self._dist_json, r.point.tolist(), strict=True):
+                    params.append({"trial_id": tid, "param_name": name, "param_value": float(v),
+                                   "distribution_json": dj})
+                if r.values is not None:
+                    for k, v in enumerate(r.values):
+                        vt = VT.FINITE if math.isfinite(v) else (VT.INF_POS if v > 0 else VT.INF_NEG)
+                        values.append({"trial_id": tid, "objective": k,
+                                       "value": v if math.isfinite(v) else None, "value_type": vt})
+                attrs = dict(r.attrs)
+                attrs["violation"] = r.violation if math.isfinite(r.violation) else "inf"
+                if r.reason is not None:
+                    attrs["reason"] = r.reason
+                    sattrs.append({"trial_id": tid, "key": "fail_reason", "value_json": json.dumps(r.reason)})
+                for k, v in attrs.items():
+                    uattrs.append({"trial_id": tid, "key": k, "value_json": json.dumps(v)})
+            conn.execute(M.TrialParamModel.__table__.insert(), params)
+            if values:
+                conn.execute(M.TrialValueModel.__table__.insert(), values)
+            conn.execute(M.TrialUserAttributeModel.__table__.insert(), uattrs)
+            if sattrs:
+                conn.execute(M.TrialSystemAttributeModel.__table__.insert(), sattrs)
+        self._next_number = first + len(rows)
+
+    # ---- read --------------------------------------------------------------------------------------------------
+
+    def history(self) -> History:
+        """Every stored trial's point, values and violation, in trial order (a few bulk queries)."""
+        optuna = _optuna()
+        M = self.models
+        T, P = M.TrialModel.__table__, M.TrialParamModel.__table__
+        V, U = M.TrialValueModel.__table__, M.TrialUserAttributeModel.__table__
+        TS = optuna.trial.TrialState
+        sid = self.study_id
+        col = {n: i for i, n in enumerate(self._names)}
+        with self.engine.connect() as conn:
+            trials = conn.execute(
+                T.select().with_only_columns(T.c.trial_id, T.c.number, T.c.state)
+                .where(T.c.study_id == sid).order_by(T.c.number)
+            ).all()
+            tids = [t[0] for t in trials]
+            pos = {tid: i for i, tid in enumerate(tids)}
+            sub = T.select().with_only_columns(T.c.trial_id).where(T.c.study_id == sid).scalar_subquery()
+            points = np.zeros((len(trials), len(self._names)), dtype=np.int64)
+            for tid, name, val in conn.execute(
+                P.select().with_only_columns(P.c.trial_id, P.c.param_name, P.c.param_value)
+                .where(P.c.trial_id.in_(sub))
+            ):
+                if name in col:
+                    points[pos[tid], col[name]] = int(round(val))
+            vals: dict[int, dict[int, float]] = {}
+            for tid, obj, val, vtype in conn.execute(
+                V.select().with_only_columns(V.c.trial_id, V.c.objective, V.c.value, V.c.value_type)
+                .where(V.c.trial_id.in_(sub))
+            ):
+                name = getattr(vtype, "name", str(vtype))
+                v = val if name == "FINITE" else (math.inf if name == "INF_POS" else -math.inf)
+                vals.setdefault(tid, {})[int(obj)] = float(v)
+            viol = np.zeros(len(trials))
+            for tid, vj in conn.execute(
+                U.select().with_only_columns(U.c.trial_id, U.c.value_json)
+                .where(U.c.trial_id.in_(sub)).where(U.c.key == "violation")
+            ):
+                v = json.loads(vj)
+                viol[pos[tid]] = math.inf if v == "inf" else float(v)
+        values: list[tuple[float, ...] | None] = []
+        for tid, _num, state in trials:
+            is_complete = state == TS.COMPLETE or getattr(state, "name", state) == "COMPLETE"
+            if is_complete and tid in vals:
+                d = vals[tid]
+                values.append(tuple(d[k] for k in sorted(d)))
+            else:
+                values.append(None)
+        return History(
+            numbers=np.array([t[1] for t in trials], dtype=np.int64),
+            points=points,
+            values=values,
+            violations=viol,
+            trial_ids=np.array(tids, dtype=np.int64),
+        )
+
+    def trial_attrs(self, trial_id: int, keys: Sequence[str] | None = None) -> dict[str, Any]:
+        U = self.models.TrialUserAttributeModel.__table__
+        q = U.select().with_only_columns(U.c.key, U.c.value_json).where(U.c.trial_id == int(trial_id))
+        if keys is not None:
+            q = q.where(U.c.key.in_(list(keys)))
+        with self.engine.connect() as conn:
+            return {k: json.loads(v) for k, v in conn.execute(q)}
+
+    def close(self) -> None:
+        self.engine.dispose()

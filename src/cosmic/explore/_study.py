@@ -1,0 +1,364 @@
+"""The study loop: ask the agent, evaluate, tell, store; resumable and reproducible."""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import cosmic
+from cosmic.agents import BaseAgent, make_agent
+from cosmic.errors import ConfigError, StudyError
+from cosmic.explore._objective import Evaluation, Evaluator
+from cosmic.explore._storage import StudyStore, TrialRow, storage_url
+
+FLUSH_TRIALS = 512
+FLUSH_S = 1.0
+
+
+@dataclass
+class Progress:
+    """Passed to the progress callback after every batch."""
+
+    done: int
+    budget: int
+    best: float | None
+    elapsed_s: float
+    new: int
+
+
+@dataclass
+class StudySummary:
+    """What a study found. ``to_dict()`` is the JSON `cosmic explore --json` prints."""
+
+    study_name: str
+    storage: str | None
+    agent: str
+    hyper: dict[str, Any]
+    seed: int | None
+    batch: int
+    space_name: str | None
+    objectives: list[tuple[str, str]]
+    evaluations: int
+    new_evaluations: int
+    wall_s: float
+    stopped: str
+    complete: bool
+    counts: dict[str, int]
+    values: list[tuple[float, ...] | None]
+    trace: list[float | None]
+    best_index: int | None = None
+    best_values: tuple[float, ...] | None = None
+    best_point: list[int] | None = None
+    best_knobs: dict[str, Any] | None = None
+    best_config: dict[str, Any] | None = None
+    best_result: dict[str, Any] | None = None
+    pareto: list[int] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def best_objective(self) -> float | None:
+        return None if self.best_values is None else self.best_values[0]
+
+    @property
+    def evals_per_s(self) -> float:
+        return self.new_evaluations / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "study": self.study_name,
+            "storage": self.storage,
+            "agent": self.agent,
+            "hyper": self.hyper,
+            "seed": self.seed,
+            "space": self.space_name,
+            "objectives": [{"name": n, "direction": d} for n, d in self.objectives],
+            "best_objective": self.best_objective,
+            "best_values": list(self.best_values) if self.best_values is not None else None,
+            "best_trial": self.best_index,
+            "best_point": self.best_point,
+            "best_knobs": self.best_knobs,
+            "best_config": self.best_config,
+            "best_result": self.best_result,
+            "evaluations": self.evaluations,
+            "new_evaluations": self.new_evaluations,
+            "wall_s": self.wall_s,
+            "evals_per_s": self.evals_per_s,
+            "stopped": self.stopped,
+            "complete": self.complete,
+            "counts": self.counts,
+            "pareto_trials": self.pareto,
+            "timings_s": self.timings_s,
+        }
+
+
+def jsonable(v: Any) -> Any:
+    """Knob values (enums, tuples, numpy scalars) as plain JSON values."""
+    if isinstance(v, enum.Enum):
+        return v.value
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+def pareto_front(values: Sequence[tuple[float, ...] | None], signs: np.ndarray) -> list[int]:
+    """Indices of the non-dominated feasible values (all objectives turned into minimisation by `signs`); trials
+    with equal values are all kept, as Optuna's ``Study.best_trials`` does."""
+    idx = [i for i, v in enumerate(values) if v is not None]
+    if not idx:
+        return []
+    F = np.array([values[i] for i in idx], dtype=float) * signs
+    order = np.lexsort(F.T[::-1])
+    front: list[int] = []
+    kept = np.zeros((0, F.shape[1]))
+    for j in order:
+        f = F[j]
+        if len(kept) and np.any(np.all(kept <= f, axis=1) & np.any(kept < f, axis=1)):
+            continue
+        front.append(idx[j])
+        kept = np.vstack([kept, f])
+    return sorted(front)
+
+
+def _space_info(space: Any) -> dict[str, Any]:
+    return {
+        "name": getattr(space, "name", None),
+        "dim_names": list(space.dim_names),
+        "cardinalities": [int(c) for c in space.cardinalities],
+        "objectives": [[o.name, o.direction] for o in space.objectives],
+        "memory_fit": bool(getattr(space, "memory_fit", True)),
+    }
+
+
+def run_study(
+    space: Any,
+    agent: str | BaseAgent,
+    *,
+    budget: int,
+    storage: str | Path | None = None,
+    study_name: str | None = None,
+    time_limit_s: float | None = None,
+    seed: int | None = None,
+    resume: bool = False,
+    batch: int | None = None,
+    hyper: dict[str, Any] | None = None,
+    persist: bool = True,
+    runs_dir: str | Path = "runs",
+    progress: Callable[[Progress], None] | None = None,
+) -> StudySummary:
+    """Search `space` with `agent` for `budget` evaluations in total, storing every evaluation as a trial.
+
+    Args:
+        space: a ``cosmic.psa.Space``.
+        agent: an agent name (``"ga"``; built with `seed` and `hyper`) or an agent instance.
+        budget: evaluations the study should hold when done (a resumed study counts its stored trials).
+        storage: a SQLAlchemy URL or a SQLite file path; default ``runs/<study>.db``.
+        study_name: default ``<space name>-<agent>-s<seed>``.
+        time_limit_s: stop asking after this many seconds (the batch in flight finishes and is stored).
+        seed: makes the run reproducible: the same seed gives the same sequence of points.
+        resume: continue an existing study (its agent, hyper-parameters and seed are reused); without it an
+            existing study of that name is an error.
+        batch: points per ask (default: the agent's preferred batch, clamped to its maximum).
+        hyper: agent hyper-parameters (when `agent` is a name).
+        persist: ``False`` keeps nothing on disk (used by the exhaustive benchmark).
+        runs_dir: where default SQLite files go.
+        progress: called after every batch.
+
+    Raises:
+        StudyError: the study exists (without `resume`), is missing (with `resume`), belongs to another space or
+            agent, or the storage cannot be opened.
+    """
+    if budget < 1:
+        raise ConfigError(f"budget must be >= 1, got {budget}")
+    info = _space_info(space)
+    agent_name = agent if isinstance(agent, str) else type(agent).name
+    hyper = dict(hyper or {})
+    name = study_name or f"{info['name'] or 'space'}-{agent_name}-s{seed if seed is not None else 'none'}"
+    store: StudyStore | None = None
+    url: str | None = None
+    stored_counts = {"ok": 0, "memory": 0, "rejected": 0}
+    if persist:
+        url = storage_url(storage, name, runs_dir)
+        store = StudyStore(url, name)
+        if resume:
+            attrs = store.open()
+            _check_same(attrs, info, agent_name, name, url)
+            if seed is None:
+                seed = attrs.get("seed")
+            if isinstance(agent, str) and not hyper:
+                hyper = dict(attrs.get("hyper") or {})
+        elif store.exists():
+            raise StudyError(
+                f"study {name!r} already exists in {url}; pass --resume to continue it or choose another --study"
+            )
+    elif resume:
+        raise StudyError("resume needs a stored study (persist=True)")
+
+    ag = make_agent(agent, space, seed=seed, **hyper) if isinstance(agent, str) else agent
+    hyper = ag.hyperparameters()
+    max_b = type(ag).max_batch
+    b = int(batch or type(ag).default_batch)
+    if b < 1:
+        raise ConfigError(f"batch must be >= 1, got {b}")
+    if max_b is not None:
+        b = min(b, max_b)
+
+    if store is not None:
+        store.set_dimensions(info["dim_names"], info["cardinalities"])
+        if not resume:
+            attrs = {"version": cosmic.__version__, "agent": agent_name, "hyper": jsonable(hyper), "seed": seed,
+                     "batch": b, "budget": budget, "space": info}
+            store.create([d for _, d in info["objectives"]], attrs)
+
+    signs = np.array([1.0 if d == "minimize" else -1.0 for _, d in info["objectives"]])
+    values: list[tuple[float, ...] | None] = []
+    trace: list[float | None] = []
+    best_i: int | None = None
+    best_loss = math.inf
+    best_eval: Evaluation | None = None
+    hist_ids: np.ndarray | None = None
+    if store is not None and resume:
+        hist = store.history()
+        hist_ids = hist.trial_ids
+        values = list(hist.values)
+        for v, vi in zip(values, hist.violations, strict=True):
+            stored_counts["ok" if v is not None else ("rejected" if math.isinf(vi) else "memory")] += 1
+        for i, v in enumerate(values):
+            if v is not None and signs[0] * v[0] < best_loss:
+                best_loss, best_i = signs[0] * v[0], i
+            trace.append(None if best_i is None else values[best_i][0])  # type: ignore[index]
+        if len(hist):
+            ag.rebuild(hist.points, hist.values, hist.violations)
+    n_stored = len(values)
+
+    evaluator = Evaluator(space)
+    wants_features = bool(getattr(ag, "wants_features", False))
+    pending: list[TrialRow] = []
+    t0 = time.perf_counter()
+    last_flush = t0
+    done = n_stored
+    stopped = "budget"
+    complete = False
+
+    tm = {"ask": 0.0, "evaluate": 0.0, "tell": 0.0, "record": 0.0, "store": 0.0}
+
+    def flush() -> None:
+        nonlocal pending, last_flush
+        t = time.perf_counter()
+        if store is not None and pending:
+            store.write(pending)
+        pending = []
+        last_flush = time.perf_counter()
+        tm["store"] += last_flush - t
+
+    try:
+        while done < budget:
+            if time_limit_s is not None and time.perf_counter() - t0 >= time_limit_s:
+                stopped = "time_limit"
+                break
+            n = min(b, budget - done)
+            t1 = time.perf_counter()
+            pts = np.asarray(ag.ask(n), dtype=np.int64).reshape(-1, len(info["cardinalities"]))
+            t2 = time.perf_counter()
+            tm["ask"] += t2 - t1
+            if len(pts) == 0:
+                stopped, complete = "exhausted", True
+                break
+            evs = evaluator.evaluate(pts)
+            t3 = time.perf_counter()
+            tm["evaluate"] += t3 - t2
+            vals = [e.values for e in evs]
+            viol = [e.violation for e in evs]
+            if wants_features:
+                ag.tell(pts, vals, violations=viol, features=[e.features for e in evs])  # type: ignore[call-arg]
+            else:
+                ag.tell(pts, vals, violations=viol)
+            t4 = time.perf_counter()
+            tm["tell"] += t4 - t3
+            for e in evs:
+                if e.values is not None and signs[0] * e.values[0] < best_loss:
+                    best_loss, best_i, best_eval = signs[0] * e.values[0], len(values), e
+                values.append(e.values)
+                trace.append(None if best_i is None else values[best_i][0])  # type: ignore[index]
+                if store is not None:
+                    pending.append(_row(space, e))
+            done += len(pts)
+            now = time.perf_counter()
+            tm["record"] += now - t4
+            if len(pending) >= FLUSH_TRIALS or now - last_flush >= FLUSH_S:
+                flush()
+            if progress is not None:
+                progress(Progress(done, budget, None if best_i is None else values[best_i][0],  # type: ignore[index]
+                                  now - t0, done - n_stored))
+        if not complete and getattr(ag, "exhausted", False):
+            complete = True
+    finally:
+        flush()
+        ag.close()
+    wall = time.perf_counter() - t0
+
+    counts = {k: stored_counts.get(k, 0) + evaluator.counts[k] for k in ("ok", "memory", "rejected")}
+    if store is not None:
+        store.set_attr("cosmic_progress", {"counts": counts, "evaluations": done, "complete": complete})
+    summary = StudySummary(
+        study_name=name, storage=url, agent=agent_name, hyper=jsonable(hyper), seed=seed, batch=b,
+        space_name=info["name"], objectives=[(n_, d) for n_, d in info["objectives"]], evaluations=done,
+        new_evaluations=done - n_stored, wall_s=wall, stopped=stopped, complete=complete, counts=counts,
+        values=values, trace=trace, timings_s={k: round(v, 4) for k, v in tm.items()},
+    )
+    if best_i is not None:
+        summary.best_index = best_i
+        summary.best_values = values[best_i]
+        if best_eval is not None and best_i >= n_stored:
+            row = _row(space, best_eval)
+            summary.best_point = best_eval.point.tolist()
+            summary.best_knobs = row.attrs.get("knobs")
+            summary.best_config = row.attrs.get("config")
+            summary.best_result = row.attrs.get("result")
+        elif store is not None and hist_ids is not None:
+            a = store.trial_attrs(int(hist_ids[best_i]), ["knobs", "config", "result"])
+            summary.best_point = hist.points[best_i].tolist()
+            summary.best_knobs, summary.best_config, summary.best_result = a.get("knobs"), a.get("config"), \
+                a.get("result")
+    if len(signs) > 1:
+        summary.pareto = pareto_front(values, signs)
+    if store is not None:
+        store.close()
+    return summary
+
+
+def _row(space: Any, e: Evaluation) -> TrialRow:
+    attrs: dict[str, Any] = {"knobs": jsonable(space.knobs(e.point)), "status": e.status}
+    if e.config is not None:
+        attrs["config"] = e.config.to_yaml_dict()
+    if e.result is not None:
+        attrs["result"] = jsonable(e.result.to_dict())
+    if e.raw is not None and e.values is None:
+        attrs["unconstrained_values"] = list(e.raw)
+    return TrialRow(point=e.point, values=e.values, violation=e.violation, reason=e.reason, attrs=attrs)
+
+
+def _check_same(attrs: dict[str, Any], info: dict[str, Any], agent: str, name: str, url: str) -> None:
+    stored = attrs.get("space") or {}
+    if stored.get("dim_names") != info["dim_names"] or stored.get("cardinalities") != info["cardinalities"]:
+        raise StudyError(
+            f"study {name!r} in {url} was run on another space ({stored.get('name')!r}, "
+            f"{len(stored.get('dim_names') or [])} dimensions); resume it with the same PSA or choose another --study"
+        )
+    if attrs.get("agent") != agent:
+        raise StudyError(
+            f"study {name!r} in {url} was run with agent {attrs.get('agent')!r}; resume it with "
+            f"--agent {attrs.get('agent')} or choose another --study"
+        )
