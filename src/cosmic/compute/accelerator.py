@@ -53,7 +53,12 @@ class Accelerator(BaseModel):
     fp8_gemm_efficiency: Frac | None = Field(default=None, description="same for fp8 GEMMs; default gemm_efficiency")
     mem_efficiency: Frac = Field(default=0.85, description="achievable / peak HBM bandwidth")
     attention_efficiency: Frac = Field(
-        default=0.5, description="achieved / peak FLOP/s of fused (flash) attention kernels, forward and backward"
+        default=0.5,
+        description="achieved / peak FLOP/s of the best fused (flash) attention kernel, forward and backward",
+    )
+    attention_efficiency_by_kernel: dict[str, Frac] = Field(
+        default_factory=dict,
+        description="the same for named kernels (flash1, flash2, flash3), from their papers' measurements",
     )
     kernel_overhead_us: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] = Field(
         default=0.0, description="fixed time per kernel (launch + tail), microseconds"
@@ -80,9 +85,16 @@ class Accelerator(BaseModel):
                 self.fp8_gemm_efficiency,
                 self.mem_efficiency,
                 self.attention_efficiency,
+                tuple(sorted(self.attention_efficiency_by_kernel.items())),
                 self.kernel_overhead_us,
             )
         )
+
+    def attention_efficiency_for(self, kernel: str) -> float:
+        """Efficiency of fused attention kernel `kernel` ('auto' = the best this accelerator has)."""
+        if kernel == "auto":
+            return self.attention_efficiency
+        return self.attention_efficiency_by_kernel.get(kernel, self.attention_efficiency)
 
     def peak_flop_per_s(self, precision: str) -> float:
         """Dense peak FLOP/s at `precision` (falls back to bf16 then fp16 when the precision is not listed)."""

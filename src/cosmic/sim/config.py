@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -137,6 +137,11 @@ class TrainingConfig(BaseModel):
     precision: Precision = Precision.BF16
     dp_overlap: bool = Field(default=True, description="overlap gradient reduction with the last backward")
     flash_attention: bool = Field(default=True, description="fused attention (no s^2 score matrix in memory)")
+    attention_kernel: Literal["auto", "flash1", "flash2", "flash3"] = Field(
+        default="auto",
+        description="which fused attention kernel (FlashAttention 1/2/3; auto = the accelerator's best); its "
+        "efficiency comes from the accelerator catalog",
+    )
     grad_accumulation_fusion: bool = Field(
         default=True,
         description="weight-gradient GEMMs accumulate straight into the fp32 gradient buffer (Megatron-LM since "

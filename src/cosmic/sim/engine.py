@@ -95,6 +95,7 @@ def layer_cost(
     sequence_parallel: bool,
     flash: bool,
     recompute: Recompute,
+    attention_kernel: str = "auto",
 ) -> LayerCost:
     """Cost of one layer on one rank for one micro-batch (priced once, reused for every layer)."""
     bpe = BYTES_PER_ELEMENT[precision]
@@ -117,7 +118,7 @@ def layer_cost(
     causal_frac = 0.5 if (model.causal and flash) else 1.0  # fused kernels skip fully masked blocks
     if flash:
         # fused attention runs at its own measured fraction of peak (FlashAttention papers), not at GEMM speed
-        attn_rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency
+        attn_rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency_for(attention_kernel)
         attn_bytes = micro_batch * (2 * s_local * h / tp + 2 * seq_len * kv / tp) * abpe
         mem_rate = acc.achievable_mem_bytes_per_s
         attn_fwd_s = max(attn_flops * causal_frac / attn_rate, attn_bytes / mem_rate)
@@ -347,7 +348,10 @@ def simulate(config: SystemConfig) -> Result:
     n_dims = len(cfg.network.dims)
     comm = _Comm(cfg)
 
-    lc = layer_cost(model, acc, tp, sp, mb, seq, prec, par.sequence_parallel, tr.flash_attention, tr.recompute)
+    lc = layer_cost(
+        model, acc, tp, sp, mb, seq, prec, par.sequence_parallel, tr.flash_attention, tr.recompute,
+        tr.attention_kernel,
+    )
     emb, head = end_costs(model, acc, tp, sp, mb, seq, prec)
 
     # ---- communication per layer per micro-batch ----------------------------------------------------------------

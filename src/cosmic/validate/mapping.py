@@ -292,6 +292,27 @@ def uses_flash_attention(framework: str, accel: str | None) -> bool:
     return accel not in ("v100-32gb", "a100-40gb", "a100-80gb")
 
 
+def attention_kernel(framework: str, model_name: str) -> str:
+    """Which fused attention kernel a stack ran.
+
+    llm-foundry's MPT models use ALiBi, for which its default attention implementation was the Triton
+    FlashAttention kernel, a FlashAttention-1-class kernel (llm-foundry PR #820, Dec 2023: "Triton attention
+    (which is the current default attention implementation when using ALiBi)"). Every other stack: the best
+    kernel the accelerator has ("auto").
+    """
+    f = (framework or "").lower()
+    if re.search(r"llm-foundry|composer", f) and re.match(r"\s*mpt", (model_name or "").lower()):
+        return "flash1"
+    return "auto"
+
+
+def fuses_grad_accumulation(framework: str) -> bool:
+    """Megatron-LM fused weight-gradient accumulation into the fp32 main-grad buffer from 2022 on
+    (``--gradient-accumulation-fusion``); the 2019-2021 Megatron-LM and Megatron-DeepSpeed stacks did not."""
+    f = (framework or "").lower()
+    return not (re.search(LEGACY_STACKS, f) and not re.search(MODERN_MEGATRON, f))
+
+
 def overlaps_dp(framework: str) -> bool:
     f = (framework or "").lower()
     return not (re.search(LEGACY_STACKS, f) and not re.search(MODERN_MEGATRON, f))

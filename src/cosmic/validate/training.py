@@ -250,6 +250,8 @@ def plan_row(row: Row) -> Plan:
         "recompute": rec,
         "flash_attention": mapping.uses_flash_attention(framework, accel),
         "dp_overlap": mapping.overlaps_dp(framework),
+        "attention_kernel": mapping.attention_kernel(framework, row.get("model")),
+        "grad_accumulation_fusion": mapping.fuses_grad_accumulation(framework),
     }
 
     def make(tp_: int, pp_: int, dp_: int, mb: int, zero: int, v: int | None) -> SystemConfig:
