@@ -11,10 +11,11 @@ import importlib
 import typer
 
 MODULES: tuple[str, ...] = (
-    "cosmic.commands.collective",   # issue 8 (ASTRA-sim interop)
-    "cosmic.commands.psa",          # issue 3 (PSA)
-    "cosmic.commands.explore",      # issue 4 (agents, explore)
-    "cosmic.commands.validate",     # issue 5 (validation)
+    "cosmic.commands.collective",     # issue 8 (ASTRA-sim interop)
+    "cosmic.commands.psa",            # issue 3 (PSA)
+    "cosmic.commands.explore",        # issue 4 (agents, explore)
+    "cosmic.commands.validate",       # issue 5 (validation)
+    "cosmic.commands.study",          # issue 6 (case studies)
 )
 
 

@@ -1,0 +1,170 @@
+"""`cosmic study cosmic-paper | scaling`: COSMIC's single-stack vs full-stack case studies, with an HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+study_app = typer.Typer(
+    name="study",
+    help="Case studies: single-stack vs full-stack search (COSMIC's grid, batch scaling) with an HTML report.",
+    no_args_is_help=True,
+)
+
+_Budget = Annotated[int | None, typer.Option("--budget", help="evaluations per agent run (default: ga 2000, bo 48, "
+                                                              "others 1000)")]
+_Agents = Annotated[str, typer.Option("--agents", help="comma-separated agents (see `cosmic.agents`)")]
+_Seeds = Annotated[int, typer.Option("--seeds", help="seeds per agent (0 .. K-1)")]
+_Objective = Annotated[str, typer.Option("--objective", help="runtime, runtime*cost or runtime*bw")]
+_Setting = Annotated[str, typer.Option("--setting", help="full-depth (presets as they are), cosmic (4 layers, "
+                                                         "GPipe, 2 micro-batches) or both")]
+_Backend = Annotated[str, typer.Option("--backend", help="local (process pool) or ray")]
+_Address = Annotated[str | None, typer.Option("--ray-address", help="Ray cluster address (default: RAY_ADDRESS, "
+                                                                    "else a local Ray)")]
+_Workers = Annotated[int | None, typer.Option("--workers", help="processes (local) or CPUs of a local Ray "
+                                                                "(default: all cores)")]
+_Out = Annotated[Path, typer.Option("--out", help="output directory")]
+_Json = Annotated[bool, typer.Option("--json", help="print the summary as JSON (no tables)")]
+_Store = Annotated[bool, typer.Option("--store", help="also keep every agent run as an Optuna study in "
+                                                      "OUT/studies/<job>.db")]
+_Models = Annotated[str | None, typer.Option("--models", help="comma-separated subset of the study's models")]
+_Systems = Annotated[str | None, typer.Option("--systems", help="comma-separated subset of s1, s2, s3")]
+
+
+def _split(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def _run(study: str, *, out_dir: Path, agents: str, seeds: int, budget: int | None, objective: str, setting: str,
+         backend: str, ray_address: str | None, workers: int | None, json_out: bool, store: bool,
+         models: str | None, systems: str | None, batches: list[int] | None = None) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cosmic.cli import emit_json
+    from cosmic.explore.backends import make_backend
+    from cosmic.study import run_case_study
+
+    agent_list = _split(agents) or []
+    be = make_backend(backend, workers=workers, address=ray_address)
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=console, disable=json_out)
+    task: list[Any] = []
+
+    def on_start(n: int) -> None:
+        bar.start()
+        task.append(bar.add_task(f"{study} on {be.name} ({be.workers} workers)", total=n, last=""))
+
+    def on_done(_i: int, r: Any) -> None:
+        bar.update(task[0], advance=1, last=f"{r.job.key} {r.wall_s:.1f} s")
+
+    try:
+        summary = run_case_study(study, out_dir, backend=be, agents=agent_list, seeds=seeds, budget=budget,
+                                 objective=objective, setting=setting, models=_split(models),
+                                 systems=_split(systems), batches=batches, store=store, on_start=on_start,
+                                 on_done=on_done)
+    finally:
+        if task:
+            bar.stop()
+        if hasattr(be, "shutdown"):
+            be.shutdown()
+    if json_out:
+        emit_json(summary)
+        return
+    _print(summary)
+
+
+def _print(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from cosmic.cli import out
+
+    for setting, rng in summary["speedup_range"].items():
+        t = Table(title=f"{summary['study']} — setting {setting}, objective {summary['options']['objective']}",
+                  title_justify="left")
+        for col in ("cell", "baseline", "best full", "full/workload", "full/collective", "full/network",
+                    "full vs base", "flags"):
+            t.add_column(col, justify="left" if col in ("cell", "flags") else "right")
+        for c in summary["cells"]:
+            if c["setting"] != setting:
+                continue
+            sp = c["speedup_full_over"]
+            full = (c["modes"].get("full") or {}).get("best")
+            label = f"{c['model']} {c['system'].upper()}" + (f" b{c['global_batch']}"
+                                                            if summary["study"] == "scaling" else "")
+            t.add_row(label, f"{c['baseline']['objective']:.4g}", "-" if full is None else f"{full:.4g}",
+                      *(f"{sp[m]:.2f}x" if m in sp else "-" for m in ("workload", "collective", "network")),
+                      f"{c['speedup_vs_baseline'].get('full', 0):.2f}x",
+                      ", ".join(f"{f['mode']}: {f['reason']}" for f in c["flags"]))
+        out.print(t)
+        lo, hi = rng["min"], rng["max"]
+        if lo is not None:
+            out.print(f"full-stack speedup over single-stack: {lo:.2f}x - {hi:.2f}x (COSMIC: 1.50x - 48.41x); "
+                      f"flagged cells: {rng['flagged_cells']}")
+    out.print(f"{summary['n_trials']:,} evaluations in {summary['wall_s']:.1f} s on {summary['backend']} "
+              f"({summary['workers']} workers)")
+    for k, v in summary["files"].items():
+        out.print(f"{k}: {v}")
+
+
+@study_app.command("cosmic-paper")
+def cosmic_paper(
+    budget: _Budget = None,
+    agents: _Agents = "ga,bo",
+    seeds: _Seeds = 1,
+    objective: _Objective = "runtime",
+    setting: _Setting = "full-depth",
+    backend: _Backend = "local",
+    ray_address: _Address = None,
+    workers: _Workers = None,
+    out_dir: _Out = Path("reports/cosmic-paper"),
+    json_out: _Json = False,
+    store: _Store = False,
+    models: _Models = None,
+    systems: _Systems = None,
+) -> None:
+    """COSMIC's grid: 4 models x 3 systems x 4 modes; full-stack speedup over each single-stack mode per cell."""
+    _run("cosmic-paper", out_dir=out_dir, agents=agents, seeds=seeds, budget=budget, objective=objective,
+         setting=setting, backend=backend, ray_address=ray_address, workers=workers, json_out=json_out, store=store,
+         models=models, systems=systems)
+
+
+@study_app.command("scaling")
+def scaling(
+    budget: _Budget = None,
+    agents: _Agents = "ga,bo",
+    seeds: _Seeds = 1,
+    objective: _Objective = "runtime",
+    setting: _Setting = "full-depth",
+    backend: _Backend = "local",
+    ray_address: _Address = None,
+    workers: _Workers = None,
+    out_dir: _Out = Path("reports/scaling"),
+    json_out: _Json = False,
+    store: _Store = False,
+    models: _Models = None,
+    batches: Annotated[str | None, typer.Option("--batches", help="comma-separated global batches "
+                                                                  "(default 1024,2048,4096,8192,16384)")] = None,
+) -> None:
+    """GPT-3 175B, LLaMA-7B and ViT-Large on S2 with global batch 1024 ... 16384, single- vs full-stack."""
+    from cosmic.cli import fail
+
+    bs = None
+    if batches:
+        try:
+            bs = [int(b) for b in _split(batches) or []]
+        except ValueError:
+            fail(f"--batches: expected comma-separated integers, got {batches!r}")
+    _run("scaling", out_dir=out_dir, agents=agents, seeds=seeds, budget=budget, objective=objective,
+         setting=setting, backend=backend, ray_address=ray_address, workers=workers, json_out=json_out, store=store,
+         models=models, systems=None, batches=bs)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(study_app, name="study")

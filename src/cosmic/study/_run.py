@@ -1,0 +1,221 @@
+"""The two case studies as job grids, and running one end to end: jobs on a backend, analysis, output files.
+
+* ``cosmic-paper``: COSMIC's grid: 4 models x 3 systems x 4 modes (workload, collective, network, full).
+* ``scaling``: GPT-3 175B, LLaMA-7B and ViT-Large on S2 with global batch 1024 ... 16384, the same 4 modes.
+
+Output directory: ``report.html`` (self-contained), ``summary.json`` and ``trials.csv`` (every evaluation of every
+agent run), plus ``studies/<job>.db`` (Optuna studies) when asked to store them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import cosmic
+from cosmic.errors import ConfigError
+from cosmic.sim import BREAKDOWN_KEYS
+from cosmic.study._analysis import analyse_cells, speedup_range
+from cosmic.study._jobs import Job, JobResult, run_job
+from cosmic.study._spaces import MODES, OBJECTIVES, PAPER_MODELS, SETTINGS, SYSTEMS, objective_name
+
+STUDIES = ("cosmic-paper", "scaling")
+SCALING_MODELS = ("gpt3-175b", "llama-7b", "vit-large")
+SCALING_SYSTEM = "s2"
+SCALING_BATCHES = (1024, 2048, 4096, 8192, 16384)
+DEFAULT_AGENTS = ("ga", "bo")
+DEFAULT_BUDGETS: dict[str, int] = {"ga": 2000, "bo": 48}
+"""Evaluations per agent run when no budget is given. GA costs ~0.3 ms per evaluation; Optuna's GP (bo) refits per
+ask (~0.5 s at 40 trials, growing), so a shared budget would be either too small for GA or too slow for bo. The
+default cosmic-paper run (96 agent runs) then takes about 5 minutes on 2 cores (docs/study.md)."""
+OTHER_DEFAULT_BUDGET = 1000
+
+
+def budgets_for(agents: Sequence[str], budget: int | None) -> dict[str, int]:
+    if budget is not None:
+        if budget < 1:
+            raise ConfigError(f"budget must be >= 1, got {budget}")
+        return {a: int(budget) for a in agents}
+    return {a: DEFAULT_BUDGETS.get(a, OTHER_DEFAULT_BUDGET) for a in agents}
+
+
+def settings_for(setting: str) -> tuple[str, ...]:
+    if setting == "both":
+        return SETTINGS
+    if setting not in SETTINGS:
+        raise ConfigError(f"unknown setting {setting!r}; known: {', '.join(SETTINGS)}, both")
+    return (setting,)
+
+
+def make_jobs(
+    study: str,
+    *,
+    agents: Sequence[str] = DEFAULT_AGENTS,
+    seeds: int = 1,
+    budget: int | None = None,
+    objective: str = "runtime",
+    setting: str = "full-depth",
+    models: Sequence[str] | None = None,
+    systems: Sequence[str] | None = None,
+    batches: Sequence[int] | None = None,
+    modes: Sequence[str] = MODES,
+    store_dir: str | None = None,
+) -> list[Job]:
+    """The jobs of a case study: cell x mode x agent x seed (seeds 0 .. seeds-1)."""
+    from cosmic.agents import agent_class
+
+    if study not in STUDIES:
+        raise ConfigError(f"unknown study {study!r}; known: {', '.join(STUDIES)}")
+    if not agents:
+        raise ConfigError("name at least one agent (e.g. --agents ga,bo)")
+    if seeds < 1:
+        raise ConfigError(f"seeds must be >= 1, got {seeds}")
+    objective_name(objective)
+    for a in agents:
+        agent_class(a)
+    for m in modes:
+        if m not in MODES:
+            raise ConfigError(f"unknown mode {m!r}; known: {', '.join(MODES)}")
+    bud = budgets_for(agents, budget)
+    if study == "cosmic-paper":
+        cells = [(s, m, None) for m in (models or PAPER_MODELS) for s in (systems or SYSTEMS)]
+    else:
+        cells = [(s, m, b) for m in (models or SCALING_MODELS) for s in (systems or (SCALING_SYSTEM,))
+                 for b in (batches or SCALING_BATCHES)]
+    for s, m, _ in cells:
+        if s not in SYSTEMS:
+            raise ConfigError(f"unknown system {s!r}; known: {', '.join(SYSTEMS)}")
+    return [
+        Job(study=study, setting=st, system=s, model=m, mode=mode, agent=a, seed=seed, budget=bud[a],
+            objective=objective, global_batch=b, store_dir=store_dir)
+        for st in settings_for(setting) for s, m, b in cells for mode in modes for a in agents
+        for seed in range(seeds)
+    ]
+
+
+def run_jobs(jobs: Sequence[Job], backend: Any, *,
+             on_done: Callable[[int, JobResult], None] | None = None) -> list[JobResult]:
+    """Run the jobs on a backend (``cosmic.explore.backends``); results in job order."""
+    # the slowest jobs first (bo on the full space) so the pool is not left waiting on one straggler at the end
+    cost = {"full": 4, "network": 3, "collective": 2, "workload": 1}
+    order = sorted(range(len(jobs)), key=lambda i: (-(jobs[i].budget if jobs[i].agent == "bo" else 0),
+                                                    -cost[jobs[i].mode], i))
+    got = backend.map(run_job, [jobs[i] for i in order],
+                      on_done=None if on_done is None else (lambda k, r: on_done(order[k], r)))
+    out: list[Any] = [None] * len(jobs)
+    for k, i in enumerate(order):
+        out[i] = got[k]
+    return out
+
+
+def summarise(study: str, results: list[JobResult], *, wall_s: float, backend: str, workers: int,
+              options: dict[str, Any]) -> dict[str, Any]:
+    cells = analyse_cells(results)
+    return {
+        "study": study,
+        "cosmic_version": cosmic.__version__,
+        "python": platform.python_version(),
+        "backend": backend,
+        "workers": workers,
+        "wall_s": wall_s,
+        "options": options,
+        "objectives": {k: v for k, v in OBJECTIVES.items()},
+        "speedup_range": speedup_range(cells),
+        "cosmic_paper_range": [1.50, 48.41],
+        "cells": cells,
+        "jobs": [{"key": r.job.key, **{k: v for k, v in asdict(r.job).items() if k != "store_dir"},
+                  "wall_s": r.wall_s, "evaluations": r.evaluations, "counts": r.counts,
+                  "best_objective": r.best_objective, "best_point": r.best_point} for r in results],
+    }
+
+
+CSV_FIELDS = ["study", "setting", "model", "system", "global_batch", "mode", "objective", "agent", "seed",
+              "trial", "status", "value", "step_time_s", "network_cost_usd", "total_bandwidth_gbps", "memory_gb",
+              *BREAKDOWN_KEYS, "point", "knobs"]
+
+
+def write_trials_csv(results: list[JobResult], path: Path) -> int:
+    """Every evaluation of every job, one row each; returns the number of rows."""
+    n = 0
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for r in results:
+            j = r.job
+            head = {"study": j.study, "setting": j.setting, "model": j.model, "system": j.system,
+                    "global_batch": j.global_batch or "", "mode": j.mode, "objective": j.objective,
+                    "agent": j.agent, "seed": j.seed}
+            for t in r.trials:
+                row = {**head, **{k: v for k, v in t.items() if k not in ("knobs", "point", "objective")}}
+                row["value"] = "" if t["objective"] is None else t["objective"]
+                row["point"] = " ".join(str(x) for x in t["point"])
+                row["knobs"] = json.dumps(t["knobs"], separators=(",", ":"))
+                w.writerow(row)
+                n += 1
+    return n
+
+
+def run_case_study(
+    study: str,
+    out_dir: str | Path,
+    *,
+    backend: Any,
+    agents: Sequence[str] = DEFAULT_AGENTS,
+    seeds: int = 1,
+    budget: int | None = None,
+    objective: str = "runtime",
+    setting: str = "full-depth",
+    models: Sequence[str] | None = None,
+    systems: Sequence[str] | None = None,
+    batches: Sequence[int] | None = None,
+    store: bool = False,
+    on_start: Callable[[int], None] | None = None,
+    on_done: Callable[[int, JobResult], None] | None = None,
+) -> dict[str, Any]:
+    """Run a case study on `backend` and write report.html, summary.json and trials.csv into `out_dir`.
+
+    Returns the summary (also written as ``summary.json``), with ``files`` naming what was written.
+    """
+    from cosmic.study._report import write_html
+
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    jobs = make_jobs(study, agents=agents, seeds=seeds, budget=budget, objective=objective, setting=setting,
+                     models=models, systems=systems, batches=batches,
+                     store_dir=str((d / "studies").resolve()) if store else None)
+    if on_start is not None:
+        on_start(len(jobs))
+    t0 = time.perf_counter()
+    results = run_jobs(jobs, backend, on_done=on_done)
+    wall = time.perf_counter() - t0
+    options = {"agents": list(agents), "seeds": seeds, "budgets": budgets_for(agents, budget),
+               "objective": objective, "setting": setting, "models": list(models) if models else None,
+               "systems": list(systems) if systems else None, "batches": list(batches) if batches else None}
+    summary = summarise(study, results, wall_s=wall, backend=backend.name, workers=backend.workers,
+                        options=options)
+    files = {"report": d / "report.html", "summary": d / "summary.json", "trials": d / "trials.csv"}
+    summary["n_trials"] = write_trials_csv(results, files["trials"])
+    write_html(summary, results, files["report"])
+    summary["files"] = {k: str(v) for k, v in files.items()}
+    files["summary"].write_text(json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8")
+    return summary
+
+
+__all__ = [
+    "DEFAULT_AGENTS",
+    "DEFAULT_BUDGETS",
+    "SCALING_BATCHES",
+    "SCALING_MODELS",
+    "STUDIES",
+    "make_jobs",
+    "run_case_study",
+    "run_jobs",
+    "summarise",
+    "write_trials_csv",
+]

@@ -1,0 +1,168 @@
+"""The search spaces of the case studies: COSMIC's presets under a setting, an objective and a batch size.
+
+Settings:
+
+* ``full-depth`` (default): the presets as they are: every layer of the model, 1F1B, micro-batch 1.
+* ``cosmic``: COSMIC's simplification: 4 transformer layers, GPipe, 2 micro-batches per pipeline. "2 micro-batches"
+  must hold whatever DP the agent picks, so the micro-batch size is derived at decode time:
+  ``micro_batch = global_batch / (2 * dp)`` (:class:`TwoMicroBatchSpace`). The compiled encoding is the same as the
+  full-depth one (the space is compiled with micro-batch 1, so DP may range as widely; the derived micro-batch
+  always satisfies "dp * micro_batch divides the batch" for the power-of-two DPs up to batch / 2).
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from cosmic.errors import ConfigError
+from cosmic.psa import Space
+from cosmic.psa.presets import preset_data
+from cosmic.sim.config import SystemConfig
+
+SETTINGS = ("full-depth", "cosmic")
+MODES = ("workload", "collective", "network", "full")
+SINGLE_MODES = MODES[:3]
+SYSTEMS = ("s1", "s2", "s3")
+PAPER_MODELS = ("gpt3-13b", "gpt3-175b", "vit-base", "vit-large")
+OBJECTIVES: dict[str, str] = {
+    "runtime": "step_time",
+    "runtime*cost": "step_time*network_cost",
+    "runtime*bw": "step_time*total_bandwidth",
+}
+"""CLI objective name -> PSA objective (COSMIC's three rewards; see ``cosmic.psa.objectives``)."""
+SECOND_AXIS: dict[str, tuple[str, str] | None] = {
+    "runtime": None,
+    "runtime*cost": ("network_cost_usd", "network cost, USD"),
+    "runtime*bw": ("total_bandwidth_gbps", "total per-NPU bandwidth, GB/s"),
+}
+"""For product objectives, the second quantity of the product: the report plots step time against it."""
+COSMIC_LAYERS = 4
+COSMIC_MICRO_BATCHES = 2
+
+# models outside COSMIC's presets borrow the GPT-3 175B preset's knobs and baseline layout (scaling study)
+_PRESET_MODEL = {"llama-7b": "gpt3-175b"}
+_MODEL_TRAINING = {"llama-7b": {"seq_len": 2048}}
+
+
+def objective_name(objective: str) -> str:
+    """The PSA objective for a CLI objective name (``runtime``, ``runtime*cost``, ``runtime*bw``)."""
+    if objective in OBJECTIVES:
+        return OBJECTIVES[objective]
+    if objective in OBJECTIVES.values():
+        return objective
+    import difflib
+
+    hint = difflib.get_close_matches(objective, list(OBJECTIVES), n=1)
+    raise ConfigError(f"unknown objective {objective!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                      + f"; known: {', '.join(OBJECTIVES)}")
+
+
+def check_setting(setting: str) -> str:
+    if setting not in SETTINGS:
+        raise ConfigError(f"unknown setting {setting!r}; known: {', '.join(SETTINGS)}")
+    return setting
+
+
+class TwoMicroBatchSpace(Space):
+    """A preset space whose decode sets ``micro_batch = global_batch / (n_micro * dp)`` (COSMIC's setting).
+
+    `encode` accepts such configurations (it maps the micro-batch back to the compiled base's before encoding).
+    """
+
+    n_micro = COSMIC_MICRO_BATCHES
+
+    def _mb(self, dp: int) -> int:
+        gb = self.base.training.global_batch
+        return max(1, gb // (self.n_micro * dp))
+
+    def decode(self, point: Any) -> SystemConfig:
+        cfg = super().decode(point)
+        if getattr(self, "_encoding", False):
+            return cfg
+        mb = self._mb(cfg.parallel.dp)
+        tr = self._cached(("two-mb", id(cfg.training), mb), lambda: cfg.training.model_copy(update={"micro_batch": mb}))
+        return cfg.model_copy(update={"training": tr})
+
+    def encode(self, config: SystemConfig) -> np.ndarray:
+        if config.training.micro_batch != self._mb(config.parallel.dp):
+            raise ConfigError(f"micro_batch {config.training.micro_batch} is not global_batch / "
+                              f"({self.n_micro} * dp)", key="micro_batch")
+        tr = config.training.model_copy(update={"micro_batch": self.base.training.micro_batch})
+        self._encoding = True  # the compiled space's own decode (micro-batch of the base) checks the round trip
+        try:
+            return super().encode(config.model_copy(update={"training": tr}))
+        finally:
+            self._encoding = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        data, file, name, _ = self._init_args
+        return (_two_mb, (data, file, name))
+
+
+def _two_mb(data: Any, file: str | None, name: str | None) -> TwoMicroBatchSpace:
+    return TwoMicroBatchSpace(data, file=file, name=name)
+
+
+def psa_mapping(system: str, model: str, mode: str, *, setting: str = "full-depth", objective: str = "runtime",
+                global_batch: int | None = None) -> tuple[str, dict[str, Any]]:
+    """(space name, PSA mapping) of COSMIC's preset for (system, model, mode) under the setting and objective."""
+    check_setting(setting)
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+    preset_model = _PRESET_MODEL.get(model, model)
+    src, data = preset_data(f"cosmic-{system}-{preset_model}-{mode}")
+    base = data["base"]
+    name = f"cosmic-{system}-{model}-{mode}"
+    if preset_model != model:
+        base["model"] = model
+        base.setdefault("training", {}).update(_MODEL_TRAINING.get(model, {}))
+    if global_batch is not None:
+        base.setdefault("training", {})["global_batch"] = int(global_batch)
+        name += f"-b{global_batch}"
+    if setting == "cosmic":
+        base["model"] = {"base": base["model"], "layers": COSMIC_LAYERS}
+        base.setdefault("training", {})["schedule"] = "gpipe"
+        name += "-cosmic"
+    obj = objective_name(objective)
+    data["objectives"] = [obj]
+    if obj != "step_time":
+        name += "-" + objective.replace("*", "x")
+    data["name"] = name
+    return src, data
+
+
+@cache
+def study_space(system: str, model: str, mode: str, *, setting: str = "full-depth", objective: str = "runtime",
+                global_batch: int | None = None) -> Space:
+    """The compiled space of one (system, model, mode) under a setting, objective and batch (cached per process)."""
+    src, data = psa_mapping(system, model, mode, setting=setting, objective=objective, global_batch=global_batch)
+    cls = TwoMicroBatchSpace if setting == "cosmic" else Space
+    return cls(data, file=f"{src}#{data['name']}", name=data["name"])
+
+
+def baseline_config(space: Space) -> SystemConfig:
+    """The space's baseline configuration as the setting runs it (COSMIC setting: the derived micro-batch)."""
+    base = space.base
+    if isinstance(space, TwoMicroBatchSpace):
+        mb = space._mb(base.parallel.dp)
+        return base.model_copy(update={"training": base.training.model_copy(update={"micro_batch": mb})})
+    return base
+
+
+__all__ = [
+    "MODES",
+    "OBJECTIVES",
+    "PAPER_MODELS",
+    "SETTINGS",
+    "SINGLE_MODES",
+    "SYSTEMS",
+    "TwoMicroBatchSpace",
+    "baseline_config",
+    "objective_name",
+    "psa_mapping",
+    "study_space",
+]

@@ -1,0 +1,166 @@
+"""Case studies: settings, objectives, speedups and flags, "what changed", outputs, CLI, backends."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cosmic
+from cosmic.errors import ConfigError
+from cosmic.explore.backends import LocalBackend, make_backend
+from cosmic.study import Job, baseline_config, knob_changes, make_jobs, run_case_study, run_job, study_space
+
+
+def test_cosmic_setting_is_four_layers_gpipe_two_micro_batches() -> None:
+    full = study_space("s1", "gpt3-175b", "full")
+    space = study_space("s1", "gpt3-175b", "full", setting="cosmic")
+    assert space.cardinalities == full.cardinalities  # same encoding, same agents' view
+    pts = space.sample(np.random.default_rng(3), 40)
+    dps = set()
+    for p in pts:
+        cfg = space.decode(p)
+        dps.add(cfg.parallel.dp)
+        assert cfg.model.layers == 4 and cfg.training.schedule.value == "gpipe"
+        assert cfg.training.global_batch == 2048
+        assert cfg.parallel.dp * cfg.training.micro_batch * 2 == 2048
+        assert cosmic.simulate(cfg).micro_batches == 2
+        assert np.array_equal(space.encode(cfg), p)
+    assert len(dps) > 3
+    base = baseline_config(space)
+    assert base.training.micro_batch == 2048 // (2 * 8) and cosmic.simulate(base).micro_batches == 2
+    assert full.decode(pts[0]).model.layers == 96
+
+
+def test_objectives_map_to_psa_objectives() -> None:
+    assert study_space("s3", "vit-base", "full", objective="runtime*cost").objectives[0].name == \
+        "step_time*network_cost"
+    assert study_space("s3", "vit-base", "full", objective="runtime*bw").objectives[0].name == \
+        "step_time*total_bandwidth"
+    with pytest.raises(ConfigError, match="did you mean 'runtime'"):
+        make_jobs("cosmic-paper", objective="runtim")
+
+
+def test_scaling_grid_and_llama_space() -> None:
+    jobs = make_jobs("scaling", agents=["ga"], budget=10)
+    assert len(jobs) == 3 * 5 * 4
+    assert {(j.model, j.system) for j in jobs} == {("gpt3-175b", "s2"), ("llama-7b", "s2"), ("vit-large", "s2")}
+    sp = study_space("s2", "llama-7b", "full", global_batch=16384)
+    assert sp.base.model.name == "llama-7b" and sp.base.training.global_batch == 16384
+    assert cosmic.simulate(baseline_config(sp)).step_time_s > cosmic.simulate(
+        baseline_config(study_space("s2", "llama-7b", "full", global_batch=1024))).step_time_s
+
+
+def test_knob_changes() -> None:
+    base = {"dp": 8, "npu_bandwidth_gibps": [375.0, 200.0], "scheduling": "LIFO"}
+    got = knob_changes(base, {"dp": 8, "npu_bandwidth_gibps": [375.0000000001, 250.0], "scheduling": "FIFO"})
+    assert got == {"npu_bandwidth_gibps": [[375.0, 200.0], [375.0000000001, 250.0]], "scheduling": ["LIFO", "FIFO"]}
+
+
+def test_s1_baseline_lies_outside_the_full_space() -> None:
+    """S1's dimension-0 ring gives 2 x 187.5 = 375 GB/s per NPU: not on the searched 50..500 step 50 grid."""
+    full = study_space("s1", "vit-base", "full")
+    with pytest.raises(ConfigError, match="npu_bandwidth_gibps"):
+        full.encode(baseline_config(full))
+    s3 = study_space("s3", "vit-base", "full")
+    s3.encode(baseline_config(s3))  # S3's baseline is in its full space
+
+
+@pytest.fixture(scope="module")
+def small_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    d = tmp_path_factory.mktemp("study")
+    summary = run_case_study("cosmic-paper", d, backend=LocalBackend(2), agents=["ga", "random"], seeds=1,
+                             budget=150, models=["vit-base"], systems=["s1", "s3"])
+    return d, summary
+
+
+def test_summary_speedups_flags_and_changes(small_study: tuple[Path, dict]) -> None:
+    d, summary = small_study
+    assert {p.name for p in d.iterdir()} >= {"report.html", "summary.json", "trials.csv"}
+    assert json.loads((d / "summary.json").read_text())["cells"] == json.loads(json.dumps(summary["cells"]))
+    assert len(summary["cells"]) == 2
+    for c in summary["cells"]:
+        best = {m: e["best"] for m, e in c["modes"].items()}
+        assert set(best) == {"workload", "collective", "network", "full"}
+        for m in ("workload", "collective", "network"):
+            assert c["speedup_full_over"][m] == pytest.approx(best[m] / best["full"])
+            flagged = [f for f in c["flags"] if f["mode"] == m]
+            assert bool(flagged) == (best[m] < best["full"] * (1 - 1e-9))
+            for f in flagged:
+                assert f["reason"] in ("budget", "outside_full_space")
+        assert c["speedup_vs_baseline"]["full"] == pytest.approx(c["baseline"]["objective"] / best["full"])
+        assert c["top"] and c["top"][0]["objective"] == pytest.approx(best["full"])
+        for t in c["top"]:
+            for k, (old, new) in t["changed"].items():
+                assert c["baseline"]["knobs"][k] == old and t["knobs"][k] == new and old != new
+            assert t["breakdown"]["step_time_s"][1] == pytest.approx(t["objective"])
+        # a workload-only best moves workload knobs only
+        assert set(c["modes"]["workload"]["changed"]) <= {"dp", "sp", "pp", "tp", "weight_sharded", "zero"}
+    s1 = next(c for c in summary["cells"] if c["system"] == "s1")
+    assert not s1["baseline"]["in_full_space"] and "npu_bandwidth_gibps" in s1["baseline"]["outside_full_space"]
+
+
+def test_trials_csv_holds_every_evaluation(small_study: tuple[Path, dict]) -> None:
+    d, summary = small_study
+    with (d / "trials.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == summary["n_trials"] == 2 * 4 * 2 * 150
+    assert len(rows) == sum(j["evaluations"] for j in summary["jobs"])
+    for c in summary["cells"]:
+        for mode, e in c["modes"].items():
+            vals = [float(r["value"]) for r in rows if r["system"] == c["system"] and r["mode"] == mode
+                    and r["status"] == "ok"]
+            assert min(vals) == pytest.approx(e["best"])
+    ok = next(r for r in rows if r["status"] == "ok" and r["mode"] == "full")
+    assert float(ok["value"]) == pytest.approx(float(ok["step_time_s"]))
+    assert json.loads(ok["knobs"])["dp"] >= 1
+
+
+def test_local_backend_is_order_preserving_and_deterministic() -> None:
+    jobs = [Job("cosmic-paper", "full-depth", "s3", "vit-base", m, "ga", 1, 120) for m in ("full", "network")]
+    one = LocalBackend(1).map(run_job, jobs)
+    two = LocalBackend(2).map(run_job, jobs)
+    assert [r.job for r in two] == jobs
+    for a, b in zip(one, two, strict=True):
+        assert a.best_objective == b.best_objective and a.trials == b.trials
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cosmic.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_json_and_errors(tmp_path: Path) -> None:
+    res = _cli("study", "cosmic-paper", "--budget", "30", "--agents", "ga", "--models", "vit-base", "--systems", "s3",
+               "--setting", "cosmic", "--workers", "1", "--out", str(tmp_path), "--json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert [c["setting"] for c in data["cells"]] == ["cosmic"]
+    assert (tmp_path / "report.html").exists()
+    res = _cli("study", "cosmic-paper", "--objective", "latency", "--out", str(tmp_path))
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "unknown objective 'latency'" in res.stderr
+    res = _cli("study", "scaling", "--backend", "spark", "--out", str(tmp_path))
+    assert res.returncode == 2 and "unknown backend 'spark'" in res.stderr
+
+
+def test_make_backend_rejects_address_without_ray() -> None:
+    with pytest.raises(ConfigError, match="--ray-address needs --backend ray"):
+        make_backend("local", address="ray://x:10001")
+
+
+def test_store_keeps_each_run_as_an_optuna_study(tmp_path: Path) -> None:
+    import optuna
+
+    job = Job("cosmic-paper", "full-depth", "s3", "vit-base", "network", "ga", 0, 40, store_dir=str(tmp_path))
+    res = run_job(job)
+    study = optuna.load_study(study_name=job.key, storage=f"sqlite:///{tmp_path / (job.key + '.db')}")
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 40 == len(res.trials)
+    ok = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert min(t.values[0] for t in ok) == pytest.approx(res.best_objective)
+    assert res.trials == run_job(job).trials  # re-running into the same directory replaces the study
