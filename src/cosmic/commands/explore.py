@@ -60,6 +60,7 @@ def _run(
     hyper: dict[str, Any],
     objectives: list[str] | None,
     quiet: bool,
+    worker: bool = False,
 ) -> tuple[Any, dict[str, Path]]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -90,12 +91,12 @@ def _run(
             started = True
         rate = p.new / p.elapsed_s if p.elapsed_s > 0 else 0.0
         best = "-" if p.best is None else f"{p.best:.6g}"
-        bar.update(task, completed=p.done, rate=rate, best=best)
+        bar.update(task, completed=p.done, total=p.budget, rate=rate, best=best)
 
     try:
         summary = run_study(
             space, agent, budget=budget, storage=storage, study_name=name, time_limit_s=time_limit, seed=seed,
-            resume=resume, batch=batch, hyper=hyper, runs_dir=runs_dir, progress=on_progress,
+            resume=resume, batch=batch, hyper=hyper, runs_dir=runs_dir, progress=on_progress, worker=worker,
         )
     finally:
         if started:
@@ -117,6 +118,9 @@ def explore(
     out_dir: Annotated[Path | None, typer.Option("--out", help="output root: runs/ and reports/<study>/ go "
                                                  "under it (default .)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the stored study to the budget")] = False,
+    worker: Annotated[bool, typer.Option("--worker", help="one of several concurrent writers to the study: create "
+                                         "or join it and add --budget evaluations (give each worker its own "
+                                         "--seed)")] = False,
     batch: Annotated[int | None, typer.Option("--batch", help="points per ask (default: the agent's)")] = None,
     hyper: Annotated[list[str] | None, typer.Option("--hyper", "-H", help="agent hyper-parameter KEY=VALUE "
                                                     "(repeatable; see docs/agents.md)")] = None,
@@ -142,7 +146,7 @@ def explore(
         time_limit=time_limit if time_limit is not None else fileconf.get("time_limit_s"),
         seed=seed if seed is not None else fileconf.get("seed"), storage=storage, study=study, out_dir=out_dir,
         resume=resume, batch=batch if batch is not None else fileconf.get("batch"), hyper=hyp,
-        objectives=objective, quiet=json_out,
+        objectives=objective, quiet=json_out, worker=worker,
     )
     if json_out:
         d = summary.to_dict()

@@ -14,13 +14,17 @@ Each trial holds:
   it), ``result`` (the simulation result, also for memory-infeasible points), ``violation`` (0 when feasible) and,
   for failures, ``reason``; the system attribute ``fail_reason`` repeats the reason where Optuna looks for it.
 
-One process writes to a study at a time (trial numbers are assigned by the writer).
+Several processes may write to one study at once (``cosmic explore --worker``): each batch transaction first
+takes the study's write lock (a no-op ``UPDATE`` of its ``studies`` row: a row lock on PostgreSQL, the database write
+lock on SQLite), then numbers its trials after the highest stored number, so trial numbers stay unique and
+consecutive across writers.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 
 from cosmic.errors import StudyError
 
@@ -51,6 +56,16 @@ def storage_url(storage: str | Path | None, study_name: str, runs_dir: str | Pat
         path = Path(storage)
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+def _creation_race(exc: BaseException) -> bool:
+    """Whether opening a storage failed because concurrent processes created Optuna's tables at the same time."""
+    import sqlalchemy.exc as sa_exc
+
+    msg = str(exc).lower()
+    return isinstance(exc, sa_exc.IntegrityError) or (
+        isinstance(exc, sa_exc.SQLAlchemyError)
+        and any(k in msg for k in ("already exists", "duplicate key", "database is locked")))
 
 
 @dataclass(frozen=True)
@@ -85,10 +100,16 @@ class StudyStore:
         optuna = _optuna()
         self.url = url
         self.study_name = study_name
-        try:
-            self.storage = optuna.storages.RDBStorage(url)
-        except Exception as exc:  # SQLAlchemy and driver errors: unreachable or unusable storage
-            raise StudyError(f"cannot open storage {url!r}: {exc.__class__.__name__}: {exc}".splitlines()[0]) from None
+        for attempt in range(8):
+            try:
+                self.storage = optuna.storages.RDBStorage(url)
+                break
+            except Exception as exc:  # SQLAlchemy and driver errors: unreachable or unusable storage
+                if attempt < 7 and _creation_race(exc):
+                    time.sleep(0.1 * (attempt + 1))  # another process is creating the schema right now
+                    continue
+                raise StudyError(
+                    f"cannot open storage {url!r}: {exc.__class__.__name__}: {exc}".splitlines()[0]) from None
         from optuna.storages._rdb import models
 
         self.models = models
@@ -96,7 +117,6 @@ class StudyStore:
         self.study_id: int | None = None
         self._dist_json: list[str] = []
         self._names: list[str] = []
-        self._next_number = 0
 
     # ---- study -------------------------------------------------------------------------------------------------
 
@@ -122,7 +142,6 @@ class StudyStore:
                 "another --study name"
             ) from None
         self.storage.set_study_user_attr(self.study_id, STUDY_ATTR, attrs)
-        self._next_number = 0
 
     def open(self) -> dict[str, Any]:
         """Open an existing study; returns its cosmic attributes."""
@@ -135,13 +154,6 @@ class StudyStore:
         attrs = self.storage.get_study_user_attrs(self.study_id).get(STUDY_ATTR)
         if not isinstance(attrs, dict):
             raise StudyError(f"study {self.study_name!r} in {self.url} was not written by cosmic explore")
-        T = self.models.TrialModel.__table__
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                T.select().with_only_columns(T.c.number).where(T.c.study_id == self.study_id)
-                .order_by(T.c.number.desc()).limit(1)
-            ).first()
-        self._next_number = 0 if row is None else int(row[0]) + 1
         return attrs
 
     def set_attr(self, key: str, value: Any) -> None:
@@ -166,15 +178,20 @@ class StudyStore:
         TS = optuna.trial.TrialState
         M = self.models
         now = datetime.now(UTC).replace(tzinfo=None)
-        first = self._next_number
-        trials = [
-            {"number": first + i, "study_id": self.study_id,
-             "state": TS.COMPLETE if r.values is not None else TS.FAIL,
-             "datetime_start": now, "datetime_complete": now}
-            for i, r in enumerate(rows)
-        ]
-        T = M.TrialModel.__table__
+        T, S = M.TrialModel.__table__, M.StudyModel.__table__
         with self.engine.begin() as conn:
+            # The study's write lock, held to commit: concurrent writers number their batches one after another.
+            conn.execute(S.update().where(S.c.study_id == self.study_id).values(study_name=S.c.study_name))
+            last = conn.execute(
+                sa.select(sa.func.max(T.c.number)).where(T.c.study_id == self.study_id)
+            ).scalar()
+            first = 0 if last is None else int(last) + 1
+            trials = [
+                {"number": first + i, "study_id": self.study_id,
+                 "state": TS.COMPLETE if r.values is not None else TS.FAIL,
+                 "datetime_start": now, "datetime_complete": now}
+                for i, r in enumerate(rows)
+            ]
             conn.execute(T.insert(), trials)
             ids = dict(conn.execute(
                 T.select().with_only_columns(T.c.number, T.c.trial_id)
@@ -205,12 +222,13 @@ class StudyStore:
             conn.execute(M.TrialUserAttributeModel.__table__.insert(), uattrs)
             if sattrs:
                 conn.execute(M.TrialSystemAttributeModel.__table__.insert(), sattrs)
-        self._next_number = first + len(rows)
 
     # ---- read --------------------------------------------------------------------------------------------------
 
     def history(self) -> History:
-        """Every stored trial's point, values and violation, in trial order (a few bulk queries)."""
+        """Every stored trial's point, values and violation, in trial order (a few bulk queries).
+
+        Trials other writers commit between the queries are left out: the trial list read first decides."""
         optuna = _optuna()
         M = self.models
         T, P = M.TrialModel.__table__, M.TrialParamModel.__table__
@@ -231,7 +249,7 @@ class StudyStore:
                 P.select().with_only_columns(P.c.trial_id, P.c.param_name, P.c.param_value)
                 .where(P.c.trial_id.in_(sub))
             ):
-                if name in col:
+                if name in col and tid in pos:
                     points[pos[tid], col[name]] = int(round(val))
             vals: dict[int, dict[int, float]] = {}
             for tid, obj, val, vtype in conn.execute(
@@ -239,6 +257,8 @@ class StudyStore:
                 .where(V.c.trial_id.in_(sub))
             ):
                 name = getattr(vtype, "name", str(vtype))
+                if tid not in pos:
+                    continue
                 v = val if name == "FINITE" else (math.inf if name == "INF_POS" else -math.inf)
                 vals.setdefault(tid, {})[int(obj)] = float(v)
             viol = np.zeros(len(trials))
@@ -246,6 +266,8 @@ class StudyStore:
                 U.select().with_only_columns(U.c.trial_id, U.c.value_json)
                 .where(U.c.trial_id.in_(sub)).where(U.c.key == "violation")
             ):
+                if tid not in pos:
+                    continue
                 v = json.loads(vj)
                 viol[pos[tid]] = math.inf if v == "inf" else float(v)
         values: list[tuple[float, ...] | None] = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 import math
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -155,6 +157,7 @@ def run_study(
     batch: int | None = None,
     hyper: dict[str, Any] | None = None,
     persist: bool = True,
+    worker: bool = False,
     runs_dir: str | Path = "runs",
     progress: Callable[[Progress], None] | None = None,
 ) -> StudySummary:
@@ -173,6 +176,11 @@ def run_study(
         batch: points per ask (default: the agent's preferred batch, clamped to its maximum).
         hyper: agent hyper-parameters (when `agent` is a name).
         persist: ``False`` keeps nothing on disk (used by the exhaustive benchmark).
+        worker: join the study as one of several concurrent writers: it is created if missing (whoever comes
+            first creates it), else opened as with `resume`; `budget` is then the number of evaluations *this*
+            process adds, and the seed is not taken from the study (give every worker its own). The agent is
+            rebuilt from the trials stored when the worker starts; other workers' later trials are not seen.
+            Each trial records its writer as the user attribute ``worker`` (``host:pid``).
         runs_dir: where default SQLite files go.
         progress: called after every batch.
 
@@ -192,7 +200,14 @@ def run_study(
     if persist:
         url = storage_url(storage, name, runs_dir)
         store = StudyStore(url, name)
-        if resume:
+        if worker:
+            resume = store.exists()  # join it, or create it below (losing a creation race joins)
+            if resume:
+                attrs = _open_when_ready(store)
+                _check_same(attrs, info, agent_name, name, url)
+                if isinstance(agent, str) and not hyper:
+                    hyper = dict(attrs.get("hyper") or {})
+        elif resume:
             attrs = store.open()
             _check_same(attrs, info, agent_name, name, url)
             if seed is None:
@@ -203,8 +218,8 @@ def run_study(
             raise StudyError(
                 f"study {name!r} already exists in {url}; pass --resume to continue it or choose another --study"
             )
-    elif resume:
-        raise StudyError("resume needs a stored study (persist=True)")
+    elif resume or worker:
+        raise StudyError("resume and worker need a stored study (persist=True)")
 
     ag = make_agent(agent, space, seed=seed, **hyper) if isinstance(agent, str) else agent
     hyper = ag.hyperparameters()
@@ -220,7 +235,15 @@ def run_study(
         if not resume:
             attrs = {"version": cosmic.__version__, "agent": agent_name, "hyper": jsonable(hyper), "seed": seed,
                      "batch": b, "budget": budget, "space": info}
-            store.create([d for _, d in info["objectives"]], attrs)
+            if worker:
+                attrs["workers"] = True
+            try:
+                store.create([d for _, d in info["objectives"]], attrs)
+            except StudyError:
+                if not worker:
+                    raise
+                _check_same(_open_when_ready(store), info, agent_name, name, url)  # another worker created it
+                resume = True
 
     signs = np.array([1.0 if d == "minimize" else -1.0 for _, d in info["objectives"]])
     values: list[tuple[float, ...] | None] = []
@@ -242,6 +265,8 @@ def run_study(
         if len(hist):
             ag.rebuild(hist.points, hist.values, hist.violations)
     n_stored = len(values)
+    target = n_stored + budget if worker else budget
+    worker_tag = f"{socket.gethostname()}:{os.getpid()}" if worker else None
 
     evaluator = Evaluator(space)
     wants_features = bool(getattr(ag, "wants_features", False))
@@ -264,11 +289,11 @@ def run_study(
         tm["store"] += last_flush - t
 
     try:
-        while done < budget:
+        while done < target:
             if time_limit_s is not None and time.perf_counter() - t0 >= time_limit_s:
                 stopped = "time_limit"
                 break
-            n = min(b, budget - done)
+            n = min(b, target - done)
             t1 = time.perf_counter()
             pts = np.asarray(ag.ask(n), dtype=np.int64).reshape(-1, len(info["cardinalities"]))
             t2 = time.perf_counter()
@@ -293,14 +318,17 @@ def run_study(
                 values.append(e.values)
                 trace.append(None if best_i is None else values[best_i][0])  # type: ignore[index]
                 if store is not None:
-                    pending.append(_row(space, e))
+                    row = _row(space, e)
+                    if worker_tag is not None:
+                        row.attrs["worker"] = worker_tag
+                    pending.append(row)
             done += len(pts)
             now = time.perf_counter()
             tm["record"] += now - t4
             if len(pending) >= FLUSH_TRIALS or now - last_flush >= FLUSH_S:
                 flush()
             if progress is not None:
-                progress(Progress(done, budget, None if best_i is None else values[best_i][0],  # type: ignore[index]
+                progress(Progress(done, target, None if best_i is None else values[best_i][0],  # type: ignore[index]
                                   now - t0, done - n_stored))
         if not complete and getattr(ag, "exhausted", False):
             complete = True
@@ -310,7 +338,7 @@ def run_study(
     wall = time.perf_counter() - t0
 
     counts = {k: stored_counts.get(k, 0) + evaluator.counts[k] for k in ("ok", "memory", "rejected")}
-    if store is not None:
+    if store is not None and not worker:  # workers' counts are partial (and would race on the attribute)
         store.set_attr("cosmic_progress", {"counts": counts, "evaluations": done, "complete": complete})
     summary = StudySummary(
         study_name=name, storage=url, agent=agent_name, hyper=jsonable(hyper), seed=seed, batch=b,
@@ -348,6 +376,18 @@ def _row(space: Any, e: Evaluation) -> TrialRow:
     if e.raw is not None and e.values is None:
         attrs["unconstrained_values"] = list(e.raw)
     return TrialRow(point=e.point, values=e.values, violation=e.violation, reason=e.reason, attrs=attrs)
+
+
+def _open_when_ready(store: StudyStore, wait_s: float = 10.0) -> dict[str, Any]:
+    """Open a study another worker may be creating right now (the study row is written before its attributes)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return store.open()
+        except StudyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _check_same(attrs: dict[str, Any], info: dict[str, Any], agent: str, name: str, url: str) -> None:
