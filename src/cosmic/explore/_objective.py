@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,7 +78,15 @@ class Evaluator:
         return ev
 
     def evaluate(self, points: np.ndarray) -> list[Evaluation]:
-        return [self.evaluate_one(p) for p in np.asarray(points, dtype=np.int64).reshape(len(points), -1)]
+        """Evaluate a batch with the cyclic garbage collector paused (decode and simulate create no reference
+        cycles; the collector would only rescan the simulator's caches, about a third of the time)."""
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return [self.evaluate_one(p) for p in np.asarray(points, dtype=np.int64).reshape(len(points), -1)]
+        finally:
+            if enabled:
+                gc.enable()
 
 
 def with_objectives(space: Any, specs: list[Any]) -> Any:

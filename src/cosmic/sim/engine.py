@@ -398,9 +398,10 @@ def simulate(config: SystemConfig) -> Result:
     if model.tied_embeddings and model.embedding is Embedding.TOKEN and pp > 1:
         # the last stage keeps a copy of the tied embedding for the logits (Megatron-LM)
         head_params += model.vocab * model.hidden / tp
+    layer_params_local = model.layer_params / tp
     stage_params = []
     for s in range(pp):
-        p_ = layers[s] * model.layer_params / tp
+        p_ = layers[s] * layer_params_local
         if s == 0:
             p_ += emb_params
         if s == pp - 1:
@@ -410,8 +411,18 @@ def simulate(config: SystemConfig) -> Result:
 
     # ---- per-stage per-micro-batch timeline --------------------------------------------------------------------
     zero = par.zero
+    # stages with the same layer count and no embedding/head are identical: price each kind once
+    def stage_kind(s: int) -> tuple[int, bool, bool]:
+        return (layers[s], s == 0, s == pp - 1)
+
     stage_rows = []
+    row_cache: dict[tuple[int, bool, bool], tuple] = {}
     for s in range(pp):
+        kind = stage_kind(s)
+        cached = row_cache.get(kind)
+        if cached is not None:
+            stage_rows.append(cached)
+            continue
         n = layers[s]
         fwd_c = n * lc.fwd_s
         bwd_c = n * lc.bwd_s
@@ -443,7 +454,8 @@ def simulate(config: SystemConfig) -> Result:
             z3 = (ag, rs)
         pp_c = p2p_per_mb if pp > 1 else 0.0
         x = fwd_c + bwd_c + rec_c + tp_c + sp_c + pp_c + dp_mb
-        stage_rows.append((x, fwd_c, bwd_c, rec_c, tp_c, sp_c, pp_c, dp_mb, z3))
+        row_cache[kind] = (x, fwd_c, bwd_c, rec_c, tp_c, sp_c, pp_c, dp_mb, z3)
+        stage_rows.append(row_cache[kind])
 
     xs = [r[0] for r in stage_rows]
     crit = max(range(pp), key=lambda i: xs[i])
@@ -453,8 +465,17 @@ def simulate(config: SystemConfig) -> Result:
     # ---- tail: gradient reduction and optimizer per stage ----------------------------------------------------------
     tails = []
     slack = 0.0
+    tail_cache: dict[tuple[int, bool, bool], tuple] = {}
     for s in range(pp):
         row = stage_rows[s]
+        kind = stage_kind(s)
+        part = tail_cache.get(kind)
+        if part is not None:
+            t_dp, window, penalty, gather, opt_s, dp_colls = part
+            exposed_dp = max(0.0, t_dp - window - slack) + penalty
+            tails.append((exposed_dp + gather.total_s + opt_s, exposed_dp, gather, opt_s, dp_colls, t_dp))
+            slack += row[2] + row[3] + p2p_hop_s * v
+            continue
         bwd_window = row[2] + row[3] + row[4] / 3.0  # last backward (compute + its TP share)
         gbytes = stage_params[s] * GRAD_BYTES
         dp_colls: list[CollectiveTime] = []
@@ -489,6 +510,7 @@ def simulate(config: SystemConfig) -> Result:
             precision=prec,
             n_kernels=1,
         )
+        tail_cache[kind] = (t_dp, window, penalty, gather, opt_s, dp_colls)
         tails.append((exposed_dp + gather.total_s + opt_s, exposed_dp, gather, opt_s, dp_colls, t_dp))
         slack += row[2] + row[3] + p2p_hop_s * v  # later stages finish their last backward earlier
     tail_stage = max(range(pp), key=lambda i: tails[i][0])
