@@ -20,29 +20,21 @@ from __future__ import annotations
 
 import math
 from typing import NamedTuple
-from enum import StrEnum
 from functools import lru_cache
 
+from cosmic._enums import LenientStrEnum
 from cosmic.network.topology import Topology
 
 
-class Collective(StrEnum):
+class Collective(LenientStrEnum):
     ALL_REDUCE = "all_reduce"
     ALL_GATHER = "all_gather"
     REDUCE_SCATTER = "reduce_scatter"
     ALL_TO_ALL = "all_to_all"
 
-    @classmethod
-    def _missing_(cls, value: object) -> Collective | None:
-        if isinstance(value, str):
-            key = value.replace("-", "_").lower()
-            for member in cls:
-                if member.value == key:
-                    return member
-        return None
 
 
-class Algorithm(StrEnum):
+class Algorithm(LenientStrEnum):
     """Per-dimension collective algorithm; ASTRA-sim spellings (``halvingDoubling``...) are accepted."""
 
     RING = "ring"
@@ -51,22 +43,14 @@ class Algorithm(StrEnum):
     DOUBLE_BINARY_TREE = "double_binary_tree"
 
     @classmethod
-    def _missing_(cls, value: object) -> Algorithm | None:
-        if isinstance(value, str):
-            key = value.replace("_", "").replace("-", "").lower()
-            aliases = {
-                "ring": cls.RING,
-                "onering": cls.RING,
-                "direct": cls.DIRECT,
-                "onedirect": cls.DIRECT,
-                "halvingdoubling": cls.HALVING_DOUBLING,
-                "onehalvingdoubling": cls.HALVING_DOUBLING,
-                "hd": cls.HALVING_DOUBLING,
-                "doublebinarytree": cls.DOUBLE_BINARY_TREE,
-                "dbt": cls.DOUBLE_BINARY_TREE,
-            }
-            return aliases.get(key)
-        return None
+    def _aliases(cls) -> dict[str, str]:
+        return {
+            "onering": "ring",
+            "onedirect": "direct",
+            "onehalvingdoubling": "halving_doubling",
+            "hd": "halving_doubling",
+            "dbt": "double_binary_tree",
+        }
 
 
 class GroupDim(NamedTuple):

@@ -15,22 +15,15 @@ more of the non-bottleneck phases but pay more latency.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from cosmic._enums import LenientStrEnum
 from cosmic.collective.algorithms import Algorithm, Collective, GroupDim, phase_coefficients
 from cosmic.network.topology import Topology
 
 
-class MultiDim(StrEnum):
+class MultiDim(LenientStrEnum):
     BASELINE = "baseline"
     LOCAL_BW_AWARE = "local_bw_aware"
-
-    @classmethod
-    def _missing_(cls, value: object) -> MultiDim | None:
-        if isinstance(value, str):
-            key = value.replace("_", "").replace("-", "").lower()
-            return {"baseline": cls.BASELINE, "localbwaware": cls.LOCAL_BW_AWARE}.get(key)
-        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cosmic._enums import LenientStrEnum
 from cosmic.errors import KeyedValueError, UnknownNameError
 from cosmic.units import GB, GIB
 
 
-class Topology(StrEnum):
+class Topology(LenientStrEnum):
     """Topology of one network dimension (ASTRA-sim's three)."""
 
     RING = "Ring"
     FULLY_CONNECTED = "FullyConnected"
     SWITCH = "Switch"
-
-    @classmethod
-    def _missing_(cls, value: object) -> Topology | None:
-        if isinstance(value, str):
-            key = value.replace("_", "").replace("-", "").lower()
-            for member in cls:
-                if member.value.lower() == key:
-                    return member
-        return None
 
 
 class NetworkDim(BaseModel):

@@ -15,28 +15,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+from cosmic._enums import LenientStrEnum
 from cosmic.errors import ConfigError
 from cosmic.psa.knobs import KnobDef
 
 _MAX_DOMAIN = 1_000_000
 
 
-class DimMode(StrEnum):
+class DimMode(LenientStrEnum):
     SCALAR = "scalar"
     PER_DIM = "per_dim"
     SHARED = "shared"
 
     @classmethod
-    def _missing_(cls, value: object) -> DimMode | None:
-        if isinstance(value, str):
-            key = value.replace("-", "_").replace(" ", "_").lower()
-            return {"per_dimension": cls.PER_DIM, "perdim": cls.PER_DIM, "broadcast": cls.SHARED}.get(
-                key, next((m for m in cls if m.value == key), None)
-            )
-        return None
+    def _aliases(cls) -> dict[str, str]:
+        return {"perdimension": "per_dim", "broadcast": "shared"}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cosmic import catalog
+from cosmic._enums import LenientStrEnum
 from cosmic.collective.algorithms import Algorithm, Collective
 from cosmic.collective.model import MultiDim
 from cosmic.compute.accelerator import Accelerator
@@ -24,18 +25,14 @@ from cosmic.workload.model import ModelSpec
 from cosmic.workload.parallel import PARALLEL_DIMS, group_spans
 
 
-class Schedule(StrEnum):
+class Schedule(LenientStrEnum):
     GPIPE = "gpipe"
     ONE_F_ONE_B = "1f1b"
     INTERLEAVED = "interleaved"
 
     @classmethod
-    def _missing_(cls, value: object) -> Schedule | None:
-        if isinstance(value, str):
-            key = value.replace("-", "").replace("_", "").replace(" ", "").lower()
-            return {"gpipe": cls.GPIPE, "1f1b": cls.ONE_F_ONE_B, "interleaved": cls.INTERLEAVED,
-                    "interleaved1f1b": cls.INTERLEAVED}.get(key)
-        return None
+    def _aliases(cls) -> dict[str, str]:
+        return {"interleaved1f1b": "interleaved"}
 
 
 class Recompute(StrEnum):
@@ -50,15 +47,9 @@ class Precision(StrEnum):
     FP8 = "fp8"
 
 
-class Scheduling(StrEnum):
+class Scheduling(LenientStrEnum):
     LIFO = "LIFO"
     FIFO = "FIFO"
-
-    @classmethod
-    def _missing_(cls, value: object) -> Scheduling | None:
-        if isinstance(value, str) and value.upper() in ("LIFO", "FIFO"):
-            return cls(value.upper())
-        return None
 
 
 class Fidelity(StrEnum):
