@@ -73,6 +73,9 @@ class BaseAgent:
     multi_objective: ClassVar[bool] = False
     max_batch: ClassVar[int | None] = None
     default_batch: ClassVar[int] = 64
+    times_unfit_points: ClassVar[bool] = True
+    """Whether the explorer simulates points that do not fit in memory (their unconstrained values are kept for
+    the agent and the store); an agent that ignores them (exhaustive) sets it False and they are rejected untimed."""
 
     def __init__(self, space: Space, *, seed: int | None = None) -> None:
         self.space = space

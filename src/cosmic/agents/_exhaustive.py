@@ -19,7 +19,9 @@ class ExhaustiveAgent(BaseAgent):
     marks the study complete: its best is then the certified optimum of the space.
 
     Spaces with more than 10^7 box points are refused (use a search agent). Infeasible results are skipped like any
-    other point: enumeration does not depend on values. Resuming continues after the last stored point.
+    other point: enumeration does not depend on values. When the PSA asks for memory fit, a point's memory footprint
+    is computed first and a point that cannot fit is recorded as infeasible without timing its step (the optimum is
+    over fitting points only; Calculon's search prunes the same way). Resuming continues after the last stored point.
 
     Args:
         limit: the largest box size accepted (default 10^7).
@@ -28,6 +30,7 @@ class ExhaustiveAgent(BaseAgent):
     name: ClassVar[str] = "exhaustive"
     multi_objective: ClassVar[bool] = True
     default_batch: ClassVar[int] = 4096
+    times_unfit_points: ClassVar[bool] = False  # the certified best is over fitting points only
 
     def __init__(self, space: Any, *, seed: int | None = None, limit: int = MAX_POINTS) -> None:
         super().__init__(space, seed=seed)

@@ -11,9 +11,14 @@ import numpy as np
 
 from cosmic.errors import CosmicError
 from cosmic.sim import BREAKDOWN_KEYS, simulate
+from cosmic.sim.engine import simulate_if_fits
+from cosmic.sim.result import Memory
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f"{k.removesuffix('_s')}_share" for k in BREAKDOWN_KEYS)
 """The observation features an evaluation gives the RL env: each breakdown component's share of the step time."""
+
+_NO_FEATURES = np.zeros(len(BREAKDOWN_KEYS))
+_NO_FEATURES.flags.writeable = False  # shared by every evaluation that has no breakdown
 
 
 @dataclass
@@ -33,25 +38,46 @@ class Evaluation:
     reason: str | None = None
     config: Any = None
     result: Any = None
-    features: np.ndarray = field(default_factory=lambda: np.zeros(len(BREAKDOWN_KEYS)))
+    features: np.ndarray = field(default_factory=lambda: _NO_FEATURES)
     raw: tuple[float, ...] | None = None
     """Objective values, also for memory-infeasible points (``None`` when rejected)."""
 
 
 class Evaluator:
-    """``evaluate(points)`` for a space: one `Evaluation` per point, with counts of each status."""
+    """``evaluate(points)`` for a space: one `Evaluation` per point, with counts of each status.
 
-    def __init__(self, space: Any) -> None:
+    Args:
+        space: the PSA.
+        time_unfit: simulate the step of configurations that do not fit in memory too (default), so their
+            unconstrained objective values and breakdown are kept. With ``False`` (exhaustive search, which only
+            needs the feasible optimum) the memory footprint is computed first and a configuration that cannot fit
+            is recorded as ``"memory"`` without being timed: its ``raw`` values and ``result`` are ``None``.
+    """
+
+    def __init__(self, space: Any, *, time_unfit: bool = True) -> None:
         self.space = space
         self.objectives = list(space.objectives)
         self.memory_fit = bool(getattr(space, "memory_fit", True))
+        self.time_unfit = bool(time_unfit) or not self.memory_fit
         self.counts = {"ok": 0, "memory": 0, "rejected": 0}
 
     def evaluate_one(self, point: np.ndarray) -> Evaluation:
         p = np.asarray(point, dtype=np.int64)
         try:
             cfg = self.space.decode(p)
-            result = simulate(cfg)
+            if self.time_unfit:
+                result = simulate(cfg)
+            else:
+                result = simulate_if_fits(cfg)
+                if isinstance(result, Memory):
+                    cap = cfg.accelerator.mem_bytes
+                    self.counts["memory"] += 1
+                    return Evaluation(
+                        p, "memory", None, max(result.total_bytes / cap - 1.0, 1e-12) if cap > 0 else math.inf,
+                        reason=f"memory: {result.total_bytes / 1e9:,.1f} GB per device exceeds {cap / 1e9:,.1f} GB "
+                        "(not timed)",
+                        config=cfg,
+                    )
         except CosmicError as exc:
             self.counts["rejected"] += 1
             return Evaluation(p, "rejected", None, math.inf, reason=f"{exc.__class__.__name__}: {exc}")

@@ -268,7 +268,7 @@ def run_study(
     target = n_stored + budget if worker else budget
     worker_tag = f"{socket.gethostname()}:{os.getpid()}" if worker else None
 
-    evaluator = Evaluator(space)
+    evaluator = Evaluator(space, time_unfit=bool(getattr(ag, "times_unfit_points", True)))
     wants_features = bool(getattr(ag, "wants_features", False))
     pending: list[TrialRow] = []
     t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """Simulator: configuration, one-step timeline, result."""
 
 from cosmic.sim.config import SystemConfig, config_from_dict, load_config
-from cosmic.sim.engine import clear_caches, simulate, simulate_many
+from cosmic.sim.engine import clear_caches, memory_footprint, simulate, simulate_if_fits, simulate_many
 from cosmic.sim.result import BREAKDOWN_KEYS, Memory, Result
 
-__all__ = ["SystemConfig", "config_from_dict", "load_config", "simulate", "simulate_many", "clear_caches", "Result", "Memory", "BREAKDOWN_KEYS"]
+__all__ = ["SystemConfig", "config_from_dict", "load_config", "simulate", "simulate_many", "simulate_if_fits", "memory_footprint", "clear_caches", "Result", "Memory", "BREAKDOWN_KEYS"]

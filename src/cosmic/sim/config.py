@@ -7,6 +7,8 @@ whole sections (``model: gpt3-175b``, ``accelerator: a100-80gb``, ``system: cosm
 
 from __future__ import annotations
 
+import math
+
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -300,23 +302,26 @@ class SystemConfig(BaseModel):
         return d
 
 
+_COLLECTIVE_FIELDS = tuple(k.value for k in Collective)
+
+
+_LAYOUTS_CHECKED: dict[tuple[int, int, int, int], tuple[Any, ...]] = {}
+_LAYOUTS_MAX = 1 << 16
+
+
 def check_config(c: SystemConfig) -> None:
-    """Cross-field checks shared by validation and the simulator (raises KeyedValueError)."""
-    par, tr, m = c.parallel, c.training, c.model
-    n = c.network.n_npus
-    if par.n_npus != n:
-        raise KeyedValueError(
-            "parallel",
-            f"dp*tp*pp*sp = {par.dp}*{par.tp}*{par.pp}*{par.sp} = {par.n_npus} but the network has {n} NPUs "
-            f"(product of network.dims[*].npus); they must be equal",
-        )
-    if m.heads % par.tp:
-        raise KeyedValueError("parallel.tp", f"tp={par.tp} must divide the model's {m.heads} attention heads")
-    kv = m.n_kv_heads
-    if kv % par.tp and par.tp % kv:
-        raise KeyedValueError("parallel.tp", f"tp={par.tp} and the model's {kv} kv_heads must divide one another")
-    if m.ffn % par.tp:
-        raise KeyedValueError("parallel.tp", f"tp={par.tp} must divide the model's ffn_hidden {m.ffn}")
+    """Cross-field checks shared by validation and the simulator (raises KeyedValueError).
+
+    The layout checks (degrees against the network, the model and the collectives) depend only on the parallel,
+    model, network and collective sub-objects; a combination that passed is remembered by the identity of those
+    objects (held alive by the memo, so an id cannot be reused by another object while remembered)."""
+    par, tr, m, net, coll = c.parallel, c.training, c.model, c.network, c.collective
+    key = (id(par), id(m), id(net), id(coll))
+    if key not in _LAYOUTS_CHECKED:
+        _check_layout(c)
+        if len(_LAYOUTS_CHECKED) >= _LAYOUTS_MAX:
+            _LAYOUTS_CHECKED.clear()
+        _LAYOUTS_CHECKED[key] = (par, m, net, coll)
     seq = tr.seq_len or m.seq_len
     if seq % par.sp:
         raise KeyedValueError("parallel.sp", f"sp={par.sp} must divide the sequence length {seq}")
@@ -325,8 +330,6 @@ def check_config(c: SystemConfig) -> None:
             "training.global_batch",
             f"global_batch {tr.global_batch} must be a multiple of dp*micro_batch = {par.dp}*{tr.micro_batch}",
         )
-    if par.pp > m.layers:
-        raise KeyedValueError("parallel.pp", f"pp={par.pp} exceeds the model's {m.layers} layers")
     if tr.schedule is Schedule.INTERLEAVED:
         v = tr.virtual_stages
         if m.layers % (par.pp * v):
@@ -342,15 +345,38 @@ def check_config(c: SystemConfig) -> None:
             )
     elif tr.virtual_stages != 1:
         raise KeyedValueError("training.virtual_stages", "virtual_stages > 1 needs schedule: interleaved")
-    n_dims = len(c.network.dims)
-    for kind in Collective:
-        spec = getattr(c.collective, kind.value)
+
+
+def _check_layout(c: SystemConfig) -> None:
+    """The checks of `check_config` that involve no training knob."""
+    par, m = c.parallel, c.model
+    dim_sizes = tuple(d.npus for d in c.network.dims)
+    n = math.prod(dim_sizes)
+    if par.n_npus != n:
+        raise KeyedValueError(
+            "parallel",
+            f"dp*tp*pp*sp = {par.dp}*{par.tp}*{par.pp}*{par.sp} = {par.n_npus} but the network has {n} NPUs "
+            f"(product of network.dims[*].npus); they must be equal",
+        )
+    if m.heads % par.tp:
+        raise KeyedValueError("parallel.tp", f"tp={par.tp} must divide the model's {m.heads} attention heads")
+    kv = m.n_kv_heads
+    if kv % par.tp and par.tp % kv:
+        raise KeyedValueError("parallel.tp", f"tp={par.tp} and the model's {kv} kv_heads must divide one another")
+    if m.ffn % par.tp:
+        raise KeyedValueError("parallel.tp", f"tp={par.tp} must divide the model's ffn_hidden {m.ffn}")
+    if par.pp > m.layers:
+        raise KeyedValueError("parallel.pp", f"pp={par.pp} exceeds the model's {m.layers} layers")
+    n_dims = len(dim_sizes)
+    coll = c.collective
+    for name in _COLLECTIVE_FIELDS:
+        spec = getattr(coll, name)
         if isinstance(spec, list) and len(spec) != n_dims:
             raise KeyedValueError(
-                f"collective.{kind.value}", f"has {len(spec)} entries but the network has {n_dims} dimensions"
+                f"collective.{name}", f"has {len(spec)} entries but the network has {n_dims} dimensions"
             )
     try:
-        group_spans(par.degrees, par.rank_order, tuple(d.npus for d in c.network.dims))
+        group_spans(par.degrees, par.rank_order, dim_sizes)
     except CosmicError as exc:
         raise KeyedValueError("parallel.rank_order", str(exc)) from None
     if c.collective.fidelity is Fidelity.ASTRA_SIM:

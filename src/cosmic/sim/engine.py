@@ -31,6 +31,9 @@ from cosmic.errors import InfeasibleError, KeyedValueError
 from cosmic.network.cost import network_figures
 from cosmic.network.topology import Network
 from cosmic.sim.config import (
+    CollectiveConfig,
+    ParallelConfig,
+    _LAYOUTS_CHECKED,
     Fidelity,
     Recompute,
     Schedule,
@@ -254,21 +257,64 @@ def _coll(
     return collective_time(kind, size_bytes, group, algorithms, chunks=chunks, multidim=multidim)
 
 
+class _CommSetup:
+    """What pricing a config's collectives needs that does not depend on message sizes: the groups on the network,
+    the algorithms per collective, and a memo of the prices already asked for. Shared by every config with the same
+    network, collective settings, parallel degrees and rank order."""
+
+    __slots__ = ("network", "collective", "groups", "algos", "memo", "dp_shares_tp", "figures")
+
+    def __init__(
+        self, network: Network, collective: CollectiveConfig, par: ParallelConfig, order: tuple[str, ...]
+    ) -> None:
+        self.network = network  # held so that the ids in the cache key stay those of live objects
+        self.collective = collective
+        astra = collective.fidelity is Fidelity.ASTRA_SIM
+        self.groups = group_dims(network, (par.tp, par.sp, par.dp, par.pp), order, not astra)
+        topologies = tuple(d.topology for d in network.dims)
+        self.algos = {kind: collective.algorithms(kind, topologies) for kind in Collective}
+        self.memo: dict[tuple[Collective | None, str, float], CollectiveTime] = {}
+        self.dp_shares_tp = _shares_dims(self.groups["dpsp"], self.groups["tp"] + self.groups["sp"])
+        self.figures = network_figures(network)  # (cost in USD, total bandwidth)
+
+
+def _layout_order(par: ParallelConfig) -> tuple[str, ...]:
+    """The rank order with the groups of degree 1 moved to the end: a group of one rank has no extent, so it does
+    not change where the others lie, and rank orders that differ only in it place every group identically."""
+    deg = {"tp": par.tp, "sp": par.sp, "dp": par.dp, "pp": par.pp}
+    order = par.rank_order
+    return tuple(n for n in order if deg[n] > 1) + tuple(n for n in order if deg[n] == 1)
+
+
+_SETUPS: dict[tuple, _CommSetup] = {}
+_SETUPS_MAX = 1 << 14
+_MEMO_MAX = 4096
+
+
 class _Comm:
     """Prices collectives for one config (cosmic or astra-sim fidelity), caching by sub-configuration."""
 
-    def __init__(self, cfg: SystemConfig) -> None:
+    __slots__ = ("cfg", "setup", "groups", "astra", "memo")
+
+    def __init__(self, cfg: SystemConfig, order: tuple[str, ...]) -> None:
         self.cfg = cfg
-        c = cfg.collective
-        self.chunks = c.chunks
-        self.multidim = c.multidim
-        self.topologies = tuple(d.topology for d in cfg.network.dims)
-        self.algos: dict[Collective, tuple[Algorithm, ...]] = {}
-        self.astra = c.fidelity is Fidelity.ASTRA_SIM
-        par = cfg.parallel
-        self.groups = group_dims(cfg.network, (par.tp, par.sp, par.dp, par.pp), par.rank_order, not self.astra)
+        net, coll, par = cfg.network, cfg.collective, cfg.parallel
+        key = (id(net), id(coll), par.tp, par.sp, par.dp, par.pp, order)
+        setup = _SETUPS.get(key)
+        if setup is None:
+            if len(_SETUPS) >= _SETUPS_MAX:
+                _SETUPS.clear()
+            setup = _SETUPS[key] = _CommSetup(net, coll, par, order)
+        self.setup = setup
+        self.groups = setup.groups
+        self.astra = coll.fidelity is Fidelity.ASTRA_SIM
+        self.memo = setup.memo
 
     def __call__(self, kind: Collective, size_bytes: float, group: str) -> CollectiveTime:
+        key = (kind, group, size_bytes)
+        ct = self.memo.get(key)
+        if ct is not None:
+            return ct
         g = self.groups[group]
         if not g or size_bytes <= 0:
             return ZERO
@@ -276,13 +322,22 @@ class _Comm:
             from cosmic.collective.astra import astra_collective_time
 
             return astra_collective_time(kind, size_bytes, g, self.cfg)
-        algos = self.algos.get(kind)
-        if algos is None:
-            algos = self.algos[kind] = self.cfg.collective.algorithms(kind, self.topologies)
-        return _coll(kind, float(size_bytes), g, algos, self.chunks, self.multidim)
+        c = self.setup.collective
+        ct = _coll(kind, float(size_bytes), g, self.setup.algos[kind], c.chunks, c.multidim)
+        if len(self.memo) >= _MEMO_MAX:
+            self.memo.clear()
+        self.memo[key] = ct
+        return ct
 
     def p2p(self, msg_bytes: float) -> CollectiveTime:
-        return p2p_time(msg_bytes, self.groups["pp"])
+        key = (None, "p2p", msg_bytes)
+        ct = self.memo.get(key)
+        if ct is None:
+            ct = p2p_time(msg_bytes, self.groups["pp"])
+            if len(self.memo) >= _MEMO_MAX:
+                self.memo.clear()
+            self.memo[key] = ct
+        return ct
 
 
 class _Acc:
@@ -308,6 +363,10 @@ def clear_caches() -> None:
 
     for fn in (layer_cost, end_costs, group_dims, _coll, phase_coefficients, _group_spans, network_figures):
         fn.cache_clear()
+    _PLANS.clear()
+    _RESULTS.clear()
+    _SETUPS.clear()
+    _LAYOUTS_CHECKED.clear()
 
 
 def _stage_layers(n_layers: int, pp: int) -> list[int]:
@@ -321,6 +380,144 @@ def _stage_layers(n_layers: int, pp: int) -> list[int]:
     return counts
 
 
+@lru_cache(maxsize=4096)
+def _stage_runs(n_layers: int, pp: int) -> tuple[tuple[int, int, int], ...]:
+    """Runs of identical consecutive pipeline stages: ``(first stage, number of stages, layers per stage)``.
+
+    Stage 0 (which holds the embedding) and stage pp-1 (the head) always start runs of their own, so there are at
+    most four runs whatever pp is: the simulator prices one representative stage per run.
+    """
+    counts = _stage_layers(n_layers, pp)
+    runs: list[list[int]] = []
+    for s, n in enumerate(counts):
+        if runs and n == runs[-1][2] and s != 1 and s != pp - 1:
+            runs[-1][1] += 1
+        else:
+            runs.append([s, 1, n])
+    return tuple((a, b, c) for a, b, c in runs)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The part of a step that needs no network: per-layer and end costs, stage runs and their parameters, peak
+    memory and FLOP counts. It depends on the model, the accelerator, the parallel degrees (not on how the groups lie
+    on the network), micro-batching, schedule, recompute, ZeRO and precision, so configs that differ only in rank
+    order, network or collectives share it."""
+
+    model: ModelSpec  # held so that the ids in the cache key stay those of live objects
+    acc: Accelerator
+    lc: LayerCost
+    emb: EndCost
+    head: EndCost
+    runs: tuple[tuple[int, int, int], ...]
+    run_params: tuple[float, ...]
+    memory: Memory
+    micro_batches: int
+    chunks_per_stage: int
+    model_flops: float
+    recompute_flops: float
+    precision: str
+    act_bytes: float  # one micro-batch's activations (tokens x hidden) on one rank, as they travel
+    kv_width: float  # K (or V) width per TP rank
+    run_optimizer_s: tuple[float, ...]  # optimizer step of each run's first stage
+    n_npus: int
+
+
+_PLANS: dict[tuple, _Plan] = {}
+_PLANS_MAX = 1 << 15
+
+
+def _plan(cfg: SystemConfig) -> _Plan:
+    """The network-free part of `cfg` (a checked config), cached by the sub-configuration it depends on.
+
+    The key holds the ids of the model and accelerator objects: configs decoded from a PSA share them with their
+    base, so a lookup never hashes a whole model. The cached plan keeps both objects alive, so an id in a key cannot
+    be reused by another object while the entry exists.
+    """
+    model, acc, par, tr = cfg.model, cfg.accelerator, cfg.parallel, cfg.training
+    seq = cfg.seq_len
+    key = (
+        id(model), id(acc), par.tp, par.sp, par.pp, par.dp, par.zero, par.sequence_parallel, tr.micro_batch, seq,
+        tr.precision, tr.flash_attention, tr.recompute, tr.attention_kernel, tr.schedule, tr.virtual_stages,
+        tr.global_batch,
+    )
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    prec = tr.precision.value
+    tp, sp, pp, dp = par.tp, par.sp, par.pp, par.dp
+    mb = tr.micro_batch
+    m = tr.global_batch // (dp * mb)
+    v = tr.virtual_stages if tr.schedule is Schedule.INTERLEAVED else 1
+    lc = layer_cost(
+        model, acc, tp, sp, mb, seq, prec, par.sequence_parallel, tr.flash_attention, tr.recompute,
+        tr.attention_kernel,
+    )
+    emb, head = end_costs(model, acc, tp, sp, mb, seq, prec)
+    # consecutive stages with the same layer count (all but the first and the last) are identical: each run of them
+    # is priced once, through its first stage
+    runs = _stage_runs(model.layers, pp)
+    emb_params = model.embedding_params / tp
+    head_params = model.head_params / tp
+    if model.tied_embeddings and model.embedding is Embedding.TOKEN and pp > 1:
+        # the last stage keeps a copy of the tied embedding for the logits (Megatron-LM)
+        head_params += model.vocab * model.hidden / tp
+    layer_params_local = model.layer_params / tp
+    run_params = []
+    for s, count, n in runs:
+        p_ = n * layer_params_local
+        if s == 0:
+            p_ += emb_params
+        if s + count == pp:
+            p_ += head_params
+        run_params.append(p_)
+    shape = model if seq == model.seq_len else model.model_copy(update={"seq_len": seq})
+    abpe = BYTES_PER_ELEMENT["bf16" if prec == "fp8" else prec]  # activations travel in bf16 under fp8 training
+    shard = dp * sp if par.zero >= 1 else 1
+    opt_s = tuple(
+        acc.op_time_s(flops=0.0, bytes_moved=p_ / shard * OPTIMIZER_TRAFFIC_BYTES_PER_PARAM, precision=prec,
+                      n_kernels=1)
+        for p_ in run_params
+    )
+    plan = _Plan(
+        model=model,
+        acc=acc,
+        lc=lc,
+        emb=emb,
+        head=head,
+        runs=runs,
+        run_params=tuple(run_params),
+        memory=_memory(cfg, runs, run_params, lc, emb, head, m, v, dp * sp),
+        micro_batches=m,
+        chunks_per_stage=v,
+        model_flops=shape.model_flops_per_step(tr.global_batch),
+        recompute_flops=tr.global_batch / mb * sp * model.layers * lc.recompute_flops * tp,
+        precision=prec,
+        act_bytes=mb * seq // sp * model.hidden * abpe,
+        # GQA: kv heads replicate over TP
+        kv_width=model.kv_dim / tp if model.n_kv_heads >= tp else model.head_dim,
+        run_optimizer_s=opt_s,
+        n_npus=par.n_npus,
+    )
+    if len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()
+    _RESULTS.clear()
+    _SETUPS.clear()
+    _LAYOUTS_CHECKED.clear()
+    _PLANS[key] = plan
+    return plan
+
+
+def memory_footprint(config: SystemConfig) -> Memory:
+    """Peak memory per device of `config` without simulating the step (equal to `simulate(config).memory`).
+
+    Raises InfeasibleError for a configuration the simulator rejects. Exhaustive search uses it to rule out the
+    configurations that cannot fit before timing them.
+    """
+    _check(config)
+    return _plan(config).memory
+
+
 def simulate(config: SystemConfig) -> Result:
     """Simulate one training step of `config`.
 
@@ -332,32 +529,66 @@ def simulate(config: SystemConfig) -> Result:
         >>> abs(sum(r.breakdown.values()) - r.step_time_s) < 1e-9 * r.step_time_s
         True
     """
+    _check(config)
+    return _simulate(config)
+
+
+def simulate_if_fits(config: SystemConfig) -> Result | Memory:
+    """`simulate(config)` if its peak memory fits the device, else that `Memory` (the step is not timed).
+
+    For searches that only want configurations that fit: the footprint is known before any collective is priced.
+    """
+    _check(config)
+    mem = _plan(config).memory
+    if mem.total_bytes > config.accelerator.mem_bytes:
+        return mem
+    return _simulate(config)
+
+
+def _check(config: SystemConfig) -> None:
     try:
         check_config(config)
     except KeyedValueError as exc:
         raise InfeasibleError(f"{exc.key}: {exc}") from None
-    cfg = config
-    model, acc, par, tr = cfg.model, cfg.accelerator, cfg.parallel, cfg.training
-    prec = tr.precision.value
-    bpe = BYTES_PER_ELEMENT[prec]
-    seq = cfg.seq_len
-    tp, sp, pp, dp = par.tp, par.sp, par.pp, par.dp
-    mb = tr.micro_batch
-    m = tr.global_batch // (dp * mb)
-    v = tr.virtual_stages if tr.schedule is Schedule.INTERLEAVED else 1
-    n_dims = len(cfg.network.dims)
-    comm = _Comm(cfg)
 
-    lc = layer_cost(
-        model, acc, tp, sp, mb, seq, prec, par.sequence_parallel, tr.flash_attention, tr.recompute,
-        tr.attention_kernel,
+
+_RESULTS: dict[tuple, tuple[tuple[object, ...], Result]] = {}
+_RESULTS_MAX = 1 << 14
+
+
+def _simulate(cfg: SystemConfig) -> Result:
+    """`simulate` of a checked config, remembered by what the step depends on: configs that differ only in where
+    groups of one rank sit in the rank order have the same step (the memo holds the sub-objects whose ids it keys
+    on, so no id can be reused while remembered)."""
+    model, acc, net, coll, par, tr = cfg.model, cfg.accelerator, cfg.network, cfg.collective, cfg.parallel, \
+        cfg.training
+    key = (
+        id(model), id(acc), id(net), id(coll), id(tr), par.tp, par.sp, par.dp, par.pp, par.zero,
+        par.sequence_parallel, _layout_order(par),  # the layout order last: `_step` takes it from the key
     )
-    emb, head = end_costs(model, acc, tp, sp, mb, seq, prec)
+    hit = _RESULTS.get(key)
+    if hit is not None:
+        return hit[1]
+    result = _step(cfg, key[-1])
+    if len(_RESULTS) >= _RESULTS_MAX:
+        _RESULTS.clear()
+    _RESULTS[key] = ((model, acc, net, coll, tr), result)
+    return result
+
+
+def _step(cfg: SystemConfig, order: tuple[str, ...]) -> Result:
+    """One training step of a checked config (see the module docstring)."""
+    model, acc, par, tr = cfg.model, cfg.accelerator, cfg.parallel, cfg.training
+    tp, sp, pp, dp = par.tp, par.sp, par.pp, par.dp
+    n_dims = len(cfg.network.dims)
+    comm = _Comm(cfg, order)
+    plan = _plan(cfg)
+    lc, emb, head = plan.lc, plan.emb, plan.head
+    runs, run_params = plan.runs, plan.run_params
+    m, v = plan.micro_batches, plan.chunks_per_stage
 
     # ---- communication per layer per micro-batch ----------------------------------------------------------------
-    tokens = mb * seq // sp
-    abpe = BYTES_PER_ELEMENT["bf16" if prec == "fp8" else prec]  # activations travel in bf16 under fp8 training
-    act_bytes = tokens * model.hidden * abpe
+    act_bytes = plan.act_bytes
     if par.sequence_parallel:
         tp_colls = (
             comm(Collective.ALL_GATHER, act_bytes / tp, "tp"),
@@ -371,8 +602,7 @@ def simulate(config: SystemConfig) -> Result:
     tp_layer_rec = tp_layer_fwd if tr.recompute is Recompute.FULL else 0.0
     # SP (context parallel): gather K and V of the local heads, reduce-scatter their gradients; overlapped with the
     # attention core as Megatron's ring implementation does
-    kv_width = model.kv_dim / tp if model.n_kv_heads >= tp else model.head_dim  # GQA: kv heads replicate over TP
-    kv_shard = tokens * 2 * kv_width * abpe
+    kv_shard = 2 * plan.kv_width / model.hidden * act_bytes  # K and V of the local tokens
     sp_ag = comm(Collective.ALL_GATHER, kv_shard, "sp")
     sp_rs = comm(Collective.REDUCE_SCATTER, kv_shard * sp, "sp")
     sp_fwd = max(0.0, sp_ag.total_s - lc.attn_core_fwd_s)
@@ -391,39 +621,13 @@ def simulate(config: SystemConfig) -> Result:
     p2p_hop_s = p2p.total_s + p2p_gather.total_s
     p2p_per_mb = 2 * v * p2p_hop_s  # activations forward, gradients backward, per model chunk
 
-    # ---- parameters per stage --------------------------------------------------------------------------------------
-    layers = _stage_layers(model.layers, pp)
-    emb_params = model.embedding_params / tp
-    head_params = model.head_params / tp
-    if model.tied_embeddings and model.embedding is Embedding.TOKEN and pp > 1:
-        # the last stage keeps a copy of the tied embedding for the logits (Megatron-LM)
-        head_params += model.vocab * model.hidden / tp
-    layer_params_local = model.layer_params / tp
-    stage_params = []
-    for s in range(pp):
-        p_ = layers[s] * layer_params_local
-        if s == 0:
-            p_ += emb_params
-        if s == pp - 1:
-            p_ += head_params
-        stage_params.append(p_)
     dp_group = dp * sp
 
     # ---- per-stage per-micro-batch timeline --------------------------------------------------------------------
     zero = par.zero
-    # stages with the same layer count and no embedding/head are identical: price each kind once
-    def stage_kind(s: int) -> tuple[int, bool, bool]:
-        return (layers[s], s == 0, s == pp - 1)
-
-    stage_rows = []
-    row_cache: dict[tuple[int, bool, bool], tuple] = {}
-    for s in range(pp):
-        kind = stage_kind(s)
-        cached = row_cache.get(kind)
-        if cached is not None:
-            stage_rows.append(cached)
-            continue
-        n = layers[s]
+    rows = []
+    for (s, count, n), params in zip(runs, run_params, strict=True):
+        last = s + count == pp
         fwd_c = n * lc.fwd_s
         bwd_c = n * lc.bwd_s
         rec_c = n * lc.recompute_s
@@ -433,20 +637,20 @@ def simulate(config: SystemConfig) -> Result:
             fwd_c += emb.fwd_s
             bwd_c += emb.bwd_s
             tp_c += emb_tp.total_s
-        if s == pp - 1:
+        if last:
             fwd_c += head.fwd_s
             bwd_c += head.bwd_s
         if not tr.grad_accumulation_fusion and zero < 3:
             # each micro-batch's weight gradients are added to the fp32 main-grad buffer by a separate kernel:
             # read the new gradient, read and write the accumulator
-            bwd_c += stage_params[s] * (GRAD_BYTES + 2 * MAIN_GRAD_BYTES) / acc.achievable_mem_bytes_per_s
+            bwd_c += params * (GRAD_BYTES + 2 * MAIN_GRAD_BYTES) / acc.achievable_mem_bytes_per_s
         dp_mb = 0.0
         z3 = (ZERO, ZERO)
         if zero == 3 and dp_group > 1:
             # FSDP: gather weights before forward and backward, reduce-scatter gradients, prefetched layer by layer
-            pbytes = stage_params[s] * WEIGHT_BYTES
+            pbytes = params * WEIGHT_BYTES
             ag = comm(Collective.ALL_GATHER, pbytes / dp_group, "dpsp")
-            rs = comm(Collective.REDUCE_SCATTER, stage_params[s] * GRAD_BYTES, "dpsp")
+            rs = comm(Collective.REDUCE_SCATTER, params * GRAD_BYTES, "dpsp")
             # the gathers hide behind the whole forward (backward) stream: compute and the exposed TP/SP traffic
             fwd_stream = fwd_c + n * (tp_layer_fwd + sp_fwd) + (emb_tp.total_s if s == 0 else 0.0)
             bwd_stream = bwd_c + rec_c + n * (tp_layer_bwd + tp_layer_rec + sp_bwd + sp_rec)
@@ -454,30 +658,26 @@ def simulate(config: SystemConfig) -> Result:
             z3 = (ag, rs)
         pp_c = p2p_per_mb if pp > 1 else 0.0
         x = fwd_c + bwd_c + rec_c + tp_c + sp_c + pp_c + dp_mb
-        row_cache[kind] = (x, fwd_c, bwd_c, rec_c, tp_c, sp_c, pp_c, dp_mb, z3)
-        stage_rows.append(row_cache[kind])
+        rows.append((x, fwd_c, bwd_c, rec_c, tp_c, sp_c, pp_c, dp_mb, z3))
 
-    xs = [r[0] for r in stage_rows]
-    crit = max(range(pp), key=lambda i: xs[i])
-    x_max = xs[crit]
-    t_pipe = m * x_max + (sum(xs) - x_max) / v
+    # the slowest stage runs every micro-batch, the others add their share of fill and drain once (per model chunk)
+    crit_run, x_max, total_x = 0, rows[0][0], 0.0
+    for i, row in enumerate(rows):
+        x = row[0]
+        total_x += x * runs[i][1]
+        if x > x_max:
+            crit_run, x_max = i, x
+    crit = runs[crit_run][0]
+    t_pipe = m * x_max + (total_x - x_max) / v
 
     # ---- tail: gradient reduction and optimizer per stage ----------------------------------------------------------
+    # a stage's tail can hide behind the time later stages still spend on their last backward (`slack`); it is
+    # longest at the first stage of each run, so only first stages are candidates for the slowest tail
     tails = []
     slack = 0.0
-    tail_cache: dict[tuple[int, bool, bool], tuple] = {}
-    for s in range(pp):
-        row = stage_rows[s]
-        kind = stage_kind(s)
-        part = tail_cache.get(kind)
-        if part is not None:
-            t_dp, window, penalty, gather, opt_s, dp_colls = part
-            exposed_dp = max(0.0, t_dp - window - slack) + penalty
-            tails.append((exposed_dp + gather.total_s + opt_s, exposed_dp, gather, opt_s, dp_colls, t_dp))
-            slack += row[2] + row[3] + p2p_hop_s * v
-            continue
+    for i, ((s, count, n), row, params) in enumerate(zip(runs, rows, run_params, strict=True)):
         bwd_window = row[2] + row[3] + row[4] / 3.0  # last backward (compute + its TP share)
-        gbytes = stage_params[s] * GRAD_BYTES
+        gbytes = params * GRAD_BYTES
         dp_colls: list[CollectiveTime] = []
         if dp_group > 1 and zero < 3:
             if zero == 0:
@@ -488,37 +688,32 @@ def simulate(config: SystemConfig) -> Result:
         window = bwd_window if tr.dp_overlap else 0.0
         penalty = 0.0
         if t_dp > 0 and tr.dp_overlap:
-            shares = _shares_dims(comm.groups["dpsp"], comm.groups["tp"] + comm.groups["sp"])
-            if shares:
-                tp_in_window = layers[s] * (tp_layer_bwd + sp_bwd)
+            if comm.setup.dp_shares_tp:
+                tp_in_window = n * (tp_layer_bwd + sp_bwd)
                 if cfg.collective.scheduling is Scheduling.LIFO:
                     # newest first: TP collectives of the backward go ahead, DP uses the gaps
                     window = max(0.0, window - tp_in_window)
                 else:
                     # FIFO: each TP collective of the last backward waits for the DP chunk in flight
-                    n_tp = layers[s] * 2 * len(tp_colls)
+                    n_tp = n * 2 * len(tp_colls)
                     penalty = min(t_dp, n_tp * t_dp / max(1, cfg.collective.chunks))
         exposed_dp = max(0.0, t_dp - window - slack) + penalty
         # ZeRO-1/2 (distributed optimizer): gather the updated bf16 weights after the step
         gather = ZERO
         if dp_group > 1 and zero in (1, 2):
-            gather = comm(Collective.ALL_GATHER, stage_params[s] * WEIGHT_BYTES / dp_group, "dpsp")
-        shard = dp_group if zero >= 1 else 1
-        opt_s = acc.op_time_s(
-            flops=0.0,
-            bytes_moved=stage_params[s] / shard * OPTIMIZER_TRAFFIC_BYTES_PER_PARAM,
-            precision=prec,
-            n_kernels=1,
-        )
-        tail_cache[kind] = (t_dp, window, penalty, gather, opt_s, dp_colls)
+            gather = comm(Collective.ALL_GATHER, params * WEIGHT_BYTES / dp_group, "dpsp")
+        opt_s = plan.run_optimizer_s[i]
         tails.append((exposed_dp + gather.total_s + opt_s, exposed_dp, gather, opt_s, dp_colls, t_dp))
-        slack += row[2] + row[3] + p2p_hop_s * v  # later stages finish their last backward earlier
-    tail_stage = max(range(pp), key=lambda i: tails[i][0])
-    tail_s, exposed_dp, gather, opt_s, dp_colls, t_dp = tails[tail_stage]
+        slack += count * (row[2] + row[3] + p2p_hop_s * v)  # later stages finish their last backward earlier
+    tail_run = 0
+    for i, t in enumerate(tails):
+        if t[0] > tails[tail_run][0]:
+            tail_run = i
+    tail_s, exposed_dp, gather, opt_s, dp_colls, t_dp = tails[tail_run]
     step = t_pipe + tail_s
 
     # ---- breakdown of the critical stage -------------------------------------------------------------------------
-    _, fwd_c, bwd_c, rec_c, tp_c, sp_c, pp_c, dp_mb, z3 = stage_rows[crit]
+    _, fwd_c, bwd_c, rec_c, tp_c, sp_c, pp_c, dp_mb, z3 = rows[crit_run]
     bubble = t_pipe - m * x_max
     breakdown = {
         "forward_s": m * fwd_c,
@@ -552,16 +747,15 @@ def simulate(config: SystemConfig) -> Result:
     per_dim.add(gather, gather.total_s)
 
     # ---- memory ----------------------------------------------------------------------------------------------------
-    mem = _memory(cfg, layers, stage_params, lc, emb, head, m, v, dp_group)
+    mem = plan.memory
 
     # ---- throughput and utilisation ----------------------------------------------------------------------------
-    n_npus = cfg.n_npus
-    global_tokens = tr.global_batch * seq
-    shape = model if seq == model.seq_len else model.model_copy(update={"seq_len": seq})
-    model_flops = shape.model_flops_per_step(tr.global_batch)
-    rec_flops = tr.global_batch / mb * sp * model.layers * lc.recompute_flops * tp
-    peak_total = step * n_npus * acc.peak_flop_per_s(prec)
-    net_cost, net_bw = network_figures(cfg.network)
+    n_npus = plan.n_npus
+    global_tokens = tr.global_batch * cfg.seq_len
+    model_flops = plan.model_flops
+    rec_flops = plan.recompute_flops
+    peak_total = step * n_npus * acc.peak_flop_per_s(plan.precision)
+    net_cost, net_bw = comm.setup.figures
     return Result(
         step_time_s=step,
         tokens_per_s=global_tokens / step,
@@ -611,8 +805,8 @@ def _shares_dims(a: tuple[GroupDim, ...], b: tuple[GroupDim, ...]) -> bool:
 
 def _memory(
     cfg: SystemConfig,
-    layers: list[int],
-    stage_params: list[float],
+    runs: tuple[tuple[int, int, int], ...],
+    run_params: list[float] | tuple[float, ...],
     lc: LayerCost,
     emb: EndCost,
     head: EndCost,
@@ -620,19 +814,22 @@ def _memory(
     v: int,
     dp_group: int,
 ) -> Memory:
-    """Peak memory over stages (Korthikanti et al. 2022 section 4 for activations in flight per schedule)."""
+    """Peak memory over stages (Korthikanti et al. 2022 section 4 for activations in flight per schedule).
+
+    Within a run of identical stages the activations in flight never grow with the stage index, so the first stage
+    of each run is the one to check.
+    """
     par, tr = cfg.parallel, cfg.training
     pp = par.pp
     zero = par.zero
     best: Memory | None = None
-    for s in range(pp):
-        params = stage_params[s]
+    for (s, count, n), params in zip(runs, run_params, strict=True):
         w = params * WEIGHT_BYTES / (dp_group if zero >= 3 else 1)
         g = params * GRAD_BYTES / (dp_group if zero >= 2 else 1)
         o = params * OPTIMIZER_BYTES / (dp_group if zero >= 1 else 1)
         if zero >= 3:
             # FSDP keeps one gathered layer (plus a prefetched one) in full
-            w += 2 * params / max(1, layers[s]) * WEIGHT_BYTES
+            w += 2 * params / max(1, n) * WEIGHT_BYTES
         if tr.schedule is Schedule.GPIPE:
             in_flight = m
         elif tr.schedule is Schedule.INTERLEAVED:
@@ -640,12 +837,12 @@ def _memory(
             in_flight = min(m, in_flight)
         else:
             in_flight = min(m, pp - s)
-        act = in_flight * layers[s] * lc.act_bytes
-        if tr.recompute is Recompute.FULL and layers[s]:
+        act = in_flight * n * lc.act_bytes
+        if tr.recompute is Recompute.FULL and n:
             act += _full_layer_working_bytes(cfg)
         if s == 0:
             act += in_flight * emb.act_bytes
-        if s == pp - 1:
+        if s + count == pp:
             act += head.act_bytes
         mem = Memory(w, g, o, act)
         if best is None or mem.total_bytes > best.total_bytes:

@@ -1,0 +1,64 @@
+"""The simulator's shortcuts never change a number: stage runs, the network-free plan, the collective memo and the
+step memo give what a from-scratch simulation gives."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+import cosmic
+from cosmic.psa import load_psa
+from cosmic.sim import Memory, clear_caches, memory_footprint, simulate, simulate_if_fits
+from cosmic.sim.engine import _stage_layers, _stage_runs
+from tests.sim.helpers import dgx_config
+
+
+@given(st.integers(1, 200), st.integers(1, 64))
+def test_stage_runs_expand_to_the_layers_of_every_stage(n_layers: int, pp: int) -> None:
+    pp = min(pp, n_layers)
+    runs = _stage_runs(n_layers, pp)
+    expanded = [n for _, count, n in runs for _ in range(count)]
+    assert expanded == _stage_layers(n_layers, pp)
+    assert [s for s, _, _ in runs] == [sum(c for _, c, _ in runs[:i]) for i in range(len(runs))]
+    assert len(runs) <= 4
+    assert runs[0][0] == 0 and (pp == 1 or runs[-1][1] == 1)  # the head's stage is a run of its own
+
+
+def _configs(n: int) -> list[cosmic.SystemConfig]:
+    space = load_psa("cosmic-s1-gpt3-175b-full")
+    return [space.decode(p) for p in space.sample(np.random.default_rng(3), n)]
+
+
+def test_memory_footprint_and_simulate_if_fits_agree_with_simulate() -> None:
+    fit = unfit = 0
+    for cfg in _configs(300):
+        r = simulate(cfg)
+        assert memory_footprint(cfg) == r.memory
+        got = simulate_if_fits(cfg)
+        if r.fits_memory:
+            fit += 1
+            assert got == r
+        else:
+            unfit += 1
+            assert isinstance(got, Memory) and got == r.memory
+    assert fit and unfit
+
+
+def test_results_do_not_depend_on_what_is_cached() -> None:
+    cfgs = _configs(200)
+    warm = [simulate(c) for c in cfgs]
+    clear_caches()
+    # equal but distinct objects (validated anew) miss every identity-keyed memo
+    fresh = [simulate(cosmic.config_from_dict(c.to_yaml_dict())) for c in cfgs]
+    assert fresh == warm
+
+
+def test_rank_orders_differing_only_in_single_rank_groups_price_the_same() -> None:
+    a = simulate(dgx_config(tp=8, pp=8, dp=16, rank_order=["tp", "sp", "dp", "pp"]))
+    b = simulate(dgx_config(tp=8, pp=8, dp=16, rank_order=["sp", "tp", "dp", "pp"]))
+    c = simulate(dgx_config(tp=8, pp=8, dp=16, rank_order=["tp", "dp", "pp", "sp"]))
+    assert a == b == c
+    # moving a group of more than one rank does change the step (TP leaves the NVSwitch node)
+    d = simulate(dgx_config(tp=8, pp=8, dp=16, rank_order=["dp", "tp", "sp", "pp"]))
+    assert d.step_time_s > a.step_time_s
