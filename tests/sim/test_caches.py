@@ -62,3 +62,15 @@ def test_rank_orders_differing_only_in_single_rank_groups_price_the_same() -> No
     # moving a group of more than one rank does change the step (TP leaves the NVSwitch node)
     d = simulate(dgx_config(tp=8, pp=8, dp=16, rank_order=["dp", "tp", "sp", "pp"]))
     assert d.step_time_s > a.step_time_s
+
+
+def test_overlap_cost_closed_form() -> None:
+    from cosmic.sim.engine import _overlap_cost_s
+
+    assert _overlap_cost_s(0.0, 5.0, 0.2) == 0.0
+    assert _overlap_cost_s(3.0, 5.0, 0.0) == 0.0  # no contention: hidden
+    assert _overlap_cost_s(7.0, 5.0, 0.0) == 2.0  # what outlasts the compute
+    # compute at 80% while the 3 s collective runs: 3 s give 2.4 s of work, 2.6 s remain -> 5.6 s in all
+    assert abs(_overlap_cost_s(3.0, 5.0, 0.2) - 0.6) < 1e-12
+    # the slowed compute (5 / 0.8 = 6.25 s of wall time needed) ends inside a 7 s collective: the collective decides
+    assert abs(_overlap_cost_s(7.0, 5.0, 0.2) - 2.0) < 1e-12

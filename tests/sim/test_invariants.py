@@ -136,3 +136,28 @@ def test_doubling_global_batch_doubles_compute(d: dict[str, Any]) -> None:
     c2 = r2.breakdown["forward_s"] + r2.breakdown["backward_s"] + r2.breakdown["recompute_s"]
     assert c2 == pytest.approx(2 * c1, rel=1e-9)
     assert r2.step_time_s <= 2 * r1.step_time_s * (1 + 1e-9)
+
+
+def _with_sms(cfg: cosmic.SystemConfig, collective_sms: int) -> cosmic.SystemConfig:
+    acc = cfg.accelerator.model_copy(update={"sm_count": 108, "collective_sms": collective_sms})
+    return cfg.model_copy(update={"accelerator": acc})
+
+
+@SETTINGS
+@given(configs(), st.integers(1, 54), st.floats(1.0, 8.0))
+def test_collectives_that_take_compute_units_never_speed_a_step_up(d: dict[str, Any], sms: int, k: float) -> None:
+    try:
+        cfg = cosmic.config_from_dict(d)
+        free = cosmic.simulate(_with_sms(cfg, 0))
+        busy = cosmic.simulate(_with_sms(cfg, sms))
+        wider = cosmic.simulate(_with_sms(cosmic.config_from_dict(_scale_network(d, bw=k)), sms))
+        narrow = cosmic.simulate(_with_sms(cosmic.config_from_dict(_scale_network(d)), sms))
+    except (InfeasibleError, cosmic.ConfigError):
+        assume(False)
+        return
+    assert busy.step_time_s >= free.step_time_s * (1 - 1e-9)
+    # each overlap costs at most share x the compute it overlaps; a stretch of compute can be overlapped by the
+    # SP exchange and the ZeRO-3 gathers at once, so twice the share bounds the whole step
+    assert busy.step_time_s <= free.step_time_s * (1 + 2 * sms / 108) + 1e-12
+    # more bandwidth is still never slower when overlapped collectives slow compute down
+    assert wider.step_time_s <= narrow.step_time_s * (1 + 1e-9)

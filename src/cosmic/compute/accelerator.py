@@ -66,6 +66,11 @@ class Accelerator(BaseModel):
     sm_count: Annotated[int, Field(gt=0, le=10_000_000)] | None = Field(
         default=None, description="streaming multiprocessors (GPU) for the wave-quantization of GEMM tiles"
     )
+    collective_sms: Annotated[int, Field(ge=0, le=10_000_000)] | None = Field(
+        default=None,
+        description="SMs a running collective occupies (NCCL runs one thread block per channel); compute that "
+        "overlaps a collective runs on the others. Needs sm_count",
+    )
     scale_up_gbps: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = Field(
         default=None, description="per-device scale-up bandwidth (informational)"
     )
@@ -87,6 +92,8 @@ class Accelerator(BaseModel):
                 self.attention_efficiency,
                 tuple(sorted(self.attention_efficiency_by_kernel.items())),
                 self.kernel_overhead_us,
+                self.sm_count,
+                self.collective_sms,
             )
         )
 
@@ -95,6 +102,13 @@ class Accelerator(BaseModel):
         if kernel == "auto":
             return self.attention_efficiency
         return self.attention_efficiency_by_kernel.get(kernel, self.attention_efficiency)
+
+    @property
+    def collective_compute_share(self) -> float:
+        """Fraction of the compute units a running collective takes away from overlapping compute (0 if unknown)."""
+        if not self.sm_count or not self.collective_sms:
+            return 0.0
+        return min(1.0, self.collective_sms / self.sm_count)
 
     def peak_flop_per_s(self, precision: str) -> float:
         """Dense peak FLOP/s at `precision` (falls back to bf16 then fp16 when the precision is not listed)."""

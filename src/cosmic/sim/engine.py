@@ -605,8 +605,9 @@ def _step(cfg: SystemConfig, order: tuple[str, ...]) -> Result:
     kv_shard = 2 * plan.kv_width / model.hidden * act_bytes  # K and V of the local tokens
     sp_ag = comm(Collective.ALL_GATHER, kv_shard, "sp")
     sp_rs = comm(Collective.REDUCE_SCATTER, kv_shard * sp, "sp")
-    sp_fwd = max(0.0, sp_ag.total_s - lc.attn_core_fwd_s)
-    sp_bwd = max(0.0, sp_rs.total_s - lc.attn_core_bwd_s)
+    share = acc.collective_compute_share
+    sp_fwd = _overlap_cost_s(sp_ag.total_s, lc.attn_core_fwd_s, share)
+    sp_bwd = _overlap_cost_s(sp_rs.total_s, lc.attn_core_bwd_s, share)
     sp_rec = sp_fwd if tr.recompute is Recompute.FULL else 0.0
     # embedding output all-reduce over TP (vocab-parallel embedding), loss all-reduces are negligible
     emb_tp = comm(Collective.ALL_REDUCE, act_bytes, "tp") if model.embedding is Embedding.TOKEN else ZERO
@@ -654,7 +655,9 @@ def _step(cfg: SystemConfig, order: tuple[str, ...]) -> Result:
             # the gathers hide behind the whole forward (backward) stream: compute and the exposed TP/SP traffic
             fwd_stream = fwd_c + n * (tp_layer_fwd + sp_fwd) + (emb_tp.total_s if s == 0 else 0.0)
             bwd_stream = bwd_c + rec_c + n * (tp_layer_bwd + tp_layer_rec + sp_bwd + sp_rec)
-            dp_mb = max(0.0, ag.total_s - fwd_stream) + max(0.0, ag.total_s + rs.total_s - bwd_stream)
+            dp_mb = _overlap_cost_s(ag.total_s, fwd_stream, share) + _overlap_cost_s(
+                ag.total_s + rs.total_s, bwd_stream, share
+            )
             z3 = (ag, rs)
         pp_c = p2p_per_mb if pp > 1 else 0.0
         x = fwd_c + bwd_c + rec_c + tp_c + sp_c + pp_c + dp_mb
@@ -697,7 +700,9 @@ def _step(cfg: SystemConfig, order: tuple[str, ...]) -> Result:
                     # FIFO: each TP collective of the last backward waits for the DP chunk in flight
                     n_tp = n * 2 * len(tp_colls)
                     penalty = min(t_dp, n_tp * t_dp / max(1, cfg.collective.chunks))
-        exposed_dp = max(0.0, t_dp - window - slack) + penalty
+        # what outlasts the backward and the wait for later stages, plus the backward slowed down while the
+        # reduction runs beside it (it overlaps only the stage's own compute, not the wait)
+        exposed_dp = max(0.0, t_dp - window - slack) + share * min(t_dp, window) + penalty
         # ZeRO-1/2 (distributed optimizer): gather the updated bf16 weights after the step
         gather = ZERO
         if dp_group > 1 and zero in (1, 2):
@@ -796,6 +801,20 @@ def simulate_many(configs: Iterable[SystemConfig]) -> list[Result | InfeasibleEr
         if enabled:
             gc.enable()
     return out
+
+
+def _overlap_cost_s(comm_s: float, compute_s: float, share: float) -> float:
+    """Time a collective of `comm_s` adds to the `compute_s` it overlaps.
+
+    While both run, the collective's thread blocks hold a `share` of the SMs, so compute progresses at 1 - share
+    of its rate (the interference ASTRA-sim's authors measure in Rashidi et al. 2021, "Enabling Compute-Communication
+    Overlap in Distributed Deep Learning Training Platforms", ISCA). Both start together: if the collective
+    outlasts the slowed compute the cost is what it outlasts, comm - compute; otherwise the compute finishes
+    share * comm late. Both cases are ``max(comm - compute, share * comm)``.
+    """
+    if comm_s <= 0.0:
+        return 0.0
+    return max(comm_s - compute_s, share * comm_s)
 
 
 def _shares_dims(a: tuple[GroupDim, ...], b: tuple[GroupDim, ...]) -> bool:
