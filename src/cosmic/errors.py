@@ -32,7 +32,11 @@ class UnknownNameError(ConfigError):
         self, kind: str, name: str, known: Iterable[str], *, file: str | None = None, key: str | None = None
     ) -> None:
         known = sorted(known)
-        hint = difflib.get_close_matches(name, known, n=1)
+        # difflib is quadratic in the name's length: a name far longer than any known one has no close match
+        longest = max((len(k) for k in known), default=0)
+        hint = difflib.get_close_matches(name, known, n=1) if len(name) <= 2 * longest + 8 else []
+        if len(name) > 200:
+            name = name[:200] + "..."
         msg = f"unknown {kind} {name!r}"
         if hint:
             msg += f" (did you mean {hint[0]!r}?)"

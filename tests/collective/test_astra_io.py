@@ -347,3 +347,24 @@ def test_astra_export_command(tmp_path: Path) -> None:
     net = read_network(tmp_path / "network.yml")
     assert net.n_npus == 8 * 16 * 4 * 4
     assert read_system(tmp_path / "system.json").splits == 4
+
+
+def test_endless_or_huge_astra_files_are_refused_in_one_line(tmp_path: Path) -> None:
+    from cosmic.sim.config import MAX_YAML_BYTES
+
+    big = tmp_path / "network.yml"
+    with big.open("wb") as f:
+        f.truncate(MAX_YAML_BYTES + 1)
+    with pytest.raises(ConfigError, match="larger than 64 MiB"):
+        read_network(big)
+    if Path("/dev/zero").exists():
+        with pytest.raises(ConfigError, match="larger than"):
+            read_network(Path("/dev/zero"))
+
+
+def test_unknown_name_error_stays_short_for_absurd_names() -> None:
+    from cosmic.errors import UnknownNameError
+
+    err = UnknownNameError("model", "x" * 1_000_000, ["gpt3-175b", "llama-7b"])
+    assert len(str(err)) < 400 and "did you mean" not in str(err)
+    assert "did you mean 'gpt3-175b'" in str(UnknownNameError("model", "gpt3-175", ["gpt3-175b", "llama-7b"]))

@@ -86,8 +86,14 @@ def resolve(path: str | Path) -> Path:
 
 
 def _read_text(path: Path, what: str) -> str:
+    from cosmic.sim.config import MAX_YAML_BYTES
+
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as f:  # bounded read: a device such as /dev/zero never ends
+            raw = f.read(MAX_YAML_BYTES + 1)
+        if len(raw) > MAX_YAML_BYTES:
+            raise ConfigError(f"{what} is larger than {MAX_YAML_BYTES >> 20} MiB", file=str(path))
+        return raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{what} not found", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
