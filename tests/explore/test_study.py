@@ -251,3 +251,18 @@ def test_store_history_round_trip(tmp_path, collective):
     trials = optuna.load_study(study_name="h", storage=s.storage).get_trials(deepcopy=False)
     assert h.points.tolist() == [[int(t.params[k]) for k in collective.dim_names] for t in trials]
     assert all(collective.is_feasible(p) for p in h.points)
+
+
+def test_exhaustive_stores_untimed_memory_points_and_reports_them(tmp_path):
+    space = load_psa(WORKLOAD)
+    url = storage_url(tmp_path / "ex.db", "ex")
+    s = run_study(space, "exhaustive", budget=10**6, seed=0, storage=url, study_name="ex")
+    trials = optuna.load_study(study_name="ex", storage=url).get_trials(deepcopy=False)
+    assert len(trials) == s.evaluations == space.size_feasible
+    memory = [t for t in trials if t.user_attrs.get("status") == "memory"]
+    assert len(memory) == s.counts["memory"] > 0
+    for t in memory:
+        assert "(not timed)" in t.user_attrs["reason"] and "result" not in t.user_attrs
+        assert t.user_attrs["config"]  # the configuration is kept, so the point can be simulated later
+    html = render_html(s)
+    assert "<html" in html.lower()
