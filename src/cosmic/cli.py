@@ -187,7 +187,10 @@ def catalog(
             ms = ModelSpec(**{k: v for k, v in e.items()})
             summary = f"{ms.n_params / 1e9:,.2f} B params, {ms.layers} layers, hidden {ms.hidden}, seq {ms.seq_len}"
         elif kind == "accelerators":
-            summary = f"{e['peak_tflops']} TFLOP/s, {e['mem_gb']} GB, {e['mem_bw_gbps']} GB/s"
+            peaks = " / ".join(f"{p} {v:g}" for p, v in e["peak_tflops"].items())
+            summary = f"{peaks} TFLOP/s, {e['mem_gb']:g} GB at {e['mem_bw_gbps']:g} GB/s"
+            if e.get("gemm_efficiency") is not None:
+                summary += f", GEMM efficiency {e['gemm_efficiency']:g}"
         elif kind == "fabrics":
             summary = f"{e['link_gbps']} GB/s/link, {e['latency_ns']} ns, efficiency {e['efficiency']}"
         else:
