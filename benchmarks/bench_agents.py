@@ -5,7 +5,7 @@ agent, the median / best / worst best-objective over the seeds, the median wall 
 `random` on the median (strictly better in the objective's direction).
 
     python benchmarks/bench_agents.py [--json] [-n 1000] [--seeds 5] [--agents ga,aco,...]
-        [--preset cosmic-s1-gpt3-175b-full] [--objective step_time*network_cost] [--jobs 2]
+        [--preset cosmic-s1-gpt3-175b-full] [--objective step_time*network_cost] [--jobs 2] [--results DIR]
 
 Optuna's GP sampler (`bo`) needs seconds per ask on an 18-coordinate space; `--budget-bo` gives it its own budget.
 """
@@ -17,6 +17,7 @@ import json
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from cosmic.agents import agent_names
@@ -37,6 +38,11 @@ def one(preset: str, objective: str | None, agent: str, seed: int, budget: int) 
             "budget": budget, "counts": s.counts, "direction": s.objectives[0][1]}
 
 
+def _result_file(store: Path, preset: str, objective: str | None, agent: str, seed: int, budget: int) -> Path:
+    tag = f"{preset}-{objective or 'preset'}".replace("*", "x").replace("/", "_")
+    return store / f"{tag}-{agent}-{seed}-{budget}.json"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", "--budget", type=int, default=1000)
@@ -47,6 +53,9 @@ def main() -> None:
     ap.add_argument("--objective", default=None, help="replace the preset's objective")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--results", default=None, metavar="DIR",
+                    help="keep each finished run as DIR/<agent>-<seed>-<budget>.json and reuse the ones already there, "
+                         "so an interrupted benchmark resumes where it stopped")
     args = ap.parse_args()
 
     agents = [a.strip() for a in args.agents.split(",") if a.strip()]
@@ -54,11 +63,33 @@ def main() -> None:
         agents.insert(0, "random")
     jobs = [(args.preset, args.objective, a, seed, (args.budget_bo or args.budget) if a == "bo" else args.budget)
             for a in agents for seed in range(args.seeds)]
-    if args.jobs > 1:
+    store = Path(args.results) if args.results else None
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    if store is not None:
+        store.mkdir(parents=True, exist_ok=True)
+        for _, _, a, seed, budget in jobs:
+            f = _result_file(store, args.preset, args.objective, a, seed, budget)
+            if f.exists():
+                done[(a, seed)] = json.loads(f.read_text())
+    todo = [j for j in jobs if (j[2], j[3]) not in done]
+
+    def keep(r: dict[str, Any]) -> dict[str, Any]:
+        if store is not None:
+            f = _result_file(store, args.preset, args.objective, r["agent"], r["seed"], r["budget"])
+            tmp = f.with_suffix(".tmp")
+            tmp.write_text(json.dumps(r))
+            tmp.replace(f)  # atomic: a killed run never leaves half a file
+        done[(r["agent"], r["seed"])] = r
+        return r
+
+    if args.jobs > 1 and todo:
         with ProcessPoolExecutor(args.jobs) as ex:
-            runs = list(ex.map(one, *zip(*jobs, strict=True)))
+            for r in ex.map(one, *zip(*todo, strict=True)):
+                keep(r)
     else:
-        runs = [one(*j) for j in jobs]
+        for j in todo:
+            keep(one(*j))
+    runs = [done[(j[2], j[3])] for j in jobs]
     sign = 1.0 if runs[0]["direction"] == "minimize" else -1.0
     table: dict[str, dict[str, Any]] = {}
     for a in agents:
