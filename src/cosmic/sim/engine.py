@@ -501,9 +501,6 @@ def _plan(cfg: SystemConfig) -> _Plan:
     )
     if len(_PLANS) >= _PLANS_MAX:
         _PLANS.clear()
-    _RESULTS.clear()
-    _SETUPS.clear()
-    _LAYOUTS_CHECKED.clear()
     _PLANS[key] = plan
     return plan
 
