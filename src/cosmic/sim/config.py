@@ -23,6 +23,7 @@ from cosmic.collective.model import MultiDim
 from cosmic.compute.accelerator import Accelerator
 from cosmic.errors import ConfigError, CosmicError, KeyedValueError, UnknownNameError
 from cosmic.network.topology import Network, Topology
+from cosmic.sim._memo import BoundedMemo
 from cosmic.workload.model import ModelSpec
 from cosmic.workload.parallel import PARALLEL_DIMS, group_spans
 
@@ -305,8 +306,7 @@ class SystemConfig(BaseModel):
 _COLLECTIVE_FIELDS = tuple(k.value for k in Collective)
 
 
-_LAYOUTS_CHECKED: dict[tuple[int, int, int, int], tuple[Any, ...]] = {}
-_LAYOUTS_MAX = 1 << 16
+_LAYOUTS_CHECKED = BoundedMemo(1 << 16)
 
 
 def check_config(c: SystemConfig) -> None:
@@ -319,9 +319,7 @@ def check_config(c: SystemConfig) -> None:
     key = (id(par), id(m), id(net), id(coll))
     if key not in _LAYOUTS_CHECKED:
         _check_layout(c)
-        if len(_LAYOUTS_CHECKED) >= _LAYOUTS_MAX:
-            _LAYOUTS_CHECKED.clear()
-        _LAYOUTS_CHECKED[key] = (par, m, net, coll)
+        _LAYOUTS_CHECKED.put(key, (par, m, net, coll))
     seq = tr.seq_len or m.seq_len
     if seq % par.sp:
         raise KeyedValueError("parallel.sp", f"sp={par.sp} must divide the sequence length {seq}")

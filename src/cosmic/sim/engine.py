@@ -41,6 +41,7 @@ from cosmic.sim.config import (
     SystemConfig,
     check_config,
 )
+from cosmic.sim._memo import BoundedMemo
 from cosmic.sim.result import Memory, Result
 from cosmic.units import BYTES_PER_ELEMENT
 from cosmic.workload.model import Embedding, ModelSpec
@@ -273,7 +274,7 @@ class _CommSetup:
         self.groups = group_dims(network, (par.tp, par.sp, par.dp, par.pp), order, not astra)
         topologies = tuple(d.topology for d in network.dims)
         self.algos = {kind: collective.algorithms(kind, topologies) for kind in Collective}
-        self.memo: dict[tuple[Collective | None, str, float], CollectiveTime] = {}
+        self.memo = BoundedMemo(4096)  # (collective or None for p2p, group, bytes) -> CollectiveTime
         self.dp_shares_tp = _shares_dims(self.groups["dpsp"], self.groups["tp"] + self.groups["sp"])
         self.figures = network_figures(network)  # (cost in USD, total bandwidth)
 
@@ -286,9 +287,7 @@ def _layout_order(par: ParallelConfig) -> tuple[str, ...]:
     return tuple(n for n in order if deg[n] > 1) + tuple(n for n in order if deg[n] == 1)
 
 
-_SETUPS: dict[tuple, _CommSetup] = {}
-_SETUPS_MAX = 1 << 14
-_MEMO_MAX = 4096
+_SETUPS = BoundedMemo(1 << 14)
 
 
 class _Comm:
@@ -302,9 +301,7 @@ class _Comm:
         key = (id(net), id(coll), par.tp, par.sp, par.dp, par.pp, order)
         setup = _SETUPS.get(key)
         if setup is None:
-            if len(_SETUPS) >= _SETUPS_MAX:
-                _SETUPS.clear()
-            setup = _SETUPS[key] = _CommSetup(net, coll, par, order)
+            setup = _SETUPS.put(key, _CommSetup(net, coll, par, order))
         self.setup = setup
         self.groups = setup.groups
         self.astra = coll.fidelity is Fidelity.ASTRA_SIM
@@ -323,20 +320,13 @@ class _Comm:
 
             return astra_collective_time(kind, size_bytes, g, self.cfg)
         c = self.setup.collective
-        ct = _coll(kind, float(size_bytes), g, self.setup.algos[kind], c.chunks, c.multidim)
-        if len(self.memo) >= _MEMO_MAX:
-            self.memo.clear()
-        self.memo[key] = ct
-        return ct
+        return self.memo.put(key, _coll(kind, float(size_bytes), g, self.setup.algos[kind], c.chunks, c.multidim))
 
     def p2p(self, msg_bytes: float) -> CollectiveTime:
         key = (None, "p2p", msg_bytes)
         ct = self.memo.get(key)
         if ct is None:
-            ct = p2p_time(msg_bytes, self.groups["pp"])
-            if len(self.memo) >= _MEMO_MAX:
-                self.memo.clear()
-            self.memo[key] = ct
+            ct = self.memo.put(key, p2p_time(msg_bytes, self.groups["pp"]))
         return ct
 
 
@@ -423,8 +413,7 @@ class _Plan:
     n_npus: int
 
 
-_PLANS: dict[tuple, _Plan] = {}
-_PLANS_MAX = 1 << 15
+_PLANS = BoundedMemo(1 << 15)
 
 
 def _plan(cfg: SystemConfig) -> _Plan:
@@ -499,10 +488,7 @@ def _plan(cfg: SystemConfig) -> _Plan:
         run_optimizer_s=opt_s,
         n_npus=par.n_npus,
     )
-    if len(_PLANS) >= _PLANS_MAX:
-        _PLANS.clear()
-    _PLANS[key] = plan
-    return plan
+    return _PLANS.put(key, plan)
 
 
 def memory_footprint(config: SystemConfig) -> Memory:
@@ -549,8 +535,7 @@ def _check(config: SystemConfig) -> None:
         raise InfeasibleError(f"{exc.key}: {exc}") from None
 
 
-_RESULTS: dict[tuple, tuple[tuple[object, ...], Result]] = {}
-_RESULTS_MAX = 1 << 14
+_RESULTS = BoundedMemo(1 << 14)  # key -> ((objects whose ids are in the key), Result)
 
 
 def _simulate(cfg: SystemConfig) -> Result:
@@ -567,9 +552,7 @@ def _simulate(cfg: SystemConfig) -> Result:
     if hit is not None:
         return hit[1]
     result = _step(cfg, key[-1])
-    if len(_RESULTS) >= _RESULTS_MAX:
-        _RESULTS.clear()
-    _RESULTS[key] = ((model, acc, net, coll, tr), result)
+    _RESULTS.put(key, ((model, acc, net, coll, tr), result))
     return result
 
 
