@@ -211,6 +211,23 @@ def test_decode_builds_no_new_validation_and_equals_a_validated_config(monkeypat
         assert config_from_dict(cfg.to_yaml_dict()) == cfg.model_copy(update={"system": None})
 
 
+@pytest.mark.parametrize("name", ["cosmic-s1-gpt3-175b-full", "cosmic-s2-gpt3-13b-workload"])
+def test_decode_equals_pydantic_model_copy(name: str) -> None:
+    """Decode's own copy of the base (and its one-dict-update path for spaces without per-dimension knobs) gives
+    exactly what pydantic's model_copy gives: same fields, same set-fields, no extras or private attributes."""
+    from cosmic.psa.space import _updated
+
+    space = load_psa(name)
+    for p in space.sample(np.random.default_rng(1), 200):
+        cfg = space.decode(p)
+        upd = {k: getattr(cfg, k) for k in ("parallel", "training", "network", "collective", "accelerator")}
+        ref = space.base.model_copy(update=upd)
+        assert cfg == ref and cfg.model_fields_set == ref.model_fields_set
+        assert _updated(space.base, upd) == ref
+        k = space.knobs(p)
+        assert (cfg.parallel.tp, cfg.parallel.pp, cfg.parallel.dp) == (k["tp"], k["pp"], k["dp"])
+
+
 def test_adapters_gymnasium_and_optuna() -> None:
     import optuna
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,6 +161,33 @@ def _key(v: Any) -> Any:
         return round(v, 6)
     return v
 
+
+
+def _tuple_getter(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """``f(d) == tuple(d[k] for k in keys)``, computed in C (operator.itemgetter returns a bare value for one key)."""
+    if len(keys) == 0:
+        return lambda d: ()
+    if len(keys) == 1:
+        (k,) = keys
+        return lambda d: (d[k],)
+    return operator.itemgetter(*keys)
+
+
+def _updated(cfg: SystemConfig, update: dict[str, Any]) -> SystemConfig:
+    """``cfg.model_copy(update=update)`` for the sub-objects a PSA replaces, without pydantic's generic copy.
+
+    Decoding builds one configuration per point and this copy was a third of it. Same result as ``model_copy``:
+    a new instance whose field dict is the base's with `update` applied and whose set-fields include the updated
+    keys; no validation (the sub-objects are validated models), no private attributes (SystemConfig has none).
+    """
+    new = object.__new__(type(cfg))
+    d = cfg.__dict__.copy()
+    d.update(update)
+    object.__setattr__(new, "__dict__", d)
+    object.__setattr__(new, "__pydantic_fields_set__", cfg.__pydantic_fields_set__ | update.keys())
+    object.__setattr__(new, "__pydantic_extra__", None)
+    object.__setattr__(new, "__pydantic_private__", None)
+    return new
 
 def _fmt_err(file: str | None, key: str, msg: str) -> ConfigError:
     return ConfigError(msg, file=file, key=key)
@@ -377,8 +405,10 @@ class Space:
                 raise _fmt_err(file, f"{key}.from", f"npus_quotient for {target} takes from: [{', '.join(others)}]")
             total = self.n_npus
 
+            get = _tuple_getter(src_t)
+
             def quot(v: dict[str, Any]) -> int:
-                return total // math.prod(v[s] for s in src_t)
+                return total // math.prod(get(v))
 
             return Derived(target, rule, src_t, quot, implicit)
         if rule == "copy":
@@ -511,6 +541,8 @@ class Space:
             sorted({a[0] for c in coords for asg in c.assign for a in asg if a[1] is not None})
         )
         self._lookup = [{_key(tuple(a[2] for a in asg)): j for j, asg in enumerate(c.assign)} for c in coords]
+        # the assignments as {knob: value} per coordinate value (used when no knob is written per dimension)
+        self._scalar_assign = [[{name: x for name, _, x in asg} for asg in c.assign] for c in coords]
 
     def _structural_checks(self) -> list[tuple[str, Callable[[dict[str, Any]], bool]]]:
         m, tr = self.base.model, self.base.training
@@ -735,17 +767,22 @@ class Space:
 
         With `for_build`, only the derived knobs the configuration needs are computed (not the unit views)."""
         v = self._v0.copy()
+        idx = point.tolist() if isinstance(point, np.ndarray) else point
         pd = self._perdim_written
-        for name in pd:
-            v[name] = list(v[name])
-        for c, j in zip(self._coords, point, strict=True):
-            for name, dim, x in c.assign[j]:
-                if dim is None:
-                    v[name] = x
-                else:
-                    v[name][dim] = x
-        for name in pd:
-            v[name] = tuple(v[name])
+        if pd:
+            for name in pd:
+                v[name] = list(v[name])
+            for c, j in zip(self._coords, idx, strict=True):
+                for name, dim, x in c.assign[j]:
+                    if dim is None:
+                        v[name] = x
+                    else:
+                        v[name][dim] = x
+            for name in pd:
+                v[name] = tuple(v[name])
+        else:  # every assignment is a whole value: one dict update per coordinate
+            for upd, j in zip(self._scalar_assign, idx, strict=True):
+                v.update(upd[j])
         for r in self._build_rules if for_build else self.derived:
             v[r.target] = r.fn(v)
         return v
@@ -765,6 +802,8 @@ class Space:
         self._link_key = "link_gbps" if "link_gbps" in explicit else ("link_gibps" if "link_gibps" in explicit
                                                                      else None)
         self._train_keys = tuple(k for k in ("micro_batch", "schedule", "recompute") if k in ch)
+        self._par_get = _tuple_getter(self._par_keys)
+        self._train_get = _tuple_getter(self._train_keys)
         self._acc_keys = tuple(k for k in ("peak_tflops", "mem_gb", "mem_bw_gbps") if k in ch)
         self._cache: dict[Any, Any] = {}
         self._base_dims = tuple(b.network.dims)
@@ -788,11 +827,11 @@ class Space:
         b = self.base
         upd: dict[str, Any] = {}
         if self._do_par:
-            key = ("par",) + tuple(v[k] for k in self._par_keys)
+            key = ("par", self._par_get(v))
             upd["parallel"] = self._cached(key, lambda: b.parallel.model_copy(
                 update={k: v[k] for k in self._par_keys}))
         if self._do_train:
-            key = ("train",) + tuple(v[k] for k in self._train_keys)
+            key = ("train", self._train_get(v))
             upd["training"] = self._cached(key, lambda: b.training.model_copy(
                 update={k: v[k] for k in self._train_keys}))
         if self._do_coll:
@@ -811,7 +850,7 @@ class Space:
         if self._do_acc:
             key = ("acc",) + tuple(v[k] for k in self._acc_keys)
             upd["accelerator"] = self._cached(key, lambda: self._make_acc(v))
-        return b.model_copy(update=upd) if upd else b
+        return _updated(b, upd) if upd else b
 
     def _make_dim(self, bd: Any, v: dict[str, Any], i: int, bw: float | None) -> Any:
         u: dict[str, Any] = {"topology": v["topology"][i], "npus": v["npus"][i], "latency_ns": v["latency_ns"][i]}
