@@ -266,3 +266,34 @@ def test_exhaustive_stores_untimed_memory_points_and_reports_them(tmp_path):
         assert t.user_attrs["config"]  # the configuration is kept, so the point can be simulated later
     html = render_html(s)
     assert "<html" in html.lower()
+
+
+def test_study_pauses_the_cyclic_collector_and_restores_it(tmp_path, collective, monkeypatch):
+    """The loop runs with automatic collection off (young generations collected on a period) and gives the
+    collector back as it found it, also when the agent raises."""
+    import gc
+
+    import cosmic.explore._study as study_mod
+
+    monkeypatch.setattr(study_mod, "GC_EVERY_S", 0.0)  # collect after every batch
+    seen: list[bool] = []
+    assert gc.isenabled()
+    run_study(collective, "random", budget=20, seed=0, persist=False, batch=5,
+              progress=lambda p: seen.append(gc.isenabled()))
+    assert seen == [False] * 4 and gc.isenabled()
+
+    class Boom(Exception):
+        pass
+
+    def explode(p):
+        raise Boom
+
+    with pytest.raises(Boom):
+        run_study(collective, "random", budget=20, seed=0, persist=False, batch=5, progress=explode)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run_study(collective, "random", budget=10, seed=0, persist=False, batch=5)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
