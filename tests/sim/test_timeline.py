@@ -101,3 +101,35 @@ def test_cost_table_closed_form() -> None:
     sw3 = 2 * 8 * 7.8 * 100 * gib + 8 * (18.0 + 31.6) * 100 * gib
     expected = 256 * ring0 + 128 * fc1 + 256 * ring2 + 128 * sw3
     assert r.network_cost_usd == pytest.approx(expected, rel=1e-12)
+
+
+def _zero3(**training: Any) -> cosmic.SystemConfig:
+    """FSDP over 8 ranks of one switch, free communication: the backward holds only compute and gradient traffic."""
+    train = {"global_batch": 32, "micro_batch": 1, **training}
+    return cosmic.config_from_dict(
+        {
+            "model": {"base": "gpt3-13b", "layers": 8, "vocab": 64},
+            "accelerator": "a100-80gb",
+            "network": {"dims": [{"topology": "Switch", "npus": 8, "link_gbps": 1e7, "latency_ns": 0}]},
+            "parallel": {"dp": 8, "zero": 3},
+            "training": train,
+        }
+    )
+
+
+def test_zero3_backward_moves_the_unsharded_gradient_each_micro_batch() -> None:
+    """Closed form: the backward of a ZeRO-3 rank is the layers' and ends' backward plus, per micro-batch, every
+    local parameter's gradient copied into the flat buffer and pre-divided (8 bytes per parameter in bf16)."""
+    from cosmic.sim.engine import _plan, zero3_grad_traffic_bytes
+
+    cfg = _zero3()
+    r = cosmic.simulate(cfg)
+    plan = _plan(cfg)
+    m = r.micro_batches
+    compute = cfg.model.layers * plan.lc.bwd_s + plan.emb.bwd_s + plan.head.bwd_s
+    traffic = plan.run_params[0] * zero3_grad_traffic_bytes(2) / cfg.accelerator.achievable_mem_bytes_per_s
+    assert zero3_grad_traffic_bytes(2) == 8
+    assert r.breakdown["backward_s"] == pytest.approx(m * (compute + traffic), rel=1e-12)
+    # the traffic is per micro-batch: doubling the micro-batch count doubles it with the compute
+    r2 = cosmic.simulate(_zero3(global_batch=64))
+    assert r2.breakdown["backward_s"] == pytest.approx(2 * r.breakdown["backward_s"], rel=1e-12)

@@ -58,6 +58,28 @@ MAIN_GRAD_BYTES = 4  # fp32 gradient accumulation buffer (Megatron-LM main_grad)
 OPTIMIZER_TRAFFIC_BYTES_PER_PARAM = 28
 
 
+def zero3_grad_traffic_bytes(reduce_bytes: int) -> int:
+    """HBM bytes per parameter moved on each micro-batch's unsharded gradient before the ZeRO-3 reduce-scatter.
+
+    What PyTorch FSDP does after each backward (torch 2.x, ``torch/distributed/fsdp/_runtime_utils.py`` and
+    ``_flat_param.py``):
+
+    * the weights are views of one flat parameter, so autograd's backward of the split that made them
+      (``split_with_sizes_backward``, a ``cat``) copies the per-weight gradients into one flat gradient: read and
+      write ``GRAD_BYTES``;
+    * ``_post_backward_hook`` casts it to the reduction dtype when that differs (``grad.to(reduce_dtype)``): read
+      ``GRAD_BYTES``, write ``reduce_bytes``;
+    * ``_reduce_grad`` divides it in place by the gradient pre-divide factor (``_div_if_needed``, a factor > 1 for
+      every group of 2 or more ranks) before ``reduce_scatter_tensor``: read and write ``reduce_bytes``.
+
+    Example:
+        >>> zero3_grad_traffic_bytes(2), zero3_grad_traffic_bytes(4)
+        (8, 18)
+    """
+    cast = GRAD_BYTES + reduce_bytes if reduce_bytes != GRAD_BYTES else 0
+    return 2 * GRAD_BYTES + cast + 2 * reduce_bytes
+
+
 @dataclass(frozen=True, slots=True)
 class LayerCost:
     """Per micro-batch, per rank cost of one transformer layer (compute only, seconds and FLOPs)."""
@@ -603,6 +625,7 @@ def _step(cfg: SystemConfig, order: tuple[str, ...]) -> Result:
     p2p_per_mb = 2 * v * p2p_hop_s  # activations forward, gradients backward, per model chunk
 
     dp_group = dp * sp
+    reduce_bytes = GRAD_BYTES  # bytes per parameter of the gradients reduced over DP
 
     # ---- per-stage per-micro-batch timeline --------------------------------------------------------------------
     zero = par.zero
@@ -631,7 +654,9 @@ def _step(cfg: SystemConfig, order: tuple[str, ...]) -> Result:
             # FSDP: gather weights before forward and backward, reduce-scatter gradients, prefetched layer by layer
             pbytes = params * WEIGHT_BYTES
             ag = comm(Collective.ALL_GATHER, pbytes / dp_group, "dpsp")
-            rs = comm(Collective.REDUCE_SCATTER, params * GRAD_BYTES, "dpsp")
+            rs = comm(Collective.REDUCE_SCATTER, params * reduce_bytes, "dpsp")
+            # the unsharded gradient is copied, cast and scaled before its reduce-scatter, every micro-batch
+            bwd_c += params * zero3_grad_traffic_bytes(reduce_bytes) / acc.achievable_mem_bytes_per_s
             # the gathers hide behind the whole forward (backward) stream: compute and the exposed TP/SP traffic
             fwd_stream = fwd_c + n * (tp_layer_fwd + sp_fwd) + (emb_tp.total_s if s == 0 else 0.0)
             bwd_stream = bwd_c + rec_c + n * (tp_layer_bwd + tp_layer_rec + sp_bwd + sp_rec)
@@ -660,7 +685,7 @@ def _step(cfg: SystemConfig, order: tuple[str, ...]) -> Result:
     slack = 0.0
     for i, ((s, count, n), row, params) in enumerate(zip(runs, rows, run_params, strict=True)):
         bwd_window = row[2] + row[3] + row[4] / 3.0  # last backward (compute + its TP share)
-        gbytes = params * GRAD_BYTES
+        gbytes = params * reduce_bytes
         dp_colls: list[CollectiveTime] = []
         if dp_group > 1 and zero < 3:
             if zero == 0:
