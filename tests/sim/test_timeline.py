@@ -133,3 +133,21 @@ def test_zero3_backward_moves_the_unsharded_gradient_each_micro_batch() -> None:
     # the traffic is per micro-batch: doubling the micro-batch count doubles it with the compute
     r2 = cosmic.simulate(_zero3(global_batch=64))
     assert r2.breakdown["backward_s"] == pytest.approx(2 * r.breakdown["backward_s"], rel=1e-12)
+
+
+def test_fp32_gradient_reduction_casts_and_moves_twice_the_bytes() -> None:
+    """reduce_dtype=float32: the cast to fp32 and the fp32 pre-divide add 10 bytes per parameter per micro-batch
+    (18 instead of 8), and the gradient collectives carry 4 bytes per parameter instead of 2."""
+    from cosmic.sim.engine import _plan, zero3_grad_traffic_bytes
+
+    bf16, fp32 = _zero3(), _zero3(grad_reduce_fp32=True)
+    r16, r32 = cosmic.simulate(bf16), cosmic.simulate(fp32)
+    params = _plan(fp32).run_params[0]
+    assert zero3_grad_traffic_bytes(4) == 18
+    extra = r32.micro_batches * params * (18 - 8) / fp32.accelerator.achievable_mem_bytes_per_s
+    assert r32.breakdown["backward_s"] - r16.breakdown["backward_s"] == pytest.approx(extra, rel=1e-9)
+    # plain data parallelism without overlap: the all-reduce of fp32 gradients is the slower one
+    base = {"model": "gpt3-13b", "tp": 8, "pp": 1, "dp": 32, "global_batch": 256, "dp_overlap": False}
+    a16 = cosmic.simulate(dgx_config(**base))
+    a32 = cosmic.simulate(dgx_config(**base, grad_reduce_fp32=True))
+    assert a32.breakdown["comm_dp_s"] > 1.5 * a16.breakdown["comm_dp_s"]

@@ -141,6 +141,12 @@ class TrainingConfig(BaseModel):
         description="weight-gradient GEMMs accumulate straight into the fp32 gradient buffer (Megatron-LM since "
         "2022); false adds a separate accumulation pass per micro-batch, as 2021 Megatron-LM and plain PyTorch",
     )
+    grad_reduce_fp32: bool = Field(
+        default=False,
+        description="gradients are reduced over data parallelism in fp32 (PyTorch FSDP MixedPrecision "
+        "reduce_dtype=float32, as Composer's DEFAULT mode): with ZeRO-3 each micro-batch's 16-bit gradient is cast "
+        "to fp32 first, and every gradient collective moves 4 bytes per parameter instead of 2",
+    )
     seq_len: PosInt | None = Field(default=None, description="override the model's sequence length")
 
     @field_validator("recompute", mode="before")

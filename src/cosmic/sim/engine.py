@@ -52,6 +52,7 @@ from cosmic.workload.parallel import Span, group_spans
 WEIGHT_BYTES = 2
 GRAD_BYTES = 2
 OPTIMIZER_BYTES = 12
+FP32_GRAD_BYTES = 4  # gradients reduced in fp32 (FSDP MixedPrecision reduce_dtype=float32)
 MAIN_GRAD_BYTES = 4  # fp32 gradient accumulation buffer (Megatron-LM main_grad)
 # The optimizer step streams master weights, both moments and the gradient in and writes the first three plus the
 # low-precision weights back: 4+4+4+2 read, 4+4+4+2 written.
@@ -625,7 +626,7 @@ def _step(cfg: SystemConfig, order: tuple[str, ...]) -> Result:
     p2p_per_mb = 2 * v * p2p_hop_s  # activations forward, gradients backward, per model chunk
 
     dp_group = dp * sp
-    reduce_bytes = GRAD_BYTES  # bytes per parameter of the gradients reduced over DP
+    reduce_bytes = FP32_GRAD_BYTES if tr.grad_reduce_fp32 else GRAD_BYTES  # per parameter, as reduced over DP
 
     # ---- per-stage per-micro-batch timeline --------------------------------------------------------------------
     zero = par.zero

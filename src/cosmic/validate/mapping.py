@@ -313,6 +313,30 @@ def fuses_grad_accumulation(framework: str) -> bool:
     return not (re.search(LEGACY_STACKS, f) and not re.search(MODERN_MEGATRON, f))
 
 
+FP32_REDUCE = r"reduce_dtype\s*=?\s*(fp32|float32)|fp32 (gradient )?reduc|grad_reduce_in_fp32"
+"""Text that states an fp32 gradient reduction."""
+
+
+def reduces_grads_in_fp32(zero_fsdp: str, framework: str) -> bool:
+    """Whether a row's gradients are reduced over data parallelism in fp32.
+
+    Stated outright ("reduce_dtype=float32", "grad_reduce_in_fp32"), or Composer's FSDP ``mixed_precision: DEFAULT``
+    mode: ``MixedPrecision(param_dtype=<autocast dtype>, reduce_dtype=torch.float32, buffer_dtype=<autocast dtype>)``
+    (composer ``get_mixed_precision``, since composer PR #2628 of 2023-10-10 "Fixes default precision to use fp32
+    reduce dtype"). Composer's ``PURE`` mode reduces in the autocast dtype.
+
+    Example:
+        >>> reduces_grads_in_fp32("PyTorch FSDP FULL_SHARD (mixed-precision mode DEFAULT)", "Composer / llm-foundry")
+        True
+        >>> reduces_grads_in_fp32("PyTorch FSDP FULL_SHARD (mixed-precision mode PURE)", "Composer / llm-foundry")
+        False
+    """
+    z, f = (zero_fsdp or "").lower(), (framework or "").lower()
+    if re.search(FP32_REDUCE, z) or re.search(FP32_REDUCE, f):
+        return True
+    return bool(re.search(r"composer|llm-foundry", f)) and bool(re.search(r"mixed.precision mode default", z))
+
+
 def overlaps_dp(framework: str) -> bool:
     f = (framework or "").lower()
     return not (re.search(LEGACY_STACKS, f) and not re.search(MODERN_MEGATRON, f))
