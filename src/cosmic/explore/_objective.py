@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ _NO_FEATURES = np.zeros(len(BREAKDOWN_KEYS))
 _NO_FEATURES.flags.writeable = False  # shared by every evaluation that has no breakdown
 
 
-@dataclass
+@dataclass(slots=True)
 class Evaluation:
     """The outcome of one point.
 
@@ -38,9 +38,17 @@ class Evaluation:
     reason: str | None = None
     config: Any = None
     result: Any = None
-    features: np.ndarray = field(default_factory=lambda: _NO_FEATURES)
     raw: tuple[float, ...] | None = None
     """Objective values, also for memory-infeasible points (``None`` when rejected)."""
+
+    @property
+    def features(self) -> np.ndarray:
+        """Each breakdown component's share of the step time (`FEATURE_NAMES`; zeros without a result)."""
+        r = self.result
+        if r is None:
+            return _NO_FEATURES
+        step = r.step_time_s or 1.0
+        return np.array([r.breakdown[k] / step for k in BREAKDOWN_KEYS], dtype=np.float64)
 
 
 class Evaluator:
@@ -81,9 +89,7 @@ class Evaluator:
         except CosmicError as exc:
             self.counts["rejected"] += 1
             return Evaluation(p, "rejected", None, math.inf, reason=f"{exc.__class__.__name__}: {exc}")
-        raw = tuple(float(o.value(result, cfg)) for o in self.objectives)
-        step = result.step_time_s or 1.0
-        feats = np.array([result.breakdown[k] / step for k in BREAKDOWN_KEYS], dtype=np.float64)
+        raw = tuple([float(o.value(result, cfg)) for o in self.objectives])
         if self.memory_fit and not result.fits_memory:
             cap = result.memory_capacity_bytes
             over = result.memory.total_bytes / cap - 1.0 if cap > 0 else math.inf
@@ -91,15 +97,15 @@ class Evaluator:
             ev = Evaluation(
                 p, "memory", None, max(over, 1e-12),
                 reason=f"memory: {result.memory_per_device_gb:,.1f} GB per device exceeds {cap / 1e9:,.1f} GB",
-                config=cfg, result=result, features=feats,
+                config=cfg, result=result,
             )
         elif not all(math.isfinite(v) for v in raw):
             self.counts["rejected"] += 1
             ev = Evaluation(p, "rejected", None, math.inf, reason=f"objective not finite: {raw}",
-                            config=cfg, result=result, features=feats)
+                            config=cfg, result=result)
         else:
             self.counts["ok"] += 1
-            ev = Evaluation(p, "ok", raw, 0.0, config=cfg, result=result, features=feats)
+            ev = Evaluation(p, "ok", raw, 0.0, config=cfg, result=result)
         ev.raw = raw
         return ev
 
