@@ -4,6 +4,7 @@ step memo give what a from-scratch simulation gives."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -74,3 +75,21 @@ def test_overlap_cost_closed_form() -> None:
     assert abs(_overlap_cost_s(3.0, 5.0, 0.2) - 0.6) < 1e-12
     # the slowed compute (5 / 0.8 = 6.25 s of wall time needed) ends inside a 7 s collective: the collective decides
     assert abs(_overlap_cost_s(7.0, 5.0, 0.2) - 2.0) < 1e-12
+
+
+def test_a_remembered_plan_does_not_skip_the_rank_order_check() -> None:
+    """simulate_if_fits reuses the plan of a config that differs only in rank order, but still rejects a rank order
+    whose groups do not fit the network (tp=4 then dp=6 straddles a dimension of 6)."""
+    ok = cosmic.config_from_dict({
+        "model": "gpt3-13b", "accelerator": "h100-sxm",
+        "network": {"dims": [{"topology": "Switch", "npus": 6, "fabric": "nvlink4"},
+                             {"topology": "Switch", "npus": 4, "fabric": "ib-ndr"}]},
+        "parallel": {"tp": 4, "dp": 6, "rank_order": "dp,tp,sp,pp"},
+        "training": {"global_batch": 24},
+    })
+    simulate_if_fits(ok)  # remembers the plan
+    bad = ok.model_copy(update={"parallel": ok.parallel.model_copy(update={"rank_order": ("tp", "dp", "sp", "pp")})})
+    with pytest.raises(cosmic.InfeasibleError, match="rank_order"):
+        simulate_if_fits(bad)
+    with pytest.raises(cosmic.InfeasibleError, match="rank_order"):
+        simulate(bad)

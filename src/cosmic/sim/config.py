@@ -321,11 +321,8 @@ def check_config(c: SystemConfig) -> None:
     The layout checks (degrees against the network, the model and the collectives) depend only on the parallel,
     model, network and collective sub-objects; a combination that passed is remembered by the identity of those
     objects (held alive by the memo, so an id cannot be reused by another object while remembered)."""
-    par, tr, m, net, coll = c.parallel, c.training, c.model, c.network, c.collective
-    key = (id(par), id(m), id(net), id(coll))
-    if key not in _LAYOUTS_CHECKED:
-        _check_layout(c)
-        _LAYOUTS_CHECKED.put(key, (par, m, net, coll))
+    check_layout(c)
+    par, tr, m = c.parallel, c.training, c.model
     seq = tr.seq_len or m.seq_len
     if seq % par.sp:
         raise KeyedValueError("parallel.sp", f"sp={par.sp} must divide the sequence length {seq}")
@@ -349,6 +346,15 @@ def check_config(c: SystemConfig) -> None:
             )
     elif tr.virtual_stages != 1:
         raise KeyedValueError("training.virtual_stages", "virtual_stages > 1 needs schedule: interleaved")
+
+
+def check_layout(c: SystemConfig) -> None:
+    """The layout checks of `check_config` (no training knob), remembered for the sub-objects that passed."""
+    par, m, net, coll = c.parallel, c.model, c.network, c.collective
+    key = (id(par), id(m), id(net), id(coll))
+    if key not in _LAYOUTS_CHECKED:
+        _check_layout(c)
+        _LAYOUTS_CHECKED.put(key, (par, m, net, coll))
 
 
 def _check_layout(c: SystemConfig) -> None:

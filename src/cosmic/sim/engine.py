@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Iterable
+from typing import Any
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -40,6 +41,7 @@ from cosmic.sim.config import (
     Scheduling,
     SystemConfig,
     check_config,
+    check_layout,
 )
 from cosmic.sim._memo import BoundedMemo
 from cosmic.sim.result import Memory, Result
@@ -305,8 +307,12 @@ class _CommSetup:
 def _layout_order(par: ParallelConfig) -> tuple[str, ...]:
     """The rank order with the groups of degree 1 moved to the end: a group of one rank has no extent, so it does
     not change where the others lie, and rank orders that differ only in it place every group identically."""
-    deg = {"tp": par.tp, "sp": par.sp, "dp": par.dp, "pp": par.pp}
-    order = par.rank_order
+    return _layout_order_of(par.tp, par.sp, par.dp, par.pp, par.rank_order)
+
+
+@lru_cache(maxsize=4096)
+def _layout_order_of(tp: int, sp: int, dp: int, pp: int, order: tuple[str, ...]) -> tuple[str, ...]:
+    deg = {"tp": tp, "sp": sp, "dp": dp, "pp": pp}
     return tuple(n for n in order if deg[n] > 1) + tuple(n for n in order if deg[n] == 1)
 
 
@@ -374,7 +380,8 @@ def clear_caches() -> None:
     from cosmic.collective.algorithms import phase_coefficients
     from cosmic.workload.parallel import _group_spans
 
-    for fn in (layer_cost, end_costs, group_dims, _coll, phase_coefficients, _group_spans, network_figures):
+    for fn in (layer_cost, end_costs, group_dims, _coll, phase_coefficients, _group_spans, network_figures,
+               _layout_order_of):
         fn.cache_clear()
     _PLANS.clear()
     _RESULTS.clear()
@@ -439,6 +446,16 @@ class _Plan:
 _PLANS = BoundedMemo(1 << 15)
 
 
+def _plan_key(cfg: SystemConfig) -> tuple[Any, ...]:
+    """What the plan of `cfg` depends on; it includes everything the training checks of `check_config` read."""
+    model, par, tr = cfg.model, cfg.parallel, cfg.training
+    return (
+        id(model), id(cfg.accelerator), par.tp, par.sp, par.pp, par.dp, par.zero, par.sequence_parallel,
+        tr.micro_batch, tr.seq_len or model.seq_len, tr.precision, tr.flash_attention, tr.recompute,
+        tr.attention_kernel, tr.schedule, tr.virtual_stages, tr.global_batch,
+    )
+
+
 def _plan(cfg: SystemConfig) -> _Plan:
     """The network-free part of `cfg` (a checked config), cached by the sub-configuration it depends on.
 
@@ -446,16 +463,12 @@ def _plan(cfg: SystemConfig) -> _Plan:
     base, so a lookup never hashes a whole model. The cached plan keeps both objects alive, so an id in a key cannot
     be reused by another object while the entry exists.
     """
-    model, acc, par, tr = cfg.model, cfg.accelerator, cfg.parallel, cfg.training
-    seq = cfg.seq_len
-    key = (
-        id(model), id(acc), par.tp, par.sp, par.pp, par.dp, par.zero, par.sequence_parallel, tr.micro_batch, seq,
-        tr.precision, tr.flash_attention, tr.recompute, tr.attention_kernel, tr.schedule, tr.virtual_stages,
-        tr.global_batch,
-    )
+    key = _plan_key(cfg)
     plan = _PLANS.get(key)
     if plan is not None:
         return plan
+    model, acc, par, tr = cfg.model, cfg.accelerator, cfg.parallel, cfg.training
+    seq = cfg.seq_len
     prec = tr.precision.value
     tp, sp, pp, dp = par.tp, par.sp, par.pp, par.dp
     mb = tr.micro_batch
@@ -544,11 +557,21 @@ def simulate_if_fits(config: SystemConfig) -> Result | Memory:
 
     For searches that only want configurations that fit: the footprint is known before any collective is priced.
     """
-    _check(config)
-    mem = _plan(config).memory
+    plan = _PLANS.get(_plan_key(config))
+    if plan is None:
+        _check(config)
+        plan = _plan(config)
+    else:
+        # plans are made for checked configs only, and the key holds all the training checks read: what remains
+        # is the layout (rank order, network, collectives)
+        try:
+            check_layout(config)
+        except KeyedValueError as exc:
+            raise InfeasibleError(f"{exc.key}: {exc}") from None
+    mem = plan.memory
     if mem.total_bytes > config.accelerator.mem_bytes:
         return mem
-    return _simulate(config)
+    return _simulate(config, plan)
 
 
 def _check(config: SystemConfig) -> None:
@@ -561,7 +584,7 @@ def _check(config: SystemConfig) -> None:
 _RESULTS = BoundedMemo(1 << 14)  # key -> ((objects whose ids are in the key), Result)
 
 
-def _simulate(cfg: SystemConfig) -> Result:
+def _simulate(cfg: SystemConfig, plan: _Plan | None = None) -> Result:
     """`simulate` of a checked config, remembered by what the step depends on: configs that differ only in where
     groups of one rank sit in the rank order have the same step (the memo holds the sub-objects whose ids it keys
     on, so no id can be reused while remembered)."""
@@ -574,18 +597,17 @@ def _simulate(cfg: SystemConfig) -> Result:
     hit = _RESULTS.get(key)
     if hit is not None:
         return hit[1]
-    result = _step(cfg, key[-1])
+    result = _step(cfg, key[-1], plan if plan is not None else _plan(cfg))
     _RESULTS.put(key, ((model, acc, net, coll, tr), result))
     return result
 
 
-def _step(cfg: SystemConfig, order: tuple[str, ...]) -> Result:
-    """One training step of a checked config (see the module docstring)."""
+def _step(cfg: SystemConfig, order: tuple[str, ...], plan: _Plan) -> Result:
+    """One training step of a checked config (see the module docstring); `plan` is ``_plan(cfg)``."""
     model, acc, par, tr = cfg.model, cfg.accelerator, cfg.parallel, cfg.training
     tp, sp, pp, dp = par.tp, par.sp, par.pp, par.dp
     n_dims = len(cfg.network.dims)
     comm = _Comm(cfg, order)
-    plan = _plan(cfg)
     lc, emb, head = plan.lc, plan.emb, plan.head
     runs, run_params = plan.runs, plan.run_params
     m, v = plan.micro_batches, plan.chunks_per_stage
