@@ -151,3 +151,30 @@ def test_fp32_gradient_reduction_casts_and_moves_twice_the_bytes() -> None:
     a16 = cosmic.simulate(dgx_config(**base))
     a32 = cosmic.simulate(dgx_config(**base, grad_reduce_fp32=True))
     assert a32.breakdown["comm_dp_s"] > 1.5 * a16.breakdown["comm_dp_s"]
+
+
+def test_zero3_gathers_and_reduces_layer_by_layer() -> None:
+    """FSDP/ZeRO-3 issue one all-gather and one reduce-scatter per layer, so on a latency-bound network the cost
+    grows with the layer count (one stage-wide collective would not), and every micro-batch pays at least the first
+    layer's gather and the last layer's reduce-scatter, which no compute hides."""
+    from cosmic.collective.algorithms import Collective
+    from cosmic.sim.engine import _Comm, _layout_order, _plan
+
+    def cfg(layers: int) -> cosmic.SystemConfig:
+        return cosmic.config_from_dict({
+            "model": {"base": "gpt3-13b", "layers": layers, "vocab": 64},
+            "accelerator": "a100-80gb",
+            "network": {"dims": [{"topology": "Switch", "npus": 8, "link_gbps": 1e7, "latency_ns": 1e7}]},
+            "parallel": {"dp": 8, "zero": 3},
+            "training": {"global_batch": 32, "micro_batch": 1},
+        })
+
+    r8, r16 = cosmic.simulate(cfg(8)), cosmic.simulate(cfg(16))
+    assert r16.breakdown["comm_dp_s"] > 1.8 * r8.breakdown["comm_dp_s"]
+    c = cfg(8)
+    comm = _Comm(c, _layout_order(c.parallel))
+    per_layer = _plan(c).run_params[0] / 8
+    ag = comm(Collective.ALL_GATHER, per_layer * 2 / 8, "dpsp").total_s
+    rs = comm(Collective.REDUCE_SCATTER, per_layer * 2, "dpsp").total_s
+    assert ag > 0.05 and rs > 0.05  # 7 steps of 10 ms
+    assert r8.breakdown["comm_dp_s"] >= r8.micro_batches * (ag + rs)

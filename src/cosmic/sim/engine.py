@@ -674,18 +674,21 @@ def _step(cfg: SystemConfig, order: tuple[str, ...], plan: _Plan) -> Result:
         dp_mb = 0.0
         z3 = (ZERO, ZERO)
         if zero == 3 and dp_group > 1:
-            # FSDP: gather weights before forward and backward, reduce-scatter gradients, prefetched layer by layer
-            pbytes = params * WEIGHT_BYTES
-            ag = comm(Collective.ALL_GATHER, pbytes / dp_group, "dpsp")
-            rs = comm(Collective.REDUCE_SCATTER, params * reduce_bytes, "dpsp")
+            # FSDP: each layer (the unit FSDP wraps and DeepSpeed's ZeRO-3 prefetches) gathers its weights before
+            # its forward and its backward and reduce-scatters its gradients: one collective per layer, so the
+            # per-step latency is paid per layer. The next layer's gather runs behind the current layer's compute.
+            units = max(1, n)
+            ag = comm(Collective.ALL_GATHER, params * WEIGHT_BYTES / units / dp_group, "dpsp")
+            rs = comm(Collective.REDUCE_SCATTER, params * reduce_bytes / units, "dpsp")
             # the unsharded gradient is copied, cast and scaled before its reduce-scatter, every micro-batch
             bwd_c += params * zero3_grad_traffic_bytes(reduce_bytes) / acc.achievable_mem_bytes_per_s
-            # the gathers hide behind the whole forward (backward) stream: compute and the exposed TP/SP traffic
+            # the gathers hide behind the whole forward (backward) stream: compute and the exposed TP/SP traffic,
+            # except the first layer's gather (nothing to hide behind) and the last layer's reduce-scatter
             fwd_stream = fwd_c + n * (tp_layer_fwd + sp_fwd) + (emb_tp.total_s if s == 0 else 0.0)
             bwd_stream = bwd_c + rec_c + n * (tp_layer_bwd + tp_layer_rec + sp_bwd + sp_rec)
-            dp_mb = _overlap_cost_s(ag.total_s, fwd_stream, share) + _overlap_cost_s(
-                ag.total_s + rs.total_s, bwd_stream, share
-            )
+            ag_s, rs_s = units * ag.total_s, units * rs.total_s
+            dp_mb = ag.total_s + _overlap_cost_s(ag_s - ag.total_s, fwd_stream, share) + rs.total_s + \
+                _overlap_cost_s(ag_s + rs_s - rs.total_s, bwd_stream, share)
             z3 = (ag, rs)
         pp_c = p2p_per_mb if pp > 1 else 0.0
         x = fwd_c + bwd_c + rec_c + tp_c + sp_c + pp_c + dp_mb
