@@ -237,6 +237,18 @@ def sharding(text: str) -> Sharding:
     return Sharding(0, 1)
 
 
+def model_parallel_size(text: str) -> int | None:
+    """A stated model-parallel size (tensor x pipeline ranks per model replica) in free text, e.g. the notes
+    "Model-parallel size (TPxPP) = 16" or "Model-parallel size 96 (TPxPP split not given)".
+
+    Example:
+        >>> model_parallel_size("Model-parallel size (TPxPP) = 16; split not given"), model_parallel_size("mp")
+        (16, None)
+    """
+    m = re.search(r"model[- ]parallel size\s*(?:\([^)]*\))?\s*=?\s*(\d+)", (text or "").lower())
+    return int(m.group(1)) if m else None
+
+
 def precision(text: str) -> str | None:
     """bf16 / fp16 / fp8 from a `precision` cell; None for precisions cosmic does not model (int8).
 

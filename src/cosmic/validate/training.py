@@ -339,12 +339,18 @@ def plan_row(row: Row) -> Plan:
 
 
 def _search_layout(row, n, cp, node, model, zero, vpp, make, micro_batches, defaults) -> Plan:  # type: ignore[no-untyped-def]
-    """Layout not stated: the fastest layout that fits memory (tp within a node, then pp), as the authors tuned."""
+    """Layout not stated: the fastest layout that fits memory (tp within a node, then pp), as the authors tuned;
+    among those with tp * pp equal to the model-parallel size when the notes state one."""
     best: tuple[float, SystemConfig] | None = None
+    mp = mapping.model_parallel_size(row.get("notes"))
+    if mp is not None and (mp < 1 or n % (mp * cp)):
+        mp = None
     for tp in [t for t in (1, 2, 4, 8, 16) if t <= node and n % t == 0]:
         for pp in _divisors(n // (tp * cp)):
             if pp > model["layers"]:
                 break
+            if mp is not None and tp * pp != mp:
+                continue
             dp = n // (tp * pp * cp)
             for mb in micro_batches(dp, pp)[:1] if pp > 1 else micro_batches(dp, pp):
                 try:
@@ -360,7 +366,10 @@ def _search_layout(row, n, cp, node, model, zero, vpp, make, micro_batches, defa
     if best is None:
         raise Skip("layout not stated and no layout fits memory")
     p = best[1].parallel
-    defaults.append(f"layout not stated: fastest fitting tp={p.tp} pp={p.pp} dp={p.dp}")
+    if mp is not None:
+        defaults.append(f"tp x pp split not stated: fastest fitting of tp*pp = {mp}: tp={p.tp} pp={p.pp} dp={p.dp}")
+    else:
+        defaults.append(f"layout not stated: fastest fitting tp={p.tp} pp={p.pp} dp={p.dp}")
     return Plan(best[1], defaults)
 
 
