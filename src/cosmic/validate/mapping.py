@@ -237,6 +237,21 @@ def sharding(text: str) -> Sharding:
     return Sharding(0, 1)
 
 
+def stated_number(text: str, word: str) -> int | None:
+    """The integer a free text gives right after `word` (thousands separators allowed), e.g. the notes
+    "tr11 setup uses SEQ_LEN 2048, vocab 250,680" give 250680 for "vocab". A word followed by anything but a
+    number (e.g. "vocab not given") gives None.
+
+    Example:
+        >>> stated_number("tr11 setup uses SEQ_LEN 2048, vocab 250,680)", "vocab")
+        250680
+        >>> stated_number("seq len / heads / vocab not given in this table", "vocab") is None
+        True
+    """
+    m = re.search(rf"\b{re.escape(word)}\b\s*[:=]?\s*(\d{{1,3}}(?:,\d{{3}})+|\d+)\b", (text or "").lower())
+    return int(m.group(1).replace(",", "")) if m else None
+
+
 def model_parallel_size(text: str) -> int | None:
     """A stated model-parallel size (tensor x pipeline ranks per model replica) in free text, e.g. the notes
     "Model-parallel size (TPxPP) = 16" or "Model-parallel size 96 (TPxPP split not given)".

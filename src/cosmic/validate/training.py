@@ -133,8 +133,12 @@ def _model(row: Row, defaults: list[str]) -> dict[str, Any]:
         defaults.append(f"seq_len = {seq}")
     m["seq_len"] = seq
     vocab = row.i("vocab")
+    noted = mapping.stated_number(row.get("notes"), "vocab")
     if vocab is not None:
         m["vocab"] = vocab
+    elif noted is not None:
+        m["vocab"] = noted
+        defaults.append(f"vocab = {noted} (from the notes)")
     elif "vocab" not in m:
         m["vocab"] = DEFAULT_VOCAB
         defaults.append(f"vocab = {DEFAULT_VOCAB}")
