@@ -106,7 +106,21 @@ def test_training_rows_are_compared_or_explained(training_report) -> None:  # ty
             assert r.skipped_reason.strip()
 
 
+def test_training_p90_target(training_report) -> None:  # type: ignore[no-untyped-def]
+    assert training_report.stats()["p90_ape_pct"] <= 35.0
+
+
 @pytest.mark.xfail(strict=True, reason="engine over-predicts throughput; see docs/validation.md 'What the model misses'")
-def test_training_accuracy_target(training_report) -> None:  # type: ignore[no-untyped-def]
-    s = training_report.stats()
-    assert s["median_ape_pct"] <= 15.0 and s["p90_ape_pct"] <= 35.0
+def test_training_median_target(training_report) -> None:  # type: ignore[no-untyped-def]
+    assert training_report.stats()["median_ape_pct"] <= 15.0
+
+
+def test_notes_state_the_model_parallel_size_and_the_vocabulary(data_dir: Path) -> None:
+    """A layout-free row whose notes give tp*pp keeps that product in the layout search; a vocabulary stated in
+    the notes replaces the default when the vocab cell is empty. Both are listed as defaults used."""
+    plan = plan_row(_rows(data_dir)["S8"])
+    par = plan.config.parallel
+    assert par.tp * par.pp == 4 and par.dp == 8
+    assert plan.config.model.vocab == 100_000
+    assert any("tp*pp = 4" in d for d in plan.defaults)
+    assert any("vocab = 100000 (from the notes)" in d for d in plan.defaults)
