@@ -6,6 +6,7 @@ agent, the median / best / worst best-objective over the seeds, the median wall 
 
     python benchmarks/bench_agents.py [--json] [-n 1000] [--seeds 5] [--agents ga,aco,...]
         [--preset cosmic-s1-gpt3-175b-full] [--objective step_time*network_cost] [--jobs 2] [--results DIR]
+        [--first-seed K]
 
 Optuna's GP sampler (`bo`) needs seconds per ask on an 18-coordinate space; `--budget-bo` gives it its own budget.
 """
@@ -48,6 +49,8 @@ def main() -> None:
     ap.add_argument("-n", "--budget", type=int, default=1000)
     ap.add_argument("--budget-bo", type=int, default=None, help="budget for bo (default: --budget)")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds are first-seed .. first-seed+seeds-1 (split a long benchmark over processes)")
     ap.add_argument("--agents", default=",".join(a for a in agent_names() if a != "exhaustive"))
     ap.add_argument("--preset", default=PRESET)
     ap.add_argument("--objective", default=None, help="replace the preset's objective")
@@ -62,7 +65,7 @@ def main() -> None:
     if "random" not in agents:
         agents.insert(0, "random")
     jobs = [(args.preset, args.objective, a, seed, (args.budget_bo or args.budget) if a == "bo" else args.budget)
-            for a in agents for seed in range(args.seeds)]
+            for a in agents for seed in range(args.first_seed, args.first_seed + args.seeds)]
     store = Path(args.results) if args.results else None
     done: dict[tuple[str, int], dict[str, Any]] = {}
     if store is not None:
