@@ -344,22 +344,33 @@ FP32_REDUCE = r"reduce_dtype\s*=?\s*(fp32|float32)|fp32 (gradient )?reduc|grad_r
 """Text that states an fp32 gradient reduction."""
 
 
-def reduces_grads_in_fp32(zero_fsdp: str, framework: str) -> bool:
+def reduces_grads_in_fp32(zero_fsdp: str, framework: str, precision: str | None = None) -> bool:
     """Whether a row's gradients are reduced over data parallelism in fp32.
 
     Stated outright ("reduce_dtype=float32", "grad_reduce_in_fp32"), or Composer's FSDP ``mixed_precision: DEFAULT``
     mode: ``MixedPrecision(param_dtype=<autocast dtype>, reduce_dtype=torch.float32, buffer_dtype=<autocast dtype>)``
     (composer ``get_mixed_precision``, since composer PR #2628 of 2023-10-10 "Fixes default precision to use fp32
-    reduce dtype"). Composer's ``PURE`` mode reduces in the autocast dtype.
+    reduce dtype"). Composer's ``PURE`` mode reduces in the autocast dtype. Megatron-LM (and Megatron-Core trained
+    through it) forces ``accumulate_allreduce_grads_in_fp32`` for bf16 ("bfloat16 requires gradient accumulation and
+    all-reduce to be done in fp32", ``megatron/training/arguments.py``) unless ``--grad-reduce-in-bf16``; NeMo
+    configures its own data-parallel settings and is not assumed.
 
     Example:
         >>> reduces_grads_in_fp32("PyTorch FSDP FULL_SHARD (mixed-precision mode DEFAULT)", "Composer / llm-foundry")
         True
         >>> reduces_grads_in_fp32("PyTorch FSDP FULL_SHARD (mixed-precision mode PURE)", "Composer / llm-foundry")
         False
+        >>> reduces_grads_in_fp32("", "Megatron-Core r0.8.0", "bf16"), reduces_grads_in_fp32("", "Megatron-LM", "fp16")
+        (True, False)
     """
     z, f = (zero_fsdp or "").lower(), (framework or "").lower()
     if re.search(FP32_REDUCE, z) or re.search(FP32_REDUCE, f):
+        return True
+    if re.search(r"bf16-grad-reduce|grad.reduce.in.bf16", z + " " + f):
+        return False
+    if precision == "bf16" and re.search(r"megatron-lm|megatron-core|megatron core|mcore", f) and not re.search(
+        r"\bnemo\b|deepspeed", f
+    ):
         return True
     return bool(re.search(r"composer|llm-foundry", f)) and bool(re.search(r"mixed.precision mode default", z))
 

@@ -256,7 +256,7 @@ def plan_row(row: Row) -> Plan:
         "dp_overlap": mapping.overlaps_dp(framework),
         "attention_kernel": mapping.attention_kernel(framework, row.get("model")),
         "grad_accumulation_fusion": mapping.fuses_grad_accumulation(framework),
-        "grad_reduce_fp32": mapping.reduces_grads_in_fp32(row.get("zero_fsdp"), framework),
+        "grad_reduce_fp32": mapping.reduces_grads_in_fp32(row.get("zero_fsdp"), framework, prec),
     }
 
     def make(tp_: int, pp_: int, dp_: int, mb: int, zero: int, v: int | None) -> SystemConfig:
