@@ -21,9 +21,9 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Iterable
-from typing import Any
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from cosmic.collective.algorithms import Algorithm, Collective, GroupDim
 from cosmic.collective.model import ZERO, CollectiveTime, MultiDim, collective_time, p2p_time
@@ -558,25 +558,20 @@ def simulate_if_fits(config: SystemConfig) -> Result | Memory:
     For searches that only want configurations that fit: the footprint is known before any collective is priced.
     """
     plan = _PLANS.get(_plan_key(config))
+    # plans are made for checked configs only, and the key holds all the training checks read: with a remembered
+    # plan only the layout (rank order, network, collectives) remains to check
+    _check(config, layout_only=plan is not None)
     if plan is None:
-        _check(config)
         plan = _plan(config)
-    else:
-        # plans are made for checked configs only, and the key holds all the training checks read: what remains
-        # is the layout (rank order, network, collectives)
-        try:
-            check_layout(config)
-        except KeyedValueError as exc:
-            raise InfeasibleError(f"{exc.key}: {exc}") from None
     mem = plan.memory
     if mem.total_bytes > config.accelerator.mem_bytes:
         return mem
     return _simulate(config, plan)
 
 
-def _check(config: SystemConfig) -> None:
+def _check(config: SystemConfig, *, layout_only: bool = False) -> None:
     try:
-        check_config(config)
+        (check_layout if layout_only else check_config)(config)
     except KeyedValueError as exc:
         raise InfeasibleError(f"{exc.key}: {exc}") from None
 
