@@ -264,6 +264,22 @@ def model_parallel_size(text: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def row_sharding(zero_fsdp: str, notes: str) -> tuple[Sharding, bool]:
+    """`sharding` of the `zero_fsdp` cell; when it is empty, what the notes imply: Megatron's
+    ``--overlap-param-gather`` exists only with its distributed optimizer (ZeRO-1; Megatron-LM's arguments assert
+    ``--overlap-param-gather only supported with distributed optimizer``). The flag says whether it was implied.
+
+    Example:
+        >>> row_sharding("", "overlap of DP grad-reduce/param-gather (--overlap-grad-reduce --overlap-param-gather)")
+        (Sharding(zero=1, extra_dp=1), True)
+        >>> row_sharding("ZeRO-3 (DeepSpeed)", "--overlap-param-gather")
+        (Sharding(zero=3, extra_dp=1), False)
+    """
+    if not (zero_fsdp or "").strip() and re.search(r"overlap.param.gather", (notes or "").lower()):
+        return Sharding(1, 1), True
+    return sharding(zero_fsdp), False
+
+
 def precision(text: str) -> str | None:
     """bf16 / fp16 / fp8 from a `precision` cell; None for precisions cosmic does not model (int8).
 
