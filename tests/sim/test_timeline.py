@@ -178,3 +178,28 @@ def test_zero3_gathers_and_reduces_layer_by_layer() -> None:
     rs = comm(Collective.REDUCE_SCATTER, per_layer * 2, "dpsp").total_s
     assert ag > 0.05 and rs > 0.05  # 7 steps of 10 ms
     assert r8.breakdown["comm_dp_s"] >= r8.micro_batches * (ag + rs)
+
+
+def test_overlapped_param_gather_hides_behind_the_first_forward() -> None:
+    """ZeRO-1 with --overlap-param-gather: the weight all-gather after the optimizer costs
+    max(gather - first forward, share * gather) instead of the whole gather (closed form on the tail)."""
+    from cosmic.collective.algorithms import Collective
+    from cosmic.sim.engine import _Comm, _layout_order, _plan
+
+    base = {"model": "gpt3-13b", "tp": 8, "pp": 1, "dp": 32, "global_batch": 256, "zero": 1}
+    plain = dgx_config(**base)
+    over = dgx_config(**base, param_gather_overlap=True)
+    r0, r1 = cosmic.simulate(plain), cosmic.simulate(over)
+    comm = _Comm(plain, _layout_order(plain.parallel))
+    params = _plan(plain).run_params[0]
+    gather = comm(Collective.ALL_GATHER, params * 2 / 32, "dpsp").total_s
+    assert gather > 0
+    plan = _plan(plain)
+    fwd = plain.model.layers * plan.lc.fwd_s + plan.emb.fwd_s + plan.head.fwd_s
+    share = plain.accelerator.collective_compute_share
+    hidden = gather - max(gather - fwd, share * gather)
+    assert r0.step_time_s - r1.step_time_s == pytest.approx(hidden, rel=1e-9)
+    assert r0.breakdown["comm_dp_s"] - r1.breakdown["comm_dp_s"] == pytest.approx(hidden, rel=1e-9)
+    # no effect without a distributed optimizer
+    z0 = {**base, "zero": 0}
+    assert cosmic.simulate(dgx_config(**z0)) == cosmic.simulate(dgx_config(**z0, param_gather_overlap=True))

@@ -130,6 +130,11 @@ class TrainingConfig(BaseModel):
     recompute: Recompute = Recompute.NONE
     precision: Precision = Precision.BF16
     dp_overlap: bool = Field(default=True, description="overlap gradient reduction with the last backward")
+    param_gather_overlap: bool = Field(
+        default=False,
+        description="ZeRO-1/2: the all-gather of the updated weights overlaps the next step's first forward "
+        "(Megatron --overlap-param-gather) instead of following the optimizer step",
+    )
     flash_attention: bool = Field(default=True, description="fused attention (no s^2 score matrix in memory)")
     attention_kernel: Literal["auto", "flash1", "flash2", "flash3"] = Field(
         default="auto",

@@ -733,14 +733,19 @@ def _step(cfg: SystemConfig, order: tuple[str, ...], plan: _Plan) -> Result:
         gather = ZERO
         if dp_group > 1 and zero in (1, 2):
             gather = comm(Collective.ALL_GATHER, params * WEIGHT_BYTES / dp_group, "dpsp")
+        gather_s = gather.total_s
+        if tr.param_gather_overlap:
+            # each bucket's gather is issued when the next step starts and its layers' forward waits for it: it
+            # hides behind the first micro-batch's forward
+            gather_s = _overlap_cost_s(gather_s, row[1], share)
         opt_s = plan.run_optimizer_s[i]
-        tails.append((exposed_dp + gather.total_s + opt_s, exposed_dp, gather, opt_s, dp_colls, t_dp))
+        tails.append((exposed_dp + gather_s + opt_s, exposed_dp, gather, gather_s, opt_s, dp_colls, t_dp))
         slack += count * (row[2] + row[3] + p2p_hop_s * v)  # later stages finish their last backward earlier
     tail_run = 0
     for i, t in enumerate(tails):
         if t[0] > tails[tail_run][0]:
             tail_run = i
-    tail_s, exposed_dp, gather, opt_s, dp_colls, t_dp = tails[tail_run]
+    tail_s, exposed_dp, gather, gather_s, opt_s, dp_colls, t_dp = tails[tail_run]
     step = t_pipe + tail_s
 
     # ---- breakdown of the critical stage -------------------------------------------------------------------------
@@ -753,7 +758,7 @@ def _step(cfg: SystemConfig, order: tuple[str, ...], plan: _Plan) -> Result:
         "comm_tp_s": m * tp_c,
         "comm_sp_s": m * sp_c,
         "comm_pp_s": m * pp_c,
-        "comm_dp_s": m * dp_mb + exposed_dp + gather.total_s,
+        "comm_dp_s": m * dp_mb + exposed_dp + gather_s,
         "bubble_s": bubble,
         "optimizer_s": opt_s,
     }
@@ -775,7 +780,7 @@ def _step(cfg: SystemConfig, order: tuple[str, ...], plan: _Plan) -> Result:
     if exposed_dp > 0 and t_dp > 0:
         for c in dp_colls:
             per_dim.add(c, c.total_s, exposed_dp / t_dp)
-    per_dim.add(gather, gather.total_s)
+    per_dim.add(gather, gather_s)
 
     # ---- memory ----------------------------------------------------------------------------------------------------
     mem = plan.memory
