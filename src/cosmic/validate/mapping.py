@@ -264,6 +264,21 @@ def model_parallel_size(text: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+PARAM_GATHER_OVERLAP = r"overlap.param.gather|overlap_param_sync"
+"""Megatron's ``--overlap-param-gather`` / NeMo's ``overlap_param_sync``: the distributed optimizer's weight
+all-gather runs behind the next step's forward."""
+
+
+def overlaps_param_gather(*texts: str) -> bool:
+    """Whether any of the texts (notes, zero_fsdp, framework) names the overlapped parameter gather.
+
+    Example:
+        >>> overlaps_param_gather("(--overlap-grad-reduce --overlap-param-gather)"), overlaps_param_gather("ZeRO-1")
+        (True, False)
+    """
+    return any(re.search(PARAM_GATHER_OVERLAP, (t or "").lower()) for t in texts)
+
+
 def row_sharding(zero_fsdp: str, notes: str) -> tuple[Sharding, bool]:
     """`sharding` of the `zero_fsdp` cell; when it is empty, what the notes imply: Megatron's
     ``--overlap-param-gather`` exists only with its distributed optimizer (ZeRO-1; Megatron-LM's arguments assert
@@ -275,7 +290,7 @@ def row_sharding(zero_fsdp: str, notes: str) -> tuple[Sharding, bool]:
         >>> row_sharding("ZeRO-3 (DeepSpeed)", "--overlap-param-gather")
         (Sharding(zero=3, extra_dp=1), False)
     """
-    if not (zero_fsdp or "").strip() and re.search(r"overlap.param.gather", (notes or "").lower()):
+    if not (zero_fsdp or "").strip() and overlaps_param_gather(notes):
         return Sharding(1, 1), True
     return sharding(zero_fsdp), False
 
