@@ -30,7 +30,7 @@ def validate(
     t = Table(title=f"cosmic validate {file} ({report.kind.value})", title_justify="left")
     for col, just in (("row", "left"), ("study", "left"), ("metric", "left"), ("predicted", "right"),
                       ("measured", "right"), ("error", "right")):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+        t.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
     for r in report.compared:
         t.add_row(r.row_id, r.study, r.metric or "", f"{r.predicted:,.4g}", f"{r.measured:,.4g}",
                   f"{r.error_pct:+.1f}%")
@@ -38,15 +38,16 @@ def validate(
     skipped = [r for r in report.rows if r.skipped_reason is not None]
     if skipped:
         st = Table(title="rows not compared", title_justify="left")
-        st.add_column("row")
-        st.add_column("study")
+        st.add_column("row", overflow="fold")
+        st.add_column("study", overflow="fold")
         st.add_column("reason")
         for r in skipped:
             st.add_row(r.row_id, r.study, r.skipped_reason or "")
         out.print(st)
-    g = Table(title="by study (speed error: + = predicted faster than measured)", title_justify="left")
-    for col in ("study", "rows", "compared", "median signed error", "median speed error", "median |error|"):
-        g.add_column(col, justify="left" if col == "study" else "right")
+    g = Table(title="by study, medians (speed: + = predicted faster than measured)", title_justify="left")
+    for col in ("study", "rows", "compared", "error", "speed", "|error|"):
+        # study names are folded, not cut: two studies may share their first dozen characters
+        g.add_column(col, justify="left" if col == "study" else "right", overflow="fold")
     for name, d in report.by("study").items():
         if d["compared"]:
             g.add_row(name, str(d["rows"]), str(d["compared"]), f"{d['median_error_pct']:+.1f}%",
