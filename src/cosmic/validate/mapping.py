@@ -279,18 +279,29 @@ def overlaps_param_gather(*texts: str) -> bool:
     return any(re.search(PARAM_GATHER_OVERLAP, (t or "").lower()) for t in texts)
 
 
-def row_sharding(zero_fsdp: str, notes: str) -> tuple[Sharding, bool]:
-    """`sharding` of the `zero_fsdp` cell; when it is empty, what the notes imply: Megatron's
+NEMO_STACK = r"\bnemo\b"
+"""NeMo: its GPT and Llama configs use ``optim.name: distributed_fused_adam``, which shards the optimizer state over
+data parallelism (NeMo Framework Launcher ``conf/training/gpt3/5b.yaml``, ``20b.yaml``; the auto-configurator's
+``base_configs``)."""
+
+
+def row_sharding(zero_fsdp: str, notes: str, framework: str = "") -> tuple[Sharding, bool]:
+    """`sharding` of the `zero_fsdp` cell; when it is empty, what the row implies: Megatron's
     ``--overlap-param-gather`` exists only with its distributed optimizer (ZeRO-1; Megatron-LM's arguments assert
-    ``--overlap-param-gather only supported with distributed optimizer``). The flag says whether it was implied.
+    ``--overlap-param-gather only supported with distributed optimizer``), and NeMo runs its distributed Adam by
+    default (`NEMO_STACK`). The flag says whether it was implied.
 
     Example:
         >>> row_sharding("", "overlap of DP grad-reduce/param-gather (--overlap-grad-reduce --overlap-param-gather)")
         (Sharding(zero=1, extra_dp=1), True)
+        >>> row_sharding("", "", "NeMo 24.07 (Megatron-Core)"), row_sharding("", "", "Megatron-LM")
+        ((Sharding(zero=1, extra_dp=1), True), (Sharding(zero=0, extra_dp=1), False))
         >>> row_sharding("ZeRO-3 (DeepSpeed)", "--overlap-param-gather")
         (Sharding(zero=3, extra_dp=1), False)
     """
-    if not (zero_fsdp or "").strip() and overlaps_param_gather(notes):
+    if not (zero_fsdp or "").strip() and (
+        overlaps_param_gather(notes) or re.search(NEMO_STACK, (framework or "").lower())
+    ):
         return Sharding(1, 1), True
     return sharding(zero_fsdp), False
 

@@ -233,9 +233,9 @@ def plan_row(row: Row) -> Plan:
         defaults.append(f"{node} devices per node")
     dims = network_for(accel, n, node, row.get("intra_node_link"), row.get("inter_node_network"), defaults)
 
-    shard, implied = mapping.row_sharding(row.get("zero_fsdp"), row.get("notes"))
+    shard, implied = mapping.row_sharding(row.get("zero_fsdp"), row.get("notes"), row.get("framework"))
     if implied:
-        defaults.append("zero_fsdp not stated: ZeRO-1, the distributed optimizer --overlap-param-gather needs")
+        defaults.append("zero_fsdp not stated: ZeRO-1 (the stack's distributed optimizer)")
     tp, pp, dp, cp = row.i("tp"), row.i("pp"), row.i("dp"), row.i("cp") or 1
     framework = row.get("framework")
     modern = mapping.is_modern_megatron(framework)
