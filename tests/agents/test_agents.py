@@ -74,7 +74,8 @@ def test_bad_hyper_value_is_a_config_error(collective):
 
 
 def test_documented_defaults_are_cosmics():
-    assert hyperparameter_defaults("ga") == {"population": 32, "mutation": 0.05, "crossover": 0.9, "tournament": 2}
+    assert hyperparameter_defaults("ga") == {"population": 32, "mutation": 0.05, "crossover": 0.9, "tournament": 2,
+                                             "immigrants": 0.1}
     assert hyperparameter_defaults("aco") == {"ants": 16, "greediness": 0.5, "evaporation": 0.25}
 
 
@@ -213,3 +214,19 @@ def test_rl_agent_learns_through_the_env(collective):
     assert len(pts) == 20 and all(collective.is_feasible(p) for p in pts)
     again = drive(make_agent("rl", collective, seed=0, n_steps=8, batch_size=4, n_epochs=1), collective, 20, 1)
     np.testing.assert_array_equal(pts, again)
+
+
+def test_ga_random_immigrants(collective, monkeypatch):
+    """immigrants=1 replaces every child by a fresh random sample; immigrants=0 breeds every ask after the first
+    population; out-of-range values are configuration errors."""
+    from cosmic.agents._ga import GeneticAgent
+
+    bred: list[int] = []
+    real_child = GeneticAgent._child
+    monkeypatch.setattr(GeneticAgent, "_child", lambda self: bred.append(1) or real_child(self))
+    drive(make_agent("ga", collective, seed=0, population=4, immigrants=1.0), collective, 4, 8)
+    assert bred == []
+    drive(make_agent("ga", collective, seed=0, population=4, immigrants=0.0), collective, 4, 8)
+    assert len(bred) == 4 * 8 - 8  # the first batch is asked before any tell: all sampled
+    with pytest.raises(ConfigError, match="immigrants"):
+        make_agent("ga", collective, seed=0, immigrants=1.5)

@@ -97,7 +97,11 @@ class AntColonyAgent(BaseAgent):
             fresh = [q for q in fresh if key(q) not in self.seen]
             if fresh:
                 return fresh[int(self.rng.integers(len(fresh)))]
-        return np.asarray(self.space.sample(self.rng, 1), dtype=np.int64)[0]
+        for _ in range(_TRIES):  # a random feasible point, new if one can be found
+            q = np.asarray(self.space.sample(self.rng, 1), dtype=np.int64)[0]
+            if key(q) not in self.seen:
+                break
+        return q
 
     def tell(
         self, points: np.ndarray, values: Sequence[Value | None], *, violations: Sequence[float] | None = None

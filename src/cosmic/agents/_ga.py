@@ -23,6 +23,10 @@ class GeneticAgent(BaseAgent):
       ``mutation``). A child that breaks a static constraint or repeats an earlier point is re-drawn (up to 16 times),
       then replaced by a random feasible neighbour of its first parent: every child asked is feasible and new.
     * Survivors: the told children join the population and the best ``population`` stay (mu + lambda).
+    * Random immigrants: each later ask is, with probability ``immigrants``, a fresh uniform feasible sample instead
+      of a child (Grefenstette 1992, "Genetic algorithms for changing environments"). Where the good designs need
+      several knobs changed at once (a layout and the weight sharding that lets it fit), mutation of a converged
+      population rarely gets there; the immigrants keep the search at least as broad as random sampling.
 
     Infeasible results use Deb's feasibility rules (a constrained tournament): a feasible point beats an infeasible
     one, and of two infeasible points the one with the smaller violation (memory overshoot) wins. So an out-of-memory
@@ -34,6 +38,7 @@ class GeneticAgent(BaseAgent):
         mutation: probability that each coordinate of a child is redrawn (default 0.05).
         crossover: probability of uniform crossover, else the child copies its first parent (default 0.9).
         tournament: tournament size for parent selection (default 2).
+        immigrants: fraction of later asks that are fresh random samples (default 0.1; 0 for a plain GA).
     """
 
     name: ClassVar[str] = "ga"
@@ -48,18 +53,20 @@ class GeneticAgent(BaseAgent):
         mutation: float = 0.05,
         crossover: float = 0.9,
         tournament: int = 2,
+        immigrants: float = 0.1,
     ) -> None:
         super().__init__(space, seed=seed)
         if population < 2:
             raise ConfigError(f"ga: population must be >= 2, got {population}")
-        if not 0.0 <= mutation <= 1.0 or not 0.0 <= crossover <= 1.0:
-            raise ConfigError("ga: mutation and crossover are probabilities in [0, 1]")
+        if not 0.0 <= mutation <= 1.0 or not 0.0 <= crossover <= 1.0 or not 0.0 <= immigrants <= 1.0:
+            raise ConfigError("ga: mutation, crossover and immigrants are probabilities in [0, 1]")
         if tournament < 1:
             raise ConfigError(f"ga: tournament must be >= 1, got {tournament}")
         self.population = int(population)
         self.mutation = float(mutation)
         self.crossover = float(crossover)
         self.tournament = int(tournament)
+        self.immigrants = float(immigrants)
         self.pop = np.zeros((0, self.d), dtype=np.int64)
         self.rank_keys = np.zeros((0, 2))  # (violation, loss): sort lexicographically, smaller is better
         self.seen: set[bytes] = set()
@@ -67,14 +74,14 @@ class GeneticAgent(BaseAgent):
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"population": self.population, "mutation": self.mutation, "crossover": self.crossover,
-                "tournament": self.tournament}
+                "tournament": self.tournament, "immigrants": self.immigrants}
 
     # ---- ask ---------------------------------------------------------------------------------------------------
 
     def ask(self, n: int = 1) -> np.ndarray:
         out = np.empty((n, self.d), dtype=np.int64)
         for i in range(n):
-            if len(self.pop) < 2 or self.n_asked < self.population:
+            if len(self.pop) < 2 or self.n_asked < self.population or self.rng.random() < self.immigrants:
                 child = self._fresh_sample()
             else:
                 child = self._child()
