@@ -410,9 +410,8 @@ def reduces_grads_in_fp32(zero_fsdp: str, framework: str, precision: str | None 
         return True
     if re.search(r"bf16-grad-reduce|grad.reduce.in.bf16", z + " " + f):
         return False
-    if precision == "bf16" and re.search(r"megatron-lm|megatron-core|megatron core|mcore", f) and not re.search(
-        r"\bnemo\b|deepspeed", f
-    ):
+    megatron = re.search(r"megatron-lm|megatron-core|megatron core|mcore", f)
+    if precision == "bf16" and megatron and not re.search(NEMO_STACK + "|deepspeed", f):
         return True
     return bool(re.search(r"composer|llm-foundry", f)) and bool(re.search(r"mixed.precision mode default", z))
 
