@@ -163,10 +163,12 @@ class Accelerator(BaseModel):
         while a step does 2*tm*tn*BK FLOPs at its share of peak, so the overhead in units of k is
         K0 = (peak / mem_bw) * (tm*tn*out_bytes + stages*(tm+tn)*BK*in_bytes) / (2*tm*tn)
         (128x256 tiles, BK = 32, 3 stages, 2-byte operands): a property of the machine balance, not a fit.
-        Efficiency scales as k/(k+K0), normalised to the shape at which `gemm_efficiency` was measured.
+        Efficiency scales as k/(k+K0), normalised to the shape at which `gemm_efficiency` was measured, and never
+        above it: that figure is the maximum mamf-finder found over its whole sweep of shapes (longer k included),
+        so a longer inner dimension cannot beat it.
         """
         k0 = self.peak_flop_per_s(precision) / (self.mem_bw_gbps * GB) * _TILE_OVERHEAD_BYTES_PER_FLOP_UNIT
-        return (k / (k + k0)) / (MAMF_K / (MAMF_K + k0))
+        return min(1.0, (k / (k + k0)) / (MAMF_K / (MAMF_K + k0)))
 
     def op_time_s(self, *, flops: float, bytes_moved: float, precision: str, n_kernels: int = 1) -> float:
         """Roofline time of an operation: max(compute, memory) plus the fixed kernel overhead."""
