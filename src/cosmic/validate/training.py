@@ -242,6 +242,9 @@ def plan_row(row: Row) -> Plan:
     seq_par = mapping.yes_no(row.get("seq_parallel"))
     rec = mapping.recompute(row.get("act_recompute"), row.get("tflops_basis"))
     rec_stated = bool(row.get("act_recompute")) or rec != "none"
+    if not rec_stated and implied_recompute(row, model, gb, n):
+        rec, rec_stated = "full", True
+        defaults.append("recompute full: the row's TFLOP/s x time is Megatron eq. 3 with the recompute pass")
     vpp = mapping.virtual_stages(row.get("vpp"))
 
     base: dict[str, Any] = {
@@ -391,6 +394,41 @@ def megatron_eq3_flops(cfg: SystemConfig) -> float:
     m = cfg.model
     b, s, l, h, v = cfg.training.global_batch, cfg.seq_len, m.layers, m.hidden, m.vocab
     return 96.0 * b * s * l * h * h * (1 + s / (6 * h) + v / (16 * l * h))
+
+
+def implied_recompute(row: Row, model: dict[str, Any], global_batch: int, n: int) -> bool:
+    """Whether the row's own TFLOP/s figure counts a recompute forward pass.
+
+    A row that states TFLOP/s per device and a step time (or a throughput), but no FLOP basis and no recompute,
+    still says which FLOPs it counted: TFLOP/s x step time x devices. When that product is Megatron eq. (3)
+    (GEMMs of four passes, 96 B s l h^2 (1 + s/6h + V/16lh)) within 5%, and further from the three-pass count
+    (72 B s l h^2 (1 + s/6h + V/12lh)), the run recomputed its activations.
+
+    Example (GPT-2 8B on 8 A100, batch 16, 1.343 s, 109.3 TFLOP/s: 4-pass count 1.175e15):
+        >>> from cosmic.validate.table import Row
+        >>> r = Row(line=2, text={}, num={"tflops_per_accel": 109.3, "step_time_s": 1.343})
+        >>> implied_recompute(r, {"layers": 42, "hidden": 4096, "vocab": 51200, "seq_len": 1024}, 16, 8)
+        True
+    """
+    basis = row.get("tflops_basis").lower()
+    tflops = row.n("tflops_per_accel")
+    if not tflops or (basis and "hardware" not in basis):
+        return False
+    seq, l, h, v = model["seq_len"], model["layers"], model["hidden"], model.get("vocab") or 0
+    tokens = global_batch * seq
+    if row.n("step_time_s"):
+        step_s = row.n("step_time_s") or 0.0
+    elif row.n("tokens_per_s"):
+        step_s = tokens / (row.n("tokens_per_s") or 1.0)
+    elif row.n("tokens_per_s_per_accel"):
+        step_s = tokens / ((row.n("tokens_per_s_per_accel") or 1.0) * n)
+    else:
+        return False
+    implied = tflops * 1e12 * step_s * n
+    base = global_batch * seq * l * h * h
+    four_pass = 96.0 * base * (1 + seq / (6 * h) + v / (16 * l * h))
+    three_pass = 72.0 * base * (1 + seq / (6 * h) + v / (12 * l * h))
+    return abs(implied / four_pass - 1) < 0.05 and abs(implied - four_pass) < abs(implied - three_pass)
 
 
 def predicted_metric(metric: str, basis: str, cfg: SystemConfig, res: Result) -> float:
