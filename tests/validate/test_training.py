@@ -152,3 +152,11 @@ def test_a_tflops_figure_counting_the_recompute_pass_implies_full_recompute(data
     # a stated model-FLOP basis is never read as a recompute count
     model_basis = _with(s1, act_recompute="", tflops_per_accel=four / 16 / 1e12, tflops_basis="model FLOPs")
     assert not any("eq. 3 with the recompute pass" in d for d in plan_row(model_basis).defaults)
+
+
+def test_nemo_rows_run_the_distributed_optimizer_with_its_overlapped_weight_gather(data_dir: Path) -> None:
+    s1 = _rows(data_dir)["S1"]
+    nemo = plan_row(_with(s1, framework="NeMo 24.07 (Megatron-Core)")).config
+    assert nemo.parallel.zero == 1 and nemo.training.param_gather_overlap
+    plain = plan_row(_with(s1, framework="Megatron-LM")).config
+    assert plain.parallel.zero == 0 and not plain.training.param_gather_overlap

@@ -281,8 +281,21 @@ def overlaps_param_gather(*texts: str) -> bool:
 
 NEMO_STACK = r"\bnemo\b"
 """NeMo: its GPT and Llama configs use ``optim.name: distributed_fused_adam``, which shards the optimizer state over
-data parallelism (NeMo Framework Launcher ``conf/training/gpt3/5b.yaml``, ``20b.yaml``; the auto-configurator's
-``base_configs``)."""
+data parallelism, with ``overlap_grad_sync: true`` and ``overlap_param_sync: true`` (NeMo Framework Launcher
+``conf/training/gpt3/5b.yaml``, ``20b.yaml``, ``llama/llama2_7b.yaml``; the auto-configurator's ``base_configs``)."""
+
+
+def nemo_overlaps_param_gather(framework: str, zero: int) -> bool:
+    """NeMo's distributed optimizer (ZeRO-1/2) gathers the updated weights behind the next forward, as its configs
+    set ``overlap_param_sync: true`` next to ``distributed_fused_adam`` (`NEMO_STACK`).
+
+    Example:
+        >>> nemo_overlaps_param_gather("NeMo 24.07 (Megatron-Core)", 1), nemo_overlaps_param_gather("NeMo", 0)
+        (True, False)
+        >>> nemo_overlaps_param_gather("Megatron-LM", 1)
+        False
+    """
+    return zero in (1, 2) and re.search(NEMO_STACK, (framework or "").lower()) is not None
 
 
 def row_sharding(zero_fsdp: str, notes: str, framework: str = "") -> tuple[Sharding, bool]:
