@@ -203,3 +203,29 @@ def test_overlapped_param_gather_hides_behind_the_first_forward() -> None:
     # no effect without a distributed optimizer
     z0 = {**base, "zero": 0}
     assert cosmic.simulate(dgx_config(**z0)) == cosmic.simulate(dgx_config(**z0, param_gather_overlap=True))
+
+
+def test_fp8_quantisation_traffic_and_hopper_transposes() -> None:
+    """fp8 adds the casts of the GEMM operands (memory bound, so only the element-wise time grows); on an
+    accelerator whose fp8 GEMMs are TN only it also writes the transposed copies. bf16 pays neither."""
+    from cosmic.sim.config import Recompute
+    from cosmic.sim.engine import layer_cost
+
+    cfg = dgx_config(model="gpt3-13b", accelerator="h100-sxm", tp=2, pp=1, dp=1, global_batch=4)
+    hopper = cfg.accelerator
+    assert hopper.fp8_tn_only
+    any_layout = hopper.model_copy(update={"fp8_tn_only": False})
+    args = (cfg.model, 2, 1, 2, 2048)
+    tail = (True, True, Recompute.NONE)
+    fp8_tn = layer_cost(args[0], hopper, *args[1:], "fp8", *tail)
+    fp8_any = layer_cost(args[0], any_layout, *args[1:], "fp8", *tail)
+    assert fp8_tn.fwd_s > fp8_any.fwd_s and fp8_tn.bwd_s > fp8_any.bwd_s
+    assert fp8_tn.fwd_flops == fp8_any.fwd_flops
+    # the transposes are 1 byte per element of the four GEMM inputs (forward) and outputs (backward)
+    m, h, f, kv = 2 * 2048, cfg.model.hidden, cfg.model.ffn, cfg.model.kv_dim
+    extra_bytes = m * (h + h / 2 + h + f / 2) + m * ((h + 2 * kv) / 2 + h + f / 2 + h)
+    extra_s = (fp8_tn.fwd_s - fp8_any.fwd_s) + (fp8_tn.bwd_s - fp8_any.bwd_s)
+    assert extra_s == pytest.approx(extra_bytes / hopper.achievable_mem_bytes_per_s, rel=1e-9)
+    bf16_tn = layer_cost(args[0], hopper, *args[1:], "bf16", *tail)
+    bf16_any = layer_cost(args[0], any_layout, *args[1:], "bf16", *tail)
+    assert bf16_tn.fwd_s == bf16_any.fwd_s and bf16_tn.bwd_s == bf16_any.bwd_s

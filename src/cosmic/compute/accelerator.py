@@ -71,6 +71,11 @@ class Accelerator(BaseModel):
         description="SMs a running collective occupies (NCCL runs one thread block per channel); compute that "
         "overlaps a collective runs on the others. Needs sm_count",
     )
+    fp8_tn_only: bool = Field(
+        default=False,
+        description="fp8 GEMMs take only K-major (TN) operands (Hopper): every tensor a backward GEMM reads "
+        "transposed is also written transposed in fp8 (Transformer Engine's cast-transpose)",
+    )
     scale_up_gbps: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = Field(
         default=None, description="per-device scale-up bandwidth (informational)"
     )
@@ -94,6 +99,7 @@ class Accelerator(BaseModel):
                 self.kernel_overhead_us,
                 self.sm_count,
                 self.collective_sms,
+                self.fp8_tn_only,
             )
         )
 

@@ -163,8 +163,20 @@ def layer_cost(
     # --- element-wise: 2 norms (r+w), 2 residual adds (2r+w), activation over the MLP width ---
     act_tokens = tokens / tp if sequence_parallel else tokens
     ew_bytes = (2 * 2 + 2 * 3) * act_tokens * h * abpe + (3 if model.gated_mlp else 2) * tokens * f / tp * abpe
+    ew_bwd_bytes = 2 * ew_bytes
+    if precision == "fp8":
+        # Transformer Engine quantises every GEMM operand to fp8. Forward: the norms and the MLP activation write
+        # their output in fp8 (fused), the attention output needs its own cast (read 2, write 1 byte); backward:
+        # each GEMM's output gradient is cast (read 2, write 1). Where fp8 GEMMs are TN only (Hopper), every
+        # tensor a backward GEMM reads transposed (the four GEMM inputs, the four output gradients) is also
+        # written transposed, 1 byte per element (TE docs, "Handling transposes": cast-transpose kernels).
+        tn = 1 if acc.fp8_tn_only else 0
+        gemm_in_width = h + h / tp + h + f / tp  # QKV, output projection, MLP up, MLP down inputs
+        gemm_out_width = (h + 2 * kv) / tp + h + f * (2 if model.gated_mlp else 1) / tp + h
+        ew_bytes += tokens * (3 * h / tp + tn * gemm_in_width)
+        ew_bwd_bytes += tokens * (3 + tn) * gemm_out_width
     ew_fwd_s = acc.op_time_s(flops=0.0, bytes_moved=ew_bytes, precision=precision, n_kernels=5)
-    ew_bwd_s = acc.op_time_s(flops=0.0, bytes_moved=2 * ew_bytes, precision=precision, n_kernels=5)
+    ew_bwd_s = acc.op_time_s(flops=0.0, bytes_moved=ew_bwd_bytes, precision=precision, n_kernels=5)
 
     fwd_s = gemm_fwd_s + attn_fwd_s + ew_fwd_s
     # backward GEMMs: activation gradient and weight gradient, each as many FLOPs as the forward
