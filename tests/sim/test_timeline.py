@@ -229,3 +229,24 @@ def test_fp8_quantisation_traffic_and_hopper_transposes() -> None:
     bf16_tn = layer_cost(args[0], hopper, *args[1:], "bf16", *tail)
     bf16_any = layer_cost(args[0], any_layout, *args[1:], "bf16", *tail)
     assert bf16_tn.fwd_s == bf16_any.fwd_s and bf16_tn.bwd_s == bf16_any.bwd_s
+
+
+def test_unfused_attention_is_its_kernels_one_after_the_other() -> None:
+    """Without a fused kernel, QK^T and AV are batched GEMMs priced by their own shapes, and softmax and dropout
+    read and write the score matrix in between: the forward is the sum of the four kernels, not their maximum."""
+    from cosmic.sim.config import Recompute
+    from cosmic.sim.engine import layer_cost
+
+    cfg = dgx_config(model="gpt3-13b", accelerator="a100-80gb", tp=2, pp=1, dp=1, global_batch=4)
+    acc, m = cfg.accelerator, cfg.model
+    mb, seq, tp = 2, 2048, 2
+    cost = layer_cost(m, acc, tp, 1, mb, seq, "bf16", False, False, Recompute.NONE)
+    rows = mb * (m.heads // tp) * seq
+    d = m.hidden / m.heads
+    t_qk = acc.gemm_time_s(rows, d, seq, precision="bf16", bytes_per_element=2)
+    t_av = acc.gemm_time_s(rows, seq, d, precision="bf16", bytes_per_element=2)
+    passes_s = 4 * rows * seq * 2 / acc.achievable_mem_bytes_per_s
+    assert cost.attn_core_fwd_s == pytest.approx(t_qk + t_av + passes_s, rel=1e-9)
+    assert cost.attn_core_bwd_s == pytest.approx(2 * (t_qk + t_av) + 1.25 * passes_s, rel=1e-9)
+    # a short inner dimension (the head size) makes QK^T slower than its FLOPs at the measured GEMM rate
+    assert t_qk > 2 * rows * d * seq / acc.achievable_flop_per_s("bf16")

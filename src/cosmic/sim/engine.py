@@ -154,11 +154,20 @@ def layer_cost(
         # backward: dQ, dK, dV and the recomputed scores: 2.5x the forward matmuls (Dao 2023, FlashAttention-2)
         attn_bwd_s = max(2.5 * attn_flops * causal_frac / attn_rate, 2 * attn_bytes / mem_rate)
     else:
+        # unfused: separate kernels that run one after the other (Korthikanti et al. 2022, sec. 4.1): QK^T writes
+        # the scores, softmax reads and writes them, dropout reads and writes them, AV reads them. The two batched
+        # GEMMs are priced by their own shapes (inner dimension = head size for QK^T, key length for AV).
         scores = micro_batch * heads_local * s_local * seq_len
-        # scores written, softmax read+write, dropout read+write, read by AV (Korthikanti et al. 2022, sec. 4.1)
-        attn_fwd_s = acc.op_time_s(flops=attn_flops, bytes_moved=6 * scores * abpe, precision=act_prec, n_kernels=4)
-        attn_bwd_s = acc.op_time_s(
-            flops=2 * attn_flops, bytes_moved=10 * scores * abpe, precision=act_prec, n_kernels=4
+        rows = micro_batch * heads_local * s_local
+        head_dim = h / a
+        t_qk = acc.gemm_time_s(rows, head_dim, seq_len, precision=act_prec, bytes_per_element=abpe)
+        t_av = acc.gemm_time_s(rows, seq_len, head_dim, precision=act_prec, bytes_per_element=abpe)
+        softmax_dropout_s = acc.op_time_s(flops=0.0, bytes_moved=4 * scores * abpe, precision=act_prec, n_kernels=2)
+        attn_fwd_s = t_qk + t_av + softmax_dropout_s
+        # backward: dV, dP, dQ, dK (two GEMMs per forward GEMM, same shapes), dropout backward (read, write) and
+        # softmax backward (read the gradient and the probabilities, write): 10 passes over the scores in all
+        attn_bwd_s = 2 * (t_qk + t_av) + acc.op_time_s(
+            flops=0.0, bytes_moved=5 * scores * abpe, precision=act_prec, n_kernels=2
         )
     # --- element-wise: 2 norms (r+w), 2 residual adds (2r+w), activation over the MLP width ---
     act_tokens = tokens / tp if sequence_parallel else tokens
