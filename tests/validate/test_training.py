@@ -25,6 +25,9 @@ def test_stated_layout_and_fabrics_become_the_config(data_dir: Path) -> None:
     # "4x 200Gb/s HDR per node" over 8 GPUs = 12.5 GB/s per GPU, not the catalog's 25
     assert cfg.network.dims[1].link_gbps == pytest.approx(12.5)
     assert cfg.training.flash_attention is False and cfg.training.dp_overlap is False
+    # NCCL's collectives: rings on every dimension, not cosmic's halving-doubling default for a Switch
+    for kind in ("all_reduce", "all_gather", "reduce_scatter"):
+        assert getattr(cfg.collective, kind) is not None and str(getattr(cfg.collective, kind)) == "ring"
 
 
 def test_defaults_for_missing_cells_are_listed(data_dir: Path) -> None:

@@ -202,6 +202,12 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+NCCL_COLLECTIVES = {"all_reduce": "ring", "all_gather": "ring", "reduce_scatter": "ring"}
+"""Every stack in the file runs its collectives on NCCL (or, on TPUs, rings of the ICI torus): ring is NCCL's only
+all-gather / reduce-scatter algorithm (PAT, from 2.23, serves one GPU per node only) and its bandwidth-optimal
+all-reduce for the large gradient buckets; cosmic's own default for a Switch, halving-doubling, is not NCCL's."""
+
+
 def plan_row(row: Row) -> Plan:
     """Turn a training-runs row into a :class:`Plan` (raises :class:`Skip` with the reason if it cannot)."""
     defaults: list[str] = []
@@ -252,6 +258,7 @@ def plan_row(row: Row) -> Plan:
         "model": model,
         "accelerator": accel,
         "network": {"dims": dims},
+        "collective": NCCL_COLLECTIVES,
     }
     training: dict[str, Any] = {
         "global_batch": gb,
