@@ -248,6 +248,7 @@ def plan_row(row: Row) -> Plan:
     seq_par = mapping.yes_no(row.get("seq_parallel"))
     rec = mapping.recompute(row.get("act_recompute"), row.get("tflops_basis"))
     rec_stated = bool(row.get("act_recompute")) or rec != "none"
+    rec_from_basis = rec_stated and not row.get("act_recompute")
     if not rec_stated and implied_recompute(row, model, gb, n):
         rec, rec_stated = "full", True
         defaults.append("recompute full: the row's TFLOP/s x time is Megatron eq. 3 with the recompute pass")
@@ -332,7 +333,7 @@ def plan_row(row: Row) -> Plan:
             if simulate(probe).fits_memory:
                 break
         defaults.append(f"recompute not stated: {training['recompute']} (least that fits memory)")
-    elif not row.get("act_recompute"):
+    elif rec_from_basis:
         defaults.append(f"recompute {rec} (implied by the FLOP basis)")
     last: Exception | None = None
     mbs = micro_batches(dp, pp)
