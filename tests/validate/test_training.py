@@ -113,7 +113,6 @@ def test_training_p90_target(training_report) -> None:  # type: ignore[no-untype
     assert training_report.stats()["p90_ape_pct"] <= 35.0
 
 
-@pytest.mark.xfail(strict=True, reason="engine over-predicts throughput; see docs/validation.md 'What the model misses'")
 def test_training_median_target(training_report) -> None:  # type: ignore[no-untyped-def]
     assert training_report.stats()["median_ape_pct"] <= 15.0
 

@@ -26,8 +26,8 @@ Rate = Annotated[float, Field(ge=1e-6, le=1e9, allow_inf_nan=False)]
 """A peak rate (TFLOP/s, GB/s) or capacity (GB): from 10^-6 (smaller ones overflow the step time) to 10^9."""
 
 MAMF_K = 5120
-"""Inner dimension of the shape at which ml-engineering's mamf-finder measured the best A100 throughput
-(1024x10240x5120); `gemm_efficiency` is taken to hold there."""
+"""Default inner dimension of the shape at which `gemm_efficiency` was measured: ml-engineering's mamf-finder best
+A100 shape (1024x10240x5120). Accelerators measured at another shape say so in `mamf_k`."""
 _TM, _TN, _BK, _STAGES = 128, 256, 32, 3
 _TILE_OVERHEAD_BYTES_PER_FLOP_UNIT = (_TM * _TN * 2 + _STAGES * (_TM + _TN) * _BK * 2) / (2 * _TM * _TN)
 
@@ -51,6 +51,12 @@ class Accelerator(BaseModel):
     mem_bw_gbps: Rate = Field(description="HBM bandwidth, GB/s (10^9 bytes/s)")
     gemm_efficiency: Frac = Field(default=0.8, description="achievable / peak matmul throughput (measured MAMF)")
     fp8_gemm_efficiency: Frac | None = Field(default=None, description="same for fp8 GEMMs; default gemm_efficiency")
+    mamf_k: Annotated[float, Field(ge=1, le=1e9, allow_inf_nan=False)] = Field(
+        default=MAMF_K, description="inner dimension k of the best shape at which gemm_efficiency was measured"
+    )
+    fp8_mamf_k: Annotated[float, Field(ge=1, le=1e9, allow_inf_nan=False)] | None = Field(
+        default=None, description="same for fp8_gemm_efficiency; default mamf_k"
+    )
     mem_efficiency: Frac = Field(default=0.85, description="achievable / peak HBM bandwidth")
     attention_efficiency: Frac = Field(
         default=0.5,
@@ -93,6 +99,8 @@ class Accelerator(BaseModel):
                 self.mem_bw_gbps,
                 self.gemm_efficiency,
                 self.fp8_gemm_efficiency,
+                self.mamf_k,
+                self.fp8_mamf_k,
                 self.mem_efficiency,
                 self.attention_efficiency,
                 tuple(sorted(self.attention_efficiency_by_kernel.items())),
@@ -162,7 +170,7 @@ class Accelerator(BaseModel):
         return max(t_compute, t_memory) + self.kernel_overhead_us * 1e-6
 
     def _k_factor(self, k: float, precision: str) -> float:
-        """Efficiency of a GEMM with inner dimension k relative to the measured best shape (k = MAMF_K).
+        """Efficiency of a GEMM with inner dimension k relative to the measured best shape (k = `mamf_k`).
 
         Each output tile runs k/BK main-loop steps plus a fixed prologue (loading the first pipeline stages of
         its A and B tiles) and epilogue (writing the tile). Both move bytes at the SM's share of memory bandwidth
@@ -174,7 +182,10 @@ class Accelerator(BaseModel):
         so a longer inner dimension cannot beat it.
         """
         k0 = self.peak_flop_per_s(precision) / (self.mem_bw_gbps * GB) * _TILE_OVERHEAD_BYTES_PER_FLOP_UNIT
-        return min(1.0, (k / (k + k0)) / (MAMF_K / (MAMF_K + k0)))
+        k_best = self.mamf_k
+        if precision == "fp8" and "fp8" in self.peak_tflops and self.fp8_mamf_k is not None:
+            k_best = self.fp8_mamf_k
+        return min(1.0, (k / (k + k0)) / (k_best / (k_best + k0)))
 
     def op_time_s(self, *, flops: float, bytes_moved: float, precision: str, n_kernels: int = 1) -> float:
         """Roofline time of an operation: max(compute, memory) plus the fixed kernel overhead."""
