@@ -7,7 +7,11 @@ from collections.abc import Iterable
 
 
 class CosmicError(Exception):
-    """Base class of every error cosmic raises on bad input."""
+    """Base class of every error cosmic raises on bad input. Its text is always one line: line breaks that came in
+    with a user's value are shown escaped."""
+
+    def __str__(self) -> str:
+        return super().__str__().replace("\r", "\\r").replace("\n", "\\n")
 
 
 class ConfigError(CosmicError):

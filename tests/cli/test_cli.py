@@ -82,3 +82,24 @@ def test_bad_config_one_line_error(case: str, tmp_path: Path) -> None:
 def test_missing_file() -> None:
     p = run("simulate", "no/such/file.yaml")
     assert p.returncode == 2 and "file not found" in p.stderr
+
+
+def test_an_error_echoing_a_value_with_a_line_break_stays_one_line() -> None:
+    """Found by the fuzzer: a rank order holding 'a\\nb' made a two-line error. Every CosmicError prints on one line,
+    with the break escaped, and the rank-order message quotes the odd name."""
+    import cosmic
+    from cosmic.errors import ConfigError
+
+    assert str(ConfigError("bad\nvalue\r", file="f.yaml", key="a.b")) == "f.yaml: a.b: bad\\nvalue\\r"
+    cfg = {
+        "model": "gpt3-13b",
+        "accelerator": "a100-80gb",
+        "network": {"dims": [{"topology": "Switch", "npus": 8, "fabric": "nvlink3"}]},
+        "parallel": {"tp": 8, "rank_order": ["a\nb", "tp", "sp", "pp"]},
+        "training": {"global_batch": 8},
+    }
+    with pytest.raises(cosmic.CosmicError) as info:
+        cosmic.config_from_dict(cfg)
+    text = str(info.value)
+    assert "\n" not in text
+    assert "parallel.rank_order: must be a permutation of tp, sp, dp, pp, got 'a\\nb', tp, sp, pp" in text

@@ -15,9 +15,14 @@ from typing import Any
 from cosmic.collective.algorithms import Algorithm, Collective
 from cosmic.collective.model import MultiDim
 from cosmic.network.topology import Topology
-from cosmic.sim.config import Recompute, Schedule, Scheduling, SystemConfig
+from cosmic.sim.config import (
+    Recompute,
+    Schedule,
+    Scheduling,
+    SystemConfig,
+    rank_order_names,
+)
 from cosmic.units import GB, GIB, TFLOP
-from cosmic.workload.parallel import PARALLEL_DIMS
 
 STACKS: tuple[str, ...] = ("workload", "collective", "network", "compute")
 
@@ -82,10 +87,7 @@ def _rank_order(v: Any) -> tuple[str, ...]:
         v = [x.strip() for x in v.split(",")]
     if not isinstance(v, (list, tuple)):
         raise ValueError(f"expected a rank order like 'dp,tp,sp,pp', got {v!r}")
-    names = tuple(str(x).lower() for x in v)
-    if sorted(names) != sorted(PARALLEL_DIMS):
-        raise ValueError(f"must be a permutation of {', '.join(PARALLEL_DIMS)}, got {', '.join(names)}")
-    return names
+    return rank_order_names(v)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,20 @@ PosInt = Annotated[int, Field(gt=0, le=1 << 40)]
 AlgoSpec = Algorithm | list[Algorithm] | None
 
 
+def rank_order_names(v: list[Any] | tuple[Any, ...]) -> tuple[str, ...]:
+    """The dimension names of a rank order, lower-cased; a ValueError unless they are a permutation of tp, sp, dp, pp.
+
+    Example:
+        >>> rank_order_names(["DP", "tp", "sp", "pp"])
+        ('dp', 'tp', 'sp', 'pp')
+    """
+    names = tuple(str(x).lower() for x in v)
+    if sorted(names) != sorted(PARALLEL_DIMS):
+        shown = ", ".join(n if n.isidentifier() else repr(n) for n in names)
+        raise ValueError(f"must be a permutation of {', '.join(PARALLEL_DIMS)}, got {shown}")
+    return names
+
+
 class ParallelConfig(BaseModel):
     """Parallel layout. DP*TP*PP*SP must equal the number of NPUs.
 
@@ -104,10 +118,7 @@ class ParallelConfig(BaseModel):
             v = [x.strip() for x in v.split(",")]
         if not isinstance(v, (list, tuple)):
             return v
-        names = tuple(str(x).lower() for x in v)
-        if sorted(names) != sorted(PARALLEL_DIMS):
-            raise ValueError(f"must be a permutation of {', '.join(PARALLEL_DIMS)}, got {', '.join(names)}")
-        return names
+        return rank_order_names(v)
 
     @property
     def degrees(self) -> dict[str, int]:
