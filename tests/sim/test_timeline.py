@@ -250,3 +250,23 @@ def test_unfused_attention_is_its_kernels_one_after_the_other() -> None:
     assert cost.attn_core_bwd_s == pytest.approx(2 * (t_qk + t_av) + 1.25 * passes_s, rel=1e-9)
     # a short inner dimension (the head size) makes QK^T slower than its FLOPs at the measured GEMM rate
     assert t_qk > 2 * rows * d * seq / acc.achievable_flop_per_s("bf16")
+
+
+def test_rotary_embeddings_read_and_write_queries_and_keys() -> None:
+    """A rotary model pays one read and one write of its local queries and keys, forward and backward; the same
+    model with learned positions does not (FLOPs are the same)."""
+    from cosmic.sim.config import Recompute
+    from cosmic.sim.engine import layer_cost
+    from cosmic.workload.model import Position
+
+    cfg = dgx_config(model="llama2-7b", accelerator="h100-sxm", tp=2, pp=1, dp=1, global_batch=4)
+    rotary = cfg.model
+    assert rotary.position.value == "rotary"
+    learned = rotary.model_copy(update={"position": Position.LEARNED})
+    args = (cfg.accelerator, 2, 1, 1, 4096, "bf16", False, True, Recompute.NONE)
+    a, b = layer_cost(rotary, *args), layer_cost(learned, *args)
+    rope_bytes = 2 * 4096 * (rotary.hidden + rotary.kv_dim) / 2 * 2
+    rope_s = rope_bytes / cfg.accelerator.achievable_mem_bytes_per_s
+    assert a.fwd_s - b.fwd_s == pytest.approx(rope_s, rel=1e-9)
+    assert a.bwd_s - b.bwd_s == pytest.approx(rope_s, rel=1e-9)
+    assert a.fwd_flops == b.fwd_flops

@@ -46,7 +46,7 @@ from cosmic.sim.config import (
 from cosmic.sim._memo import BoundedMemo
 from cosmic.sim.result import Memory, Result
 from cosmic.units import BYTES_PER_ELEMENT
-from cosmic.workload.model import Embedding, ModelSpec
+from cosmic.workload.model import Embedding, ModelSpec, Position
 from cosmic.workload.parallel import Span, group_spans
 
 # Adam with mixed precision (Rajbhandari et al. 2020, "ZeRO", section 3.1): 2 B bf16/fp16 weights, 2 B gradients,
@@ -173,6 +173,12 @@ def layer_cost(
     act_tokens = tokens / tp if sequence_parallel else tokens
     ew_bytes = (2 * 2 + 2 * 3) * act_tokens * h * abpe + (3 if model.gated_mlp else 2) * tokens * f / tp * abpe
     ew_bwd_bytes = 2 * ew_bytes
+    if model.position is Position.ROTARY:
+        # rotary embeddings rotate the local query and key heads (Su et al. 2021): read and write both, forward
+        # and backward (the gradient is rotated back)
+        rope_bytes = 2 * tokens * (h + kv) / tp * abpe
+        ew_bytes += rope_bytes
+        ew_bwd_bytes += rope_bytes
     if precision == "fp8":
         # Transformer Engine quantises every GEMM operand to fp8. Forward: the norms and the MLP activation write
         # their output in fp8 (fused), the attention output needs its own cast (read 2, write 1 byte); backward:
