@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class CosmicError(Exception):
@@ -63,3 +64,13 @@ class InfeasibleError(CosmicError):
 
 class StudyError(CosmicError):
     """A study that is missing, duplicated or whose storage cannot be reached."""
+
+
+def extra_keys(mapping: Iterable[Any], allowed: Iterable[Any]) -> list[Any]:
+    """Keys of `mapping` not in `allowed`, sorted by their text (YAML keys may mix strings and numbers).
+
+    Example:
+        >>> extra_keys({"rule": 1, 3: 2, "x": 0}, {"rule"})
+        [3, 'x']
+    """
+    return sorted(set(mapping) - set(allowed), key=str)

@@ -347,3 +347,19 @@ def test_every_preset_samples_simulate(name: str) -> None:
     for p in space.sample(np.random.default_rng(len(name)), 2):
         assert space.violations(p) == []
         assert cosmic.simulate(space.decode(p)).step_time_s > 0
+
+
+def test_a_number_among_the_keys_of_a_psa_mapping_is_named_in_one_line(tmp_path: Path) -> None:
+    """Found by the fuzzer: YAML allows number keys next to string keys, and sorting the unknown ones raised a
+    TypeError (a traceback). Every such check names the first unknown key in a one-line ConfigError."""
+    data = {
+        "base": ALIGN_BASE,
+        "knobs": {"workload": {"dp": {"values": [1, 2, 3, 4, 6, 8, 12, 24], 7: 1}}},
+        "derived": {"tp": {"rule": "npus_quotient", 3: "x", "zz": 1}},
+    }
+    with pytest.raises(ConfigError) as info:
+        load_psa(write_psa(tmp_path, data))
+    assert "\n" not in str(info.value) and "unknown key" in str(info.value)
+    data["knobs"]["workload"]["dp"] = {"values": [1, 2, 3, 4, 6, 8, 12, 24]}
+    with pytest.raises(ConfigError, match=r"derived\.tp\.3: unknown key \(allowed: rule, from\)"):
+        load_psa(write_psa(tmp_path, data))

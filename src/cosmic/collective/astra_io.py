@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from cosmic.collective.algorithms import Algorithm, Collective
 from cosmic.collective.model import MultiDim
-from cosmic.errors import ConfigError
+from cosmic.errors import ConfigError, extra_keys
 from cosmic.network.topology import Network, NetworkDim, Topology
 from cosmic.units import GIB
 
@@ -419,7 +419,7 @@ def expand_network(value: Any) -> Any:
     """``network: {astra_sim: path/to/network.yml}`` -> the network section; anything else unchanged."""
     if not (isinstance(value, dict) and "astra_sim" in value):
         return value
-    extra = sorted(set(value) - {"astra_sim"})
+    extra = extra_keys(value, {"astra_sim"})
     if extra:
         raise ConfigError(f"unknown key {extra[0]!r} next to astra_sim (a network file is taken whole)",
                           key="network")

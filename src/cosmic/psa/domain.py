@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cosmic._enums import LenientStrEnum
-from cosmic.errors import ConfigError
+from cosmic.errors import ConfigError, extra_keys
 from cosmic.psa.knobs import KnobDef
 
 _MAX_DOMAIN = 1_000_000
@@ -88,7 +88,7 @@ def parse_domain(raw: Any, defn: KnobDef, *, file: str | None, key: str) -> tupl
         )
     kind = kinds[0]
     allowed = {"values": set(), "range": {"step"}, "pow2": set(), "float_range": {"step", "num"}}[kind]
-    extra = sorted(set(raw) - {kind} - allowed)
+    extra = extra_keys(raw, {kind} | allowed)
     if extra:
         raise ConfigError(f"unknown key {extra[0]!r} in a {kind} domain", file=file, key=f"{key}.{extra[0]}")
     body = raw[kind]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cosmic.errors import ConfigError
+from cosmic.errors import ConfigError, extra_keys
 
 
 def _tokens_per_usd(r: Any, c: Any) -> float:
@@ -64,7 +64,7 @@ class Objective:
         direction = None
         if isinstance(spec, dict):
             if "name" in spec:
-                extra = sorted(set(spec) - {"name", "direction"})
+                extra = extra_keys(spec, {"name", "direction"})
                 if extra:
                     raise ConfigError(f"unknown key {extra[0]!r}", file=file, key=f"{key}.{extra[0]}")
                 name, direction = spec["name"], spec.get("direction")

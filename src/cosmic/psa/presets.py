@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from cosmic import catalog
-from cosmic.errors import ConfigError, UnknownNameError
+from cosmic.errors import ConfigError, UnknownNameError, extra_keys
 from cosmic.psa.space import Space
 from cosmic.sim.config import read_yaml
 
@@ -59,9 +59,9 @@ def _presets() -> dict[str, tuple[str, dict[str, Any]]]:
 
 
 def _expand_family(data: dict[str, Any], src: str) -> list[tuple[str, dict[str, Any]]]:
-    extra = sorted(k for k in data if k not in _FAMILY_KEYS and not str(k).startswith("_"))
+    extra = extra_keys((k for k in data if not str(k).startswith("_")), _FAMILY_KEYS)
     if extra:
-        raise ConfigError("unknown key in a preset family", file=src, key=extra[0])
+        raise ConfigError("unknown key in a preset family", file=src, key=str(extra[0]))
     out = []
     pattern = str(data["name"])
     desc = str(data.get("description", ""))

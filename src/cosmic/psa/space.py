@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from cosmic.collective.algorithms import Algorithm, Collective
-from cosmic.errors import ConfigError, CosmicError
+from cosmic.errors import ConfigError, CosmicError, extra_keys
 from cosmic.network.topology import Topology
 from cosmic.psa.domain import DimMode, Knob, parse_domain
 from cosmic.psa.expr import ExprError, compile_expr
@@ -331,7 +331,7 @@ class Space:
                 spec = {"rule": spec}
             if not isinstance(spec, dict) or "rule" not in spec:
                 raise _fmt_err(file, key, f"needs rule: one of {', '.join(RULES)}")
-            extra = sorted(set(spec) - {"rule", "from"})
+            extra = extra_keys(spec, {"rule", "from"})
             if extra:
                 raise _fmt_err(file, f"{key}.{extra[0]}", "unknown key (allowed: rule, from)")
             rule = spec["rule"]
