@@ -395,14 +395,27 @@ def _search_layout(row, n, cp, node, model, zero, vpp, make, micro_batches, defa
 # ---- metrics ---------------------------------------------------------------------------------------------------
 
 
+def megatron_eq3(batch: int, seq: int, layers: int, hidden: int, vocab: int, passes: int = 4) -> float:
+    """Narayanan et al. 2021 eq. (3): GEMM FLOPs of a step, 24 p B s l h^2 (1 + s/6h + V/(4 p l h)) for `passes` p
+    over the layers (4 with the recompute forward: 96 B s l h^2 (1 + s/6h + V/16lh); 3 without); the logits GEMM
+    (6 B s h V) is counted once either way.
+
+    Example:
+        >>> megatron_eq3(1, 6, 1, 1, 4, passes=4) == 96 * 6 * (1 + 1 + 4 / 16)
+        True
+    """
+    return 24.0 * passes * batch * seq * layers * hidden * hidden * (
+        1 + seq / (6 * hidden) + vocab / (4 * passes * layers * hidden)
+    )
+
+
 def megatron_eq3_flops(cfg: SystemConfig) -> float:
     """FLOPs of one step by Narayanan et al. 2021 eq. (3): 96 B s l h^2 (1 + s/6h + V/16lh).
 
     Counts GEMMs only, with the recompute forward pass (4 passes), whatever recompute the run used.
     """
     m = cfg.model
-    b, s, l, h, v = cfg.training.global_batch, cfg.seq_len, m.layers, m.hidden, m.vocab
-    return 96.0 * b * s * l * h * h * (1 + s / (6 * h) + v / (16 * l * h))
+    return megatron_eq3(cfg.training.global_batch, cfg.seq_len, m.layers, m.hidden, m.vocab)
 
 
 def implied_recompute(row: Row, model: dict[str, Any], global_batch: int, n: int) -> bool:
@@ -434,9 +447,8 @@ def implied_recompute(row: Row, model: dict[str, Any], global_batch: int, n: int
     else:
         return False
     implied = tflops * 1e12 * step_s * n
-    base = global_batch * seq * l * h * h
-    four_pass = 96.0 * base * (1 + seq / (6 * h) + v / (16 * l * h))
-    three_pass = 72.0 * base * (1 + seq / (6 * h) + v / (12 * l * h))
+    four_pass = megatron_eq3(global_batch, seq, l, h, v, passes=4)
+    three_pass = megatron_eq3(global_batch, seq, l, h, v, passes=3)
     return abs(implied / four_pass - 1) < 0.05 and abs(implied - four_pass) < abs(implied - three_pass)
 
 
