@@ -137,7 +137,8 @@ def layer_cost(
     # --- weight GEMMs (Megatron column/row split over TP; Shoeybi et al. 2019) ---
     t_qkv, f_qkv = _gemm(acc, tokens, h, (h + 2 * kv) / tp, precision, bpe)
     t_proj, f_proj = _gemm(acc, tokens, h / tp, h, precision, bpe)
-    t_up, f_up = _gemm(acc, tokens, h, f * (2 if model.gated_mlp else 1) / tp, precision, bpe)
+    up_width = f * (2 if model.gated_mlp else 1) / tp  # gate and up projections side by side when gated
+    t_up, f_up = _gemm(acc, tokens, h, up_width, precision, bpe)
     t_down, f_down = _gemm(acc, tokens, f / tp, h, precision, bpe)
     gemm_fwd_s = t_qkv + t_proj + t_up + t_down
     gemm_flops = f_qkv + f_proj + f_up + f_down
@@ -187,7 +188,7 @@ def layer_cost(
         # written transposed, 1 byte per element (TE docs, "Handling transposes": cast-transpose kernels).
         tn = 1 if acc.fp8_tn_only else 0
         gemm_in_width = h + h / tp + h + f / tp  # QKV, output projection, MLP up, MLP down inputs
-        gemm_out_width = (h + 2 * kv) / tp + h + f * (2 if model.gated_mlp else 1) / tp + h
+        gemm_out_width = (h + 2 * kv) / tp + h + up_width + h
         ew_bytes += tokens * (3 * h / tp + tn * gemm_in_width)
         ew_bwd_bytes += tokens * (3 + tn) * gemm_out_width
     ew_fwd_s = acc.op_time_s(flops=0.0, bytes_moved=ew_bytes, precision=precision, n_kernels=5)
