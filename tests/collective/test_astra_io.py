@@ -350,7 +350,7 @@ def test_astra_export_command(tmp_path: Path) -> None:
 
 
 def test_endless_or_huge_astra_files_are_refused_in_one_line(tmp_path: Path) -> None:
-    from cosmic.sim.config import MAX_YAML_BYTES
+    from cosmic.yamlio import MAX_YAML_BYTES
 
     big = tmp_path / "network.yml"
     with big.open("wb") as f:
@@ -360,6 +360,16 @@ def test_endless_or_huge_astra_files_are_refused_in_one_line(tmp_path: Path) -> 
     if Path("/dev/zero").exists():
         with pytest.raises(ConfigError, match="larger than"):
             read_network(Path("/dev/zero"))
+
+
+def test_deeply_nested_astra_files_are_refused_in_one_line(tmp_path: Path) -> None:
+    net, sys_ = tmp_path / "network.yml", tmp_path / "system.json"
+    net.write_text("topology: " + "[" * 5000 + "]" * 5000 + "\n")
+    sys_.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match="network.yml: .*nest"):
+        read_network(net)
+    with pytest.raises(ConfigError, match="system.json: JSON nested too deeply"):
+        read_system(sys_)
 
 
 def test_unknown_name_error_stays_short_for_absurd_names() -> None:

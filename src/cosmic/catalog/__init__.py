@@ -6,15 +6,14 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from cosmic.errors import UnknownNameError
+from cosmic.yamlio import load as load_yaml
 
 
 @cache
 def _load(name: str) -> dict[str, Any]:
     text = resources.files("cosmic.catalog").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text) or {}
+    data = load_yaml(text) or {}
     return {str(k): v for k, v in data.items()}
 
 

@@ -85,21 +85,6 @@ def resolve(path: str | Path) -> Path:
 # ---- network.yml ---------------------------------------------------------------------------------------------------
 
 
-def _read_text(path: Path, what: str) -> str:
-    from cosmic.sim.config import MAX_YAML_BYTES
-
-    try:
-        with path.open("rb") as f:  # bounded read: a device such as /dev/zero never ends
-            raw = f.read(MAX_YAML_BYTES + 1)
-        if len(raw) > MAX_YAML_BYTES:
-            raise ConfigError(f"{what} is larger than {MAX_YAML_BYTES >> 20} MiB", file=str(path))
-        return raw.decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{what} not found", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {what}: {exc.__class__.__name__}", file=str(path)) from None
-
-
 def _number_list(data: dict[str, Any], key: str, file: str, n: int | None, *, integer: bool) -> list[Any]:
     if key not in data:
         raise ConfigError("required key is missing", file=file, key=key)
@@ -155,16 +140,10 @@ def network_from_dict(data: Any, *, file: str = "network.yml") -> Network:
 
 def read_network(path: str | Path) -> Network:
     """Read an ASTRA-sim analytical ``network.yml``."""
-    import yaml
+    from cosmic.yamlio import read_yaml
 
     p = Path(path)
-    text = _read_text(p, "network file")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ConfigError(f"{where}{getattr(exc, 'problem', None) or 'invalid YAML'}", file=str(p)) from None
+    data = read_yaml(p, "network file")
     return network_from_dict(data, file=str(p))
 
 
@@ -356,11 +335,15 @@ def system_from_dict(data: Any, *, file: str = "system.json") -> AstraSystem:
 def read_system(path: str | Path) -> AstraSystem:
     """Read an ASTRA-sim ``system.json``."""
     p = Path(path)
-    text = _read_text(p, "system file")
+    from cosmic.yamlio import read_text
+
+    text = read_text(p, "system file")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"line {exc.lineno}: {exc.msg}", file=str(p)) from None
+    except RecursionError:
+        raise ConfigError("JSON nested too deeply", file=str(p)) from None
     return system_from_dict(data, file=str(p))
 
 

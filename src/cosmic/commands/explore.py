@@ -31,7 +31,7 @@ def _parse_hyper(items: list[str] | None) -> dict[str, Any]:
 
 def _read_agent_yaml(path: Path) -> dict[str, Any]:
     from cosmic.errors import ConfigError
-    from cosmic.sim.config import read_yaml
+    from cosmic.yamlio import read_yaml
 
     data = read_yaml(path)
     if not isinstance(data, dict):

@@ -12,12 +12,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cosmic import catalog
 from cosmic.errors import ConfigError, UnknownNameError, extra_keys
 from cosmic.psa.space import Space
-from cosmic.sim.config import read_yaml
+from cosmic.yamlio import load as load_yaml
+from cosmic.yamlio import read_yaml
 
 _FAMILY_KEYS = {"family", "name", "description", "base", "systems", "models", "overrides", "modes"}
 
@@ -47,7 +46,7 @@ def _presets() -> dict[str, tuple[str, dict[str, Any]]]:
     """preset name -> (source file, PSA mapping)."""
     table: dict[str, tuple[str, dict[str, Any]]] = {}
     for fname, text in _files():
-        data = yaml.safe_load(text) or {}
+        data = load_yaml(text) or {}
         src = f"presets/{fname}"
         if "family" in data:
             for name, psa in _expand_family(data, src):

@@ -8,12 +8,10 @@ whole sections (``model: gpt3-175b``, ``accelerator: a100-80gb``, ``system: cosm
 from __future__ import annotations
 
 import math
-
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cosmic import catalog
@@ -26,6 +24,7 @@ from cosmic.network.topology import Network, Topology
 from cosmic.sim._memo import BoundedMemo
 from cosmic.workload.model import ModelSpec
 from cosmic.workload.parallel import PARALLEL_DIMS, group_spans
+from cosmic.yamlio import read_yaml
 
 
 class Schedule(LenientStrEnum):
@@ -507,36 +506,6 @@ def config_from_dict(data: Any, *, file: str | None = None) -> SystemConfig:
         if isinstance(exc, ConfigError) and exc.file is None:
             raise ConfigError(exc.detail, file=file, key=exc.key) from None
         raise
-
-
-MAX_YAML_BYTES = 64 << 20
-"""Largest configuration or PSA file read (64 MiB)."""
-
-
-def read_yaml(path: str | Path) -> Any:
-    """Read a YAML file, turning I/O and syntax problems into one-line ConfigErrors."""
-    p = Path(path)
-    try:
-        with p.open("rb") as f:  # bounded read: a device such as /dev/zero never ends (pipes still work)
-            raw = f.read(MAX_YAML_BYTES + 1)
-        if len(raw) > MAX_YAML_BYTES:
-            raise ConfigError(f"larger than {MAX_YAML_BYTES >> 20} MiB", file=str(path))
-        text = raw.decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc.__class__.__name__}", file=str(path)) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{where}{problem}", file=str(path)) from None
-    except RecursionError:
-        raise ConfigError("YAML nested too deeply", file=str(path)) from None
-    except ValueError:  # an integer literal longer than Python converts (4,300 digits)
-        raise ConfigError("a number has too many digits", file=str(path)) from None
 
 
 def load_config(path: str | Path) -> SystemConfig:
