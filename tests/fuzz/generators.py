@@ -361,7 +361,8 @@ def dump_yaml(data: Any) -> bytes:
     sys.setrecursionlimit(max(old, 20 * DEEP + 2000))
     sys.set_int_max_str_digits(0)  # write 10**5000 in full; cosmic reads it under the default limit
     try:
-        return yaml.safe_dump(data, allow_unicode=True, sort_keys=False).encode("utf-8")
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: a 2 MB string in 0.1 s instead of 3 s
+        return yaml.dump(data, Dumper=dumper, allow_unicode=True, sort_keys=False).encode("utf-8")
     except (yaml.YAMLError, ValueError, TypeError):  # e.g. a non-string key that YAML can write but not as plain
         return json.dumps(data, default=str).encode("utf-8", "surrogatepass")
     finally:
