@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 ACCELERATOR_RULES: tuple[tuple[str, str | None], ...] = (
     # (regex on the lower-cased `accel` text, catalog accelerator or None = known but not in the catalog)
-    (r"gb300|b300|blackwell ultra", None),
+    (r"gb300", "gb300"),
+    (r"\bb300|blackwell ultra", "b300"),
     (r"gb200", "gb200"),
     (r"\bb200", "b200"),
     (r"h200", "h200"),
@@ -71,6 +72,8 @@ NODE_DEFAULTS: dict[str, NodeDefaults] = {
     "h200": NodeDefaults(8, "nvlink4", "ib-ndr", "HGX H200: as DGX H100 (H029)"),
     "b200": NodeDefaults(8, "nvlink5", "ib-ndr", "DGX B200: 8 GPUs, 8x 400 Gb/s ConnectX-7 (H029 rate)"),
     "gb200": NodeDefaults(72, "nvlink5", "ib-ndr", "GB200 NVL72: 72-GPU NVLink domain (H008)"),
+    "b300": NodeDefaults(8, "nvlink5", "ib-xdr", "DGX B300: 8 GPUs, 8x 800 Gb/s ConnectX-8 (H030)"),
+    "gb300": NodeDefaults(72, "nvlink5", "ib-xdr", "GB300 NVL72: 72-GPU NVLink domain, one 800 Gb/s ConnectX-8 per GPU"),
     "mi300x": NodeDefaults(8, "infinity-fabric", "roce-400g", "8x MI300X fully connected, 400 Gb/s per GPU"),
     "tpu-v4": NodeDefaults(4, "ici-v5p", None, "TPU slice: one ICI torus, 4 chips per host"),
     "tpu-v5p": NodeDefaults(4, "ici-v5p", None, "TPU slice: one ICI torus, 4 chips per host (H010)"),
