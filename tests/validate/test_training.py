@@ -48,6 +48,25 @@ def test_skips_carry_reasons(data_dir: Path) -> None:
     assert "no measured" in (compare_row(rows["S7"]).skipped_reason or "")
 
 
+def test_a_job_that_does_not_fill_its_nodes_spreads_evenly_over_them(data_dir: Path) -> None:
+    plan = plan_row(_rows(data_dir)["S9"])  # 96 GPUs of 72-GPU NVLink racks
+    assert [d.npus for d in plan.config.network.dims] == [48, 2]
+    assert "96 devices on 2 nodes of 48 (nodes of 72 not filled)" in plan.defaults
+
+
+def test_unstated_heads_are_a_count_the_stated_tp_divides(data_dir: Path) -> None:
+    plan = plan_row(_rows(data_dir)["S10"])  # hidden 1152: 9 heads of 128 would not split over tp=2
+    assert plan.config.model.heads == 8 and plan.config.parallel.tp == 2
+    assert any("head dim 144" in d for d in plan.defaults)
+
+
+def test_a_point_release_takes_its_family_shape(data_dir: Path) -> None:
+    plan = plan_row(_rows(data_dir)["S11"])  # "Llama 3.1 8B" with no shape cells
+    m = plan.config.model
+    assert (m.layers, m.hidden, m.vocab) == (32, 4096, 128256)
+    assert "model shape from catalog 'llama3-8b'" in plan.defaults
+
+
 def test_metric_priority_and_sign(data_dir: Path) -> None:
     rows = _rows(data_dir)
     c = compare_row(rows["S1"])

@@ -77,17 +77,23 @@ class Comparison:
 
 
 def _norm_name(text: str) -> str:
+    """Lower-case letters and digits only; a decimal point stays ("GPT-3 1.3B" is not "gpt3-13b")."""
     t = re.sub(r"\(.*?\)", "", text.lower())
-    return re.sub(r"[^a-z0-9]", "", t)
+    return re.sub(r"[^a-z0-9]", "", re.sub(r"(?<=\d)\.(?=\d)", "p", t))
 
 
 def _catalog_model(name: str) -> dict[str, Any] | None:
-    key = _norm_name(name)
-    if not key:
-        return None
-    for cand in catalog.model_names():
-        if _norm_name(cand) == key:
-            return catalog.get_model(cand)
+    """The catalog model of that name; a point release names its family's shape ("Llama 3.1 405B" -> llama3-405b).
+
+    Example:
+        >>> _catalog_model("LLAMA3.1_405B")["name"], _catalog_model("Llama-2 70B")["name"], _catalog_model("GPT-3 1.3B")
+        ('llama3-405b', 'llama2-70b', None)
+    """
+    keys = [_norm_name(name), _norm_name(re.sub(r"(?<=\d)\.\d+(?=[\s_-])", "", name))]
+    by_key = {_norm_name(cand): cand for cand in catalog.model_names()}
+    for key in keys:
+        if key and key in by_key:
+            return catalog.get_model(by_key[key])
     return None
 
 
@@ -106,7 +112,15 @@ def _model(row: Row, defaults: list[str]) -> dict[str, Any]:
                 heads = int(cat["heads"])
             else:
                 heads = max(1, hidden // DEFAULT_HEAD_DIM)
-                defaults.append(f"heads = hidden/{DEFAULT_HEAD_DIM} = {heads}")
+                tp = max(1, row.i("tp") or 1)
+                if heads % tp or hidden % heads:
+                    # the stated TP splits the heads: the head count it divides with the head dim nearest 128
+                    fits = [h for h in range(tp, hidden + 1, tp) if hidden % h == 0] or [heads]
+                    heads = min(fits, key=lambda h: (abs(hidden // h - DEFAULT_HEAD_DIM), h))
+                    defaults.append(f"heads = {heads} (head dim {hidden // heads}, nearest {DEFAULT_HEAD_DIM} "
+                                    f"that tp={tp} divides)")
+                else:
+                    defaults.append(f"heads = hidden/{DEFAULT_HEAD_DIM} = {heads}")
         m["heads"] = heads
         if cat is not None:
             for k in ("vocab", "kv_heads", "ffn_hidden", "gated_mlp", "position", "norm", "bias", "tied_embeddings"):
@@ -185,7 +199,13 @@ def network_for(
     if n <= node:
         return [_dim("Switch", n, intra)]
     if n % node:
-        raise Skip(f"{n} devices do not fill whole nodes of {node}")
+        # A job that does not fill its nodes spreads evenly over the fewest nodes that hold it (256 GPUs of NVL72
+        # racks: 4 racks of 64); a count no such split gives is not compared.
+        nodes = next((k for k in range(-(-n // node), n + 1) if n % k == 0 and n // k <= node), None)
+        if nodes is None or n // nodes == 1:
+            raise Skip(f"{n} devices do not fill whole nodes of {node}")
+        defaults.append(f"{n} devices on {nodes} nodes of {n // nodes} (nodes of {node} not filled)")
+        node = n // nodes
     inter = mapping.inter_fabric(inter_text, accel)
     if inter is None or inter not in catalog.fabric_names():
         raise Skip(f"scale-out fabric {inter_text!r} not in the fabric catalog")
