@@ -67,6 +67,15 @@ def test_a_point_release_takes_its_family_shape(data_dir: Path) -> None:
     assert "model shape from catalog 'llama3-8b'" in plan.defaults
 
 
+def test_unstated_sharding_is_zero1_only_when_the_run_would_not_fit_without_it(data_dir: Path) -> None:
+    rows = _rows(data_dir)
+    plan = plan_row(rows["S12"])  # 5.6B parameters x 16 bytes on 80 GB devices, no sharding stated
+    assert plan.config.parallel.zero == 1 and plan.config.training.recompute.value == "none"
+    assert "zero_fsdp not stated: ZeRO-1 (without it the run would not fit memory)" in plan.defaults
+    assert simulate(plan.config).fits_memory
+    assert plan_row(rows["S1"]).config.parallel.zero == 0  # fits as it is: left unsharded
+
+
 def test_metric_priority_and_sign(data_dir: Path) -> None:
     rows = _rows(data_dir)
     c = compare_row(rows["S1"])

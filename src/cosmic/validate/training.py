@@ -342,16 +342,30 @@ def plan_row(row: Row) -> Plan:
             raise Skip(f"tp*pp*dp*cp = {tp}*{pp}*{dp}*{cp} = {tp * pp * dp * cp} != {n} devices")
     if gb % dp:
         raise Skip(f"global batch {gb} is not a multiple of dp={dp}")
-    if not rec_stated:
-        # recompute not stated: the least recompute that fits memory (none, selective, full), as a user would
-        for choice in ("none", "selective", "full"):
+    # The run fitted its memory. What the row leaves open is chosen as its authors would have: the least recompute
+    # that fits (none, selective, full) and, when no sharding is stated, the optimizer states sharded over DP
+    # (ZeRO-1, the distributed optimizer: the same gradient bytes as an all-reduce) only if that is what makes it fit.
+    recs = ("none", "selective", "full") if not rec_stated else (rec,)
+    zeros = (0, 1) if zero == 0 and dp > 1 and not row.get("zero_fsdp") and not implied else (zero,)
+    if len(recs) > 1 or len(zeros) > 1:
+        fitted = False
+        for choice in recs:
             training["recompute"] = choice
-            try:
-                probe = make(tp, pp, dp, row.i("micro_batch") or 1, zero, vpp)
-            except CosmicError:
+            for z in zeros:
+                try:
+                    probe = make(tp, pp, dp, row.i("micro_batch") or 1, z, vpp)
+                except CosmicError:
+                    break
+                if simulate(probe).fits_memory:
+                    zero, fitted = z, True
+                    break
+            if fitted:
                 break
-            if simulate(probe).fits_memory:
-                break
+        if not fitted:
+            training["recompute"] = recs[-1]
+        if zero != shard.zero:
+            defaults.append("zero_fsdp not stated: ZeRO-1 (without it the run would not fit memory)")
+    if not rec_stated:
         defaults.append(f"recompute not stated: {training['recompute']} (least that fits memory)")
     elif rec_from_basis:
         defaults.append(f"recompute {rec} (implied by the FLOP basis)")
