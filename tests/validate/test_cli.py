@@ -18,7 +18,7 @@ def test_json_report_keys(data_dir: Path) -> None:
     d = json.loads(res.stdout)
     for key in ("rows_total", "rows_compared", "median_ape_pct", "p90_ape_pct", "max_ape_pct", "rows"):
         assert key in d
-    assert d["rows_total"] == 12 and d["rows_compared"] == 8
+    assert d["rows_total"] == 13 and d["rows_compared"] == 9
     for r in d["rows"]:
         assert "row_id" in r
         assert ("skipped_reason" in r) or all(k in r for k in ("predicted", "measured", "metric", "error_pct"))

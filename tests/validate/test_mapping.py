@@ -24,6 +24,7 @@ from cosmic.validate import mapping
         ("V100-SXM3-32GB (DGX-2H)", None, "v100-32gb"),
         ("AMD MI300X", None, "mi300x"),
         ("TPU v5p", None, "tpu-v5p"),
+        ("TPU v6e (Trillium)", None, "tpu-v6e"),
         ("Gaudi 2", None, None),
     ],
 )

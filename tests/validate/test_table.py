@@ -12,7 +12,7 @@ from cosmic.validate.table import Kind, read_table
 
 def test_kind_is_chosen_by_header(data_dir: Path) -> None:
     kind, rows = read_table(data_dir / "synthetic_training.csv")
-    assert kind is Kind.TRAINING and len(rows) == 12
+    assert kind is Kind.TRAINING and len(rows) == 13
     kind, rows = read_table(data_dir / "synthetic_collectives.csv")
     assert kind is Kind.COLLECTIVES and len(rows) == 5
 

@@ -76,6 +76,26 @@ def test_unstated_sharding_is_zero1_only_when_the_run_would_not_fit_without_it(d
     assert plan_row(rows["S1"]).config.parallel.zero == 0  # fits as it is: left unsharded
 
 
+def test_tpu_pods_beyond_their_size_are_slices_over_the_data_center_network() -> None:
+    from cosmic.validate.training import network_for
+
+    notes: list[str] = []
+    dims = network_for("tpu-v5e", 4096, 8, "", "", notes)  # v5e pods hold 256 chips in a 2-D torus
+    assert [(d["topology"], d["npus"], d["fabric"]) for d in dims] == [
+        ("Ring", 16, "ici-v5e"), ("Ring", 16, "ici-v5e"), ("Switch", 16, "dcn-v5e")]
+    assert notes == ["16 slices of 256 chips over the data-center network (dcn-v5e)"]
+    dims = network_for("tpu-v5p", 512, 4, "", "", [])  # one 3-D torus
+    assert [(d["npus"], d["fabric"]) for d in dims] == [(8, "ici-v5p")] * 3
+
+
+def test_nothing_fits_unsharded_nor_with_zero1_so_the_states_are_fully_sharded(data_dir: Path) -> None:
+    plan = plan_row(_rows(data_dir)["S13"])  # 175B on 4096 TPU v5e chips of 16 GB, no layout or sharding stated
+    p = plan.config.parallel
+    assert p.zero == 3 and (p.tp, p.pp, p.dp) == (2, 1, 2048)  # 2048 sequences: dp cannot be 4096
+    assert "zero_fsdp not stated: ZeRO-3 / FSDP (no layout fits memory with less sharding)" in plan.defaults
+    assert not any("ZeRO-1" in d for d in plan.defaults)
+
+
 def test_metric_priority_and_sign(data_dir: Path) -> None:
     rows = _rows(data_dir)
     c = compare_row(rows["S1"])

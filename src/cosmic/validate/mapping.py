@@ -28,7 +28,7 @@ ACCELERATOR_RULES: tuple[tuple[str, str | None], ...] = (
     (r"tpu\s*v5p|\bv5p\b", "tpu-v5p"),
     (r"tpu\s*v5e|\bv5e\b|v5\s*lite", "tpu-v5e"),
     (r"tpu\s*v4|\bv4\b", "tpu-v4"),
-    (r"tpu\s*v6e|trillium", None),
+    (r"tpu\s*v6e|\bv6e\b|trillium", "tpu-v6e"),
     (r"gaudi", None),
 )
 """A100 without a memory size maps to the 80 GB part: both SXM4 parts have the same compute and NVLink, so only the
@@ -62,6 +62,8 @@ class NodeDefaults:
     intra_fabric: str
     inter_fabric: str | None
     note: str
+    pod_size: int = 0
+    """TPUs: the most chips one ICI torus joins (slices beyond it talk over the data-center network)."""
 
 
 NODE_DEFAULTS: dict[str, NodeDefaults] = {
@@ -75,9 +77,10 @@ NODE_DEFAULTS: dict[str, NodeDefaults] = {
     "b300": NodeDefaults(8, "nvlink5", "ib-xdr", "DGX B300: 8 GPUs, 8x 800 Gb/s ConnectX-8 (H030)"),
     "gb300": NodeDefaults(72, "nvlink5", "ib-xdr", "GB300 NVL72: 72-GPU NVLink domain, one 800 Gb/s ConnectX-8 per GPU"),
     "mi300x": NodeDefaults(8, "infinity-fabric", "roce-400g", "8x MI300X fully connected, 400 Gb/s per GPU"),
-    "tpu-v4": NodeDefaults(4, "ici-v5p", None, "TPU slice: one ICI torus, 4 chips per host"),
-    "tpu-v5p": NodeDefaults(4, "ici-v5p", None, "TPU slice: one ICI torus, 4 chips per host (H010)"),
-    "tpu-v5e": NodeDefaults(8, "ici-v5p", None, "TPU v5e slice: one 2-D ICI torus, 8 chips per host (H011)"),
+    "tpu-v4": NodeDefaults(4, "ici-v4", "dcn-v5p", "TPU v4: a 3-D ICI torus of up to 4096 chips", 4096),
+    "tpu-v5p": NodeDefaults(4, "ici-v5p", "dcn-v5p", "TPU v5p: a 3-D ICI torus of up to 8960 chips (H010)", 8960),
+    "tpu-v5e": NodeDefaults(8, "ici-v5e", "dcn-v5e", "TPU v5e: 2-D ICI torus pods of 256 chips (H011)", 256),
+    "tpu-v6e": NodeDefaults(8, "ici-v6e", "dcn-v5p", "TPU v6e: 2-D ICI torus pods of 256 chips (H012)", 256),
 }
 
 INTRA_FABRIC_RULES: tuple[tuple[str, str | None], ...] = (
@@ -91,7 +94,6 @@ INTRA_FABRIC_RULES: tuple[tuple[str, str | None], ...] = (
     (r"pci\w*\s*gen\s*5|pcie\s*5", "pcie5"),
     (r"pci\w*\s*gen\s*4|pcie\s*4", "pcie4"),
     (r"infinity fabric|xgmi", "infinity-fabric"),
-    (r"\bici\b", "ici-v5p"),
 )
 """A description without a generation ("NVLink + NVSwitch", "NVSwitch (DGX-2)") takes the accelerator's default."""
 

@@ -170,16 +170,24 @@ def _dim(topology: str, npus: int, fabric: str, link_gbps: float | None = None) 
 
 
 def _torus(n: int, k: int) -> list[int]:
-    """Split n chips into k ring sizes as equal as possible (powers of two first)."""
-    sizes = [1] * k
-    rest = n
-    i = 0
+    """Split n chips into k ring sizes as equal as possible, the largest prime factors placed first so that an odd
+    factor stays on one ring (3072 chips: 12 x 16 x 16, which a 12-way tensor-parallel group fills).
+
+    Example:
+        >>> _torus(3072, 3), _torus(4096, 3), _torus(256, 2)
+        ([12, 16, 16], [16, 16, 16], [16, 16])
+    """
+    primes: list[int] = []
+    rest, q = n, 2
     while rest > 1:
-        p = next(q for q in range(2, rest + 1) if rest % q == 0)
+        while rest % q == 0:
+            primes.append(q)
+            rest //= q
+        q += 1
+    sizes = [1] * k
+    for p in sorted(primes, reverse=True):
         j = min(range(k), key=lambda a: sizes[a])
         sizes[j] *= p
-        rest //= p
-        i += 1
     return sorted(sizes)
 
 
@@ -188,9 +196,15 @@ def network_for(
 ) -> list[dict[str, Any]]:
     """Network dims for `n` devices in nodes of `node`: NVSwitch-like Switch inside, a Switch fabric outside."""
     nd = mapping.NODE_DEFAULTS.get(accel)
-    if accel.startswith("tpu"):
-        k = 2 if accel == "tpu-v5e" else 3
-        return [_dim("Ring", s, "ici-v5p") for s in _torus(n, k) if s > 1] or [_dim("Ring", 1, "ici-v5p")]
+    if accel.startswith("tpu") and nd is not None:
+        # one ICI torus (2-D on v5e/v6e, 3-D on v4/v5p) up to a pod; more chips = equal slices joined by the DCN
+        k = 2 if accel in ("tpu-v5e", "tpu-v6e") else 3
+        slices = next(s for s in range(-(-n // nd.pod_size), n + 1) if n % s == 0)
+        ici = [_dim("Ring", s, nd.intra_fabric) for s in _torus(n // slices, k) if s > 1]
+        if slices > 1:
+            defaults.append(f"{slices} slices of {n // slices} chips over the data-center network ({nd.inter_fabric})")
+            return [*ici, _dim("Switch", slices, str(nd.inter_fabric))]
+        return ici or [_dim("Ring", 1, nd.intra_fabric)]
     intra = mapping.intra_fabric(intra_text, accel)
     if intra is None or intra not in catalog.fabric_names():
         raise Skip(f"intra-node fabric {intra_text!r} not in the fabric catalog")
@@ -325,11 +339,32 @@ def plan_row(row: Row) -> Plan:
 
     zero = shard.zero
     if tp is None and pp is None and dp is None:
-        if zero == 3:
-            tp, pp, dp = 1, 1, n // cp
-            defaults.append(f"layout dp={dp} (sharded data parallel)")
-        else:
-            return _search_layout(row, n, cp, node, model, zero, vpp, make, micro_batches, defaults)
+        if zero != 3:
+            try:
+                return _search_layout(row, n, cp, node, model, zero, vpp, make, micro_batches, defaults)
+            except Skip:
+                if row.get("zero_fsdp") or implied or zero:
+                    raise
+            # nothing fits unsharded and no sharding is stated: the run sharded its states (a run that happened fitted)
+            try:
+                plan = _search_layout(row, n, cp, node, model, 1, vpp, make, micro_batches, defaults)
+                plan.defaults.append("zero_fsdp not stated: ZeRO-1 (no unsharded layout fits memory)")
+                return plan
+            except Skip:
+                zero = 3
+                defaults.append("zero_fsdp not stated: ZeRO-3 / FSDP (no layout fits memory with less sharding)")
+        # sharded data parallel over every device; when the batch has fewer sequences, the least TP that splits it
+        def builds(t: int) -> bool:
+            try:
+                make(t, 1, n // (cp * t), 1, zero, vpp)
+            except CosmicError:
+                return False
+            return True
+
+        tp = next((t for t in _divisors(n // cp) if gb % (n // (cp * t)) == 0 and builds(t)), 1)
+        pp, dp = 1, n // (cp * tp)
+        defaults.append(f"layout dp={dp} (sharded data parallel)" if tp == 1 else
+                        f"layout tp={tp} dp={dp} (sharded data parallel; {gb} sequences do not split over {n // cp})")
     tp = tp or 1
     if pp is None:
         pp = n // (tp * dp * cp) if dp else 1
@@ -363,7 +398,7 @@ def plan_row(row: Row) -> Plan:
                 break
         if not fitted:
             training["recompute"] = recs[-1]
-        if zero != shard.zero:
+        if zero != zeros[0]:
             defaults.append("zero_fsdp not stated: ZeRO-1 (without it the run would not fit memory)")
     if not rec_stated:
         defaults.append(f"recompute not stated: {training['recompute']} (least that fits memory)")
