@@ -26,6 +26,9 @@ from cosmic.validate import mapping
         ("TPU v5p", None, "tpu-v5p"),
         ("TPU v6e (Trillium)", None, "tpu-v6e"),
         ("Gaudi 2", None, None),
+        ("NVIDIA Ampere GPUs", None, "a100-80gb"),
+        ("NVIDIA Ampere GPUs", 40, "a100-40gb"),
+        ("Blackwell Ultra", None, "b300"),
     ],
 )
 def test_accelerators(text: str, mem: float | None, expected: str | None) -> None:

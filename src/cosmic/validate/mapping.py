@@ -24,6 +24,12 @@ ACCELERATOR_RULES: tuple[tuple[str, str | None], ...] = (
     (r"a100.*40\s*gb|40\s*gb.*a100", "a100-40gb"),
     (r"a100", "a100-80gb"),
     (r"v100", "v100-32gb"),
+    # a generation named without a part: its data-centre training GPU
+    (r"blackwell", "b200"),
+    (r"hopper", "h100-sxm"),
+    (r"ampere.*\b40\s*gb", "a100-40gb"),
+    (r"ampere", "a100-80gb"),
+    (r"volta", "v100-32gb"),
     (r"mi300x", "mi300x"),
     (r"tpu\s*v5p|\bv5p\b", "tpu-v5p"),
     (r"tpu\s*v5e|\bv5e\b|v5\s*lite", "tpu-v5e"),
@@ -43,7 +49,7 @@ def accelerator_name(text: str, mem_gb: float | None = None) -> str | None:
         ('a100-80gb', 'a100-40gb')
     """
     t = text.lower()
-    if mem_gb is not None and "a100" in t and "gb" not in t:
+    if mem_gb is not None and "gb" not in t:
         t = f"{t} {mem_gb:g}gb"
     for pattern, name in ACCELERATOR_RULES:
         if re.search(pattern, t):
