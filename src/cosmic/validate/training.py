@@ -253,7 +253,9 @@ def plan_row(row: Row) -> Plan:
     if prec is None:
         raise Skip(f"precision {row.get('precision')!r} (integer quantised training) not modelled")
     if not row.get("precision"):
-        defaults.append("precision fp16/bf16 (16-bit)")
+        if "fp16" not in catalog.get_accelerator(accel)["peak_tflops"]:
+            prec = "bf16"  # TPUs have no fp16 units
+        defaults.append(f"precision not stated: {prec} (16-bit)")
     text_all = " ".join(row.get(k).lower() for k in ("model", "notes"))
     if re.search(r"\bmoe\b|mixture of experts|mixtral|experts", text_all):
         raise Skip("mixture-of-experts model (not a dense transformer)")
