@@ -340,21 +340,22 @@ def plan_row(row: Row) -> Plan:
         return sorted(_divisors(per_replica), reverse=True)
 
     zero = shard.zero
+    sharding_open = zero == 0 and not row.get("zero_fsdp") and not implied  # no sharding stated or implied
     if tp is None and pp is None and dp is None:
         if zero != 3:
-            try:
-                return _search_layout(row, n, cp, node, model, zero, vpp, make, micro_batches, defaults)
-            except Skip:
-                if row.get("zero_fsdp") or implied or zero:
-                    raise
-            # nothing fits unsharded and no sharding is stated: the run sharded its states (a run that happened fitted)
-            try:
-                plan = _search_layout(row, n, cp, node, model, 1, vpp, make, micro_batches, defaults)
-                plan.defaults.append("zero_fsdp not stated: ZeRO-1 (no unsharded layout fits memory)")
+            # with no sharding stated and nothing fitting unsharded, the run sharded its states (it did fit)
+            for z in (0, 1) if sharding_open else (zero,):
+                try:
+                    plan = _search_layout(row, n, cp, node, model, z, vpp, make, micro_batches, defaults)
+                except Skip:
+                    if not sharding_open:
+                        raise
+                    continue
+                if z != zero:
+                    plan.defaults.append("zero_fsdp not stated: ZeRO-1 (no unsharded layout fits memory)")
                 return plan
-            except Skip:
-                zero = 3
-                defaults.append("zero_fsdp not stated: ZeRO-3 / FSDP (no layout fits memory with less sharding)")
+            zero = 3
+            defaults.append("zero_fsdp not stated: ZeRO-3 / FSDP (no layout fits memory with less sharding)")
         # sharded data parallel over every device; when the batch has fewer sequences, the least TP that splits it
         def builds(t: int) -> bool:
             try:
@@ -383,7 +384,7 @@ def plan_row(row: Row) -> Plan:
     # that fits (none, selective, full) and, when no sharding is stated, the optimizer states sharded over DP
     # (ZeRO-1, the distributed optimizer: the same gradient bytes as an all-reduce) only if that is what makes it fit.
     recs = ("none", "selective", "full") if not rec_stated else (rec,)
-    zeros = (0, 1) if zero == 0 and dp > 1 and not row.get("zero_fsdp") and not implied else (zero,)
+    zeros = (0, 1) if sharding_open and zero == 0 and dp > 1 else (zero,)
     if len(recs) > 1 or len(zeros) > 1:
         fitted = False
         for choice in recs:
