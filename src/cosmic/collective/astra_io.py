@@ -334,9 +334,9 @@ def system_from_dict(data: Any, *, file: str = "system.json") -> AstraSystem:
 
 def read_system(path: str | Path) -> AstraSystem:
     """Read an ASTRA-sim ``system.json``."""
-    p = Path(path)
     from cosmic.yamlio import read_text
 
+    p = Path(path)
     text = read_text(p, "system file")
     try:
         data = json.loads(text)
