@@ -69,7 +69,9 @@ class NodeDefaults:
     inter_fabric: str | None
     note: str
     pod_size: int = 0
-    """TPUs: the most chips one ICI torus joins (slices beyond it talk over the data-center network)."""
+    """TPUs: the most chips one ICI torus joins (slices beyond it talk over the data-center network); 0 = not a TPU."""
+    torus_dims: int = 0
+    """TPUs: dimensions of the ICI torus (2 on v5e/v6e, 3 on v4/v5p)."""
 
 
 NODE_DEFAULTS: dict[str, NodeDefaults] = {
@@ -83,10 +85,10 @@ NODE_DEFAULTS: dict[str, NodeDefaults] = {
     "b300": NodeDefaults(8, "nvlink5", "ib-xdr", "DGX B300: 8 GPUs, 8x 800 Gb/s ConnectX-8 (H030)"),
     "gb300": NodeDefaults(72, "nvlink5", "ib-xdr", "GB300 NVL72: 72-GPU NVLink domain, one 800 Gb/s ConnectX-8 per GPU"),
     "mi300x": NodeDefaults(8, "infinity-fabric", "roce-400g", "8x MI300X fully connected, 400 Gb/s per GPU"),
-    "tpu-v4": NodeDefaults(4, "ici-v4", "dcn-v5p", "TPU v4: a 3-D ICI torus of up to 4096 chips", 4096),
-    "tpu-v5p": NodeDefaults(4, "ici-v5p", "dcn-v5p", "TPU v5p: a 3-D ICI torus of up to 8960 chips (H010)", 8960),
-    "tpu-v5e": NodeDefaults(8, "ici-v5e", "dcn-v5e", "TPU v5e: 2-D ICI torus pods of 256 chips (H011)", 256),
-    "tpu-v6e": NodeDefaults(8, "ici-v6e", "dcn-v5p", "TPU v6e: 2-D ICI torus pods of 256 chips (H012)", 256),
+    "tpu-v4": NodeDefaults(4, "ici-v4", "dcn-v5p", "TPU v4: a 3-D ICI torus of up to 4096 chips", 4096, 3),
+    "tpu-v5p": NodeDefaults(4, "ici-v5p", "dcn-v5p", "TPU v5p: a 3-D ICI torus of up to 8960 chips (H010)", 8960, 3),
+    "tpu-v5e": NodeDefaults(8, "ici-v5e", "dcn-v5e", "TPU v5e: 2-D ICI torus pods of 256 chips (H011)", 256, 2),
+    "tpu-v6e": NodeDefaults(8, "ici-v6e", "dcn-v5p", "TPU v6e: 2-D ICI torus pods of 256 chips (H012)", 256, 2),
 }
 
 INTRA_FABRIC_RULES: tuple[tuple[str, str | None], ...] = (

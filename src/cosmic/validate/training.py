@@ -196,11 +196,10 @@ def network_for(
 ) -> list[dict[str, Any]]:
     """Network dims for `n` devices in nodes of `node`: NVSwitch-like Switch inside, a Switch fabric outside."""
     nd = mapping.NODE_DEFAULTS.get(accel)
-    if accel.startswith("tpu") and nd is not None:
-        # one ICI torus (2-D on v5e/v6e, 3-D on v4/v5p) up to a pod; more chips = equal slices joined by the DCN
-        k = 2 if accel in ("tpu-v5e", "tpu-v6e") else 3
+    if nd is not None and nd.pod_size:
+        # a TPU: one ICI torus up to a pod; more chips = equal slices joined by the DCN
         slices = next(s for s in range(-(-n // nd.pod_size), n + 1) if n % s == 0)
-        ici = [_dim("Ring", s, nd.intra_fabric) for s in _torus(n // slices, k) if s > 1]
+        ici = [_dim("Ring", s, nd.intra_fabric) for s in _torus(n // slices, nd.torus_dims) if s > 1]
         if slices > 1:
             defaults.append(f"{slices} slices of {n // slices} chips over the data-center network ({nd.inter_fabric})")
             return [*ici, _dim("Switch", slices, str(nd.inter_fabric))]
