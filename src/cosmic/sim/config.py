@@ -8,218 +8,29 @@ whole sections (``model: gpt3-175b``, ``accelerator: a100-80gb``, ``system: cosm
 from __future__ import annotations
 
 import math
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cosmic import catalog
-from cosmic._enums import LenientStrEnum
 from cosmic.collective.algorithms import Algorithm, Collective
-from cosmic.collective.model import MultiDim
+from cosmic.collective.config import CollectiveConfig, Fidelity, Scheduling, default_algorithm
 from cosmic.compute.accelerator import Accelerator
 from cosmic.errors import ConfigError, CosmicError, KeyedValueError, UnknownNameError
-from cosmic.network.topology import Network, Topology
+from cosmic.network.topology import Network
 from cosmic.sim._memo import BoundedMemo
 from cosmic.workload.model import ModelSpec
-from cosmic.workload.parallel import PARALLEL_DIMS, group_spans
+from cosmic.workload.parallel import group_spans
+from cosmic.workload.schemas import (
+    ParallelConfig,
+    Precision,
+    Recompute,
+    Schedule,
+    TrainingConfig,
+    rank_order_names,
+)
 from cosmic.yamlio import read_yaml
-
-
-class Schedule(LenientStrEnum):
-    GPIPE = "gpipe"
-    ONE_F_ONE_B = "1f1b"
-    INTERLEAVED = "interleaved"
-
-    @classmethod
-    def _aliases(cls) -> dict[str, str]:
-        return {"interleaved1f1b": "interleaved"}
-
-
-class Recompute(StrEnum):
-    NONE = "none"
-    SELECTIVE = "selective"
-    FULL = "full"
-
-
-class Precision(StrEnum):
-    BF16 = "bf16"
-    FP16 = "fp16"
-    FP8 = "fp8"
-
-
-class Scheduling(LenientStrEnum):
-    LIFO = "LIFO"
-    FIFO = "FIFO"
-
-
-class Fidelity(StrEnum):
-    """`cosmic`: cosmic's own model; `astra-sim`: reproduces ASTRA-sim's congestion-unaware analytical backend."""
-
-    COSMIC = "cosmic"
-    ASTRA_SIM = "astra-sim"
-
-
-PosInt = Annotated[int, Field(gt=0, le=1 << 40)]
-AlgoSpec = Algorithm | list[Algorithm] | None
-
-
-def rank_order_names(v: list[Any] | tuple[Any, ...]) -> tuple[str, ...]:
-    """The dimension names of a rank order, lower-cased; a ValueError unless they are a permutation of tp, sp, dp, pp.
-
-    Example:
-        >>> rank_order_names(["DP", "tp", "sp", "pp"])
-        ('dp', 'tp', 'sp', 'pp')
-    """
-    names = tuple(str(x).lower() for x in v)
-    if sorted(names) != sorted(PARALLEL_DIMS):
-        shown = ", ".join(n if n.isidentifier() else repr(n) for n in names)
-        raise ValueError(f"must be a permutation of {', '.join(PARALLEL_DIMS)}, got {shown}")
-    return names
-
-
-class ParallelConfig(BaseModel):
-    """Parallel layout. DP*TP*PP*SP must equal the number of NPUs.
-
-    `sp` is the sequence (context) parallel degree: the sequence is split over `sp` ranks, which exchange keys and
-    values in attention. `sequence_parallel` is Megatron's sequence parallelism inside the TP group (norm and dropout
-    activations sharded; all-reduces become reduce-scatter + all-gather). `zero` is the weight-sharding stage over
-    the data-parallel group: 1 optimizer states, 2 + gradients, 3 + weights (FSDP).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    dp: PosInt = 1
-    tp: PosInt = 1
-    pp: PosInt = 1
-    sp: PosInt = 1
-    sequence_parallel: bool = False
-    zero: Annotated[int, Field(ge=0, le=3)] = 0
-    rank_order: tuple[str, ...] = Field(
-        default=("tp", "sp", "dp", "pp"),
-        description="parallel dimensions innermost first (Megatron: tp,sp,dp,pp; COSMIC: dp,tp,sp,pp)",
-    )
-
-    @field_validator("zero", mode="before")
-    @classmethod
-    def _zero_alias(cls, v: Any) -> Any:
-        if isinstance(v, str) and v.strip().lower() in ("fsdp", "zero3", "zero-3"):
-            return 3
-        if isinstance(v, bool):
-            return 3 if v else 0
-        return v
-
-    @field_validator("rank_order", mode="before")
-    @classmethod
-    def _order(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = [x.strip() for x in v.split(",")]
-        if not isinstance(v, (list, tuple)):
-            return v
-        return rank_order_names(v)
-
-    @property
-    def degrees(self) -> dict[str, int]:
-        return {"tp": self.tp, "sp": self.sp, "dp": self.dp, "pp": self.pp}
-
-    @property
-    def n_npus(self) -> int:
-        return self.dp * self.tp * self.pp * self.sp
-
-
-class TrainingConfig(BaseModel):
-    """Batch, schedule, recompute and precision of the training step."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    global_batch: PosInt = Field(description="sequences per optimizer step")
-    micro_batch: PosInt = Field(default=1, description="sequences per micro-batch per model replica")
-    schedule: Schedule = Schedule.ONE_F_ONE_B
-    virtual_stages: PosInt = Field(default=1, description="model chunks per pipeline rank (interleaved schedule)")
-    recompute: Recompute = Recompute.NONE
-    precision: Precision = Precision.BF16
-    dp_overlap: bool = Field(default=True, description="overlap gradient reduction with the last backward")
-    param_gather_overlap: bool = Field(
-        default=False,
-        description="ZeRO-1/2: the all-gather of the updated weights overlaps the next step's first forward "
-        "(Megatron --overlap-param-gather) instead of following the optimizer step",
-    )
-    flash_attention: bool = Field(default=True, description="fused attention (no s^2 score matrix in memory)")
-    attention_kernel: Literal["auto", "flash1", "flash2", "flash3"] = Field(
-        default="auto",
-        description="which fused attention kernel (FlashAttention 1/2/3; auto = the accelerator's best); its "
-        "efficiency comes from the accelerator catalog",
-    )
-    grad_accumulation_fusion: bool = Field(
-        default=True,
-        description="weight-gradient GEMMs accumulate straight into the fp32 gradient buffer (Megatron-LM since "
-        "2022); false adds a separate accumulation pass per micro-batch, as 2021 Megatron-LM and plain PyTorch",
-    )
-    grad_reduce_fp32: bool = Field(
-        default=False,
-        description="gradients are reduced over data parallelism in fp32 (PyTorch FSDP MixedPrecision "
-        "reduce_dtype=float32, as Composer's DEFAULT mode): with ZeRO-3 each micro-batch's 16-bit gradient is cast "
-        "to fp32 first, and every gradient collective moves 4 bytes per parameter instead of 2",
-    )
-    seq_len: PosInt | None = Field(default=None, description="override the model's sequence length")
-
-    @field_validator("recompute", mode="before")
-    @classmethod
-    def _recompute_alias(cls, v: Any) -> Any:
-        if isinstance(v, bool):
-            return "full" if v else "none"
-        return v
-
-
-class CollectiveConfig(BaseModel):
-    """Collective stack. Each algorithm is one value for every dimension or a list with one per dimension;
-    `auto` picks by topology (Ring: ring, FullyConnected: direct, Switch: halving_doubling, as COSMIC).
-    all_gather / reduce_scatter / all_to_all default to the all-reduce choice."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    all_reduce: AlgoSpec = None
-    all_gather: AlgoSpec = None
-    reduce_scatter: AlgoSpec = None
-    all_to_all: AlgoSpec = None
-    chunks: Annotated[int, Field(ge=1, le=4096)] = Field(default=4, description="chunks per collective")
-    scheduling: Scheduling = Scheduling.LIFO
-    multidim: MultiDim = MultiDim.LOCAL_BW_AWARE
-    active_chunks: Annotated[int, Field(ge=1, le=64)] = 1
-    endpoint_delay_ns: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] = 10.0
-    local_mem_bw_gbps: Annotated[float, Field(ge=1e-6, le=1e7, allow_inf_nan=False)] = 1600.0
-    fidelity: Fidelity = Fidelity.COSMIC
-
-    @field_validator("all_reduce", "all_gather", "reduce_scatter", "all_to_all", mode="before")
-    @classmethod
-    def _auto(cls, v: Any) -> Any:
-        if isinstance(v, str) and v.strip().lower() == "auto":
-            return None
-        if isinstance(v, list):
-            return [None if (isinstance(x, str) and x.lower() == "auto") else x for x in v]
-        return v
-
-    def algorithms(self, kind: Collective, topologies: tuple[Topology, ...]) -> tuple[Algorithm, ...]:
-        """Per-dimension algorithms for `kind` on a network with these topologies."""
-        return _algorithms(self, kind, topologies)
-
-
-def _algorithms(c: CollectiveConfig, kind: Collective, topologies: tuple[Topology, ...]) -> tuple[Algorithm, ...]:
-    spec: Any = getattr(c, kind.value)
-    if spec is None and kind is not Collective.ALL_REDUCE:
-        spec = c.all_reduce
-    if spec is None or isinstance(spec, Algorithm):
-        spec = [spec] * len(topologies)
-    return tuple(a if a is not None else default_algorithm(t) for a, t in zip(spec, topologies, strict=False))
-
-
-def default_algorithm(topology: Topology) -> Algorithm:
-    return {
-        Topology.RING: Algorithm.RING,
-        Topology.FULLY_CONNECTED: Algorithm.DIRECT,
-        Topology.SWITCH: Algorithm.HALVING_DOUBLING,
-    }[topology]
 
 
 MAX_NAME_CHARS = 200
@@ -536,4 +347,7 @@ __all__ = [
     "load_config",
     "config_from_dict",
     "check_config",
+    "check_layout",
+    "default_algorithm",
+    "rank_order_names",
 ]

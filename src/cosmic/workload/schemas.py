@@ -1,0 +1,148 @@
+"""The workload stack's schemas: parallel layout, training step (batch, schedule, recompute, precision).
+
+They are validated by pydantic and appear as the ``parallel`` and ``training`` sections of a config.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cosmic._enums import LenientStrEnum
+from cosmic.workload.parallel import PARALLEL_DIMS
+
+class Schedule(LenientStrEnum):
+    GPIPE = "gpipe"
+    ONE_F_ONE_B = "1f1b"
+    INTERLEAVED = "interleaved"
+
+    @classmethod
+    def _aliases(cls) -> dict[str, str]:
+        return {"interleaved1f1b": "interleaved"}
+
+
+class Recompute(StrEnum):
+    NONE = "none"
+    SELECTIVE = "selective"
+    FULL = "full"
+
+
+class Precision(StrEnum):
+    BF16 = "bf16"
+    FP16 = "fp16"
+    FP8 = "fp8"
+
+
+PosInt = Annotated[int, Field(gt=0, le=1 << 40)]
+
+
+def rank_order_names(v: list[Any] | tuple[Any, ...]) -> tuple[str, ...]:
+    """The dimension names of a rank order, lower-cased; a ValueError unless they are a permutation of tp, sp, dp, pp.
+
+    Example:
+        >>> rank_order_names(["DP", "tp", "sp", "pp"])
+        ('dp', 'tp', 'sp', 'pp')
+    """
+    names = tuple(str(x).lower() for x in v)
+    if sorted(names) != sorted(PARALLEL_DIMS):
+        shown = ", ".join(n if n.isidentifier() else repr(n) for n in names)
+        raise ValueError(f"must be a permutation of {', '.join(PARALLEL_DIMS)}, got {shown}")
+    return names
+
+
+class ParallelConfig(BaseModel):
+    """Parallel layout. DP*TP*PP*SP must equal the number of NPUs.
+
+    `sp` is the sequence (context) parallel degree: the sequence is split over `sp` ranks, which exchange keys and
+    values in attention. `sequence_parallel` is Megatron's sequence parallelism inside the TP group (norm and dropout
+    activations sharded; all-reduces become reduce-scatter + all-gather). `zero` is the weight-sharding stage over
+    the data-parallel group: 1 optimizer states, 2 + gradients, 3 + weights (FSDP).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dp: PosInt = 1
+    tp: PosInt = 1
+    pp: PosInt = 1
+    sp: PosInt = 1
+    sequence_parallel: bool = False
+    zero: Annotated[int, Field(ge=0, le=3)] = 0
+    rank_order: tuple[str, ...] = Field(
+        default=("tp", "sp", "dp", "pp"),
+        description="parallel dimensions innermost first (Megatron: tp,sp,dp,pp; COSMIC: dp,tp,sp,pp)",
+    )
+
+    @field_validator("zero", mode="before")
+    @classmethod
+    def _zero_alias(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() in ("fsdp", "zero3", "zero-3"):
+            return 3
+        if isinstance(v, bool):
+            return 3 if v else 0
+        return v
+
+    @field_validator("rank_order", mode="before")
+    @classmethod
+    def _order(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [x.strip() for x in v.split(",")]
+        if not isinstance(v, (list, tuple)):
+            return v
+        return rank_order_names(v)
+
+    @property
+    def degrees(self) -> dict[str, int]:
+        return {"tp": self.tp, "sp": self.sp, "dp": self.dp, "pp": self.pp}
+
+    @property
+    def n_npus(self) -> int:
+        return self.dp * self.tp * self.pp * self.sp
+
+
+class TrainingConfig(BaseModel):
+    """Batch, schedule, recompute and precision of the training step."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    global_batch: PosInt = Field(description="sequences per optimizer step")
+    micro_batch: PosInt = Field(default=1, description="sequences per micro-batch per model replica")
+    schedule: Schedule = Schedule.ONE_F_ONE_B
+    virtual_stages: PosInt = Field(default=1, description="model chunks per pipeline rank (interleaved schedule)")
+    recompute: Recompute = Recompute.NONE
+    precision: Precision = Precision.BF16
+    dp_overlap: bool = Field(default=True, description="overlap gradient reduction with the last backward")
+    param_gather_overlap: bool = Field(
+        default=False,
+        description="ZeRO-1/2: the all-gather of the updated weights overlaps the next step's first forward "
+        "(Megatron --overlap-param-gather) instead of following the optimizer step",
+    )
+    flash_attention: bool = Field(default=True, description="fused attention (no s^2 score matrix in memory)")
+    attention_kernel: Literal["auto", "flash1", "flash2", "flash3"] = Field(
+        default="auto",
+        description="which fused attention kernel (FlashAttention 1/2/3; auto = the accelerator's best); its "
+        "efficiency comes from the accelerator catalog",
+    )
+    grad_accumulation_fusion: bool = Field(
+        default=True,
+        description="weight-gradient GEMMs accumulate straight into the fp32 gradient buffer (Megatron-LM since "
+        "2022); false adds a separate accumulation pass per micro-batch, as 2021 Megatron-LM and plain PyTorch",
+    )
+    grad_reduce_fp32: bool = Field(
+        default=False,
+        description="gradients are reduced over data parallelism in fp32 (PyTorch FSDP MixedPrecision "
+        "reduce_dtype=float32, as Composer's DEFAULT mode): with ZeRO-3 each micro-batch's 16-bit gradient is cast "
+        "to fp32 first, and every gradient collective moves 4 bytes per parameter instead of 2",
+    )
+    seq_len: PosInt | None = Field(default=None, description="override the model's sequence length")
+
+    @field_validator("recompute", mode="before")
+    @classmethod
+    def _recompute_alias(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            return "full" if v else "none"
+        return v
+
+
+__all__ = ["Schedule", "Recompute", "Precision", "ParallelConfig", "TrainingConfig", "rank_order_names", "PosInt"]
