@@ -11,19 +11,25 @@ from hypothesis import strategies as st
 import cosmic
 from cosmic.psa import load_psa
 from cosmic.sim import Memory, clear_caches, memory_footprint, simulate, simulate_if_fits
-from cosmic.sim.engine import _stage_layers, _stage_runs
+from cosmic.sim.step import overlap_cost_s
+from cosmic.workload.pipeline import stage_layers, stage_runs
 from tests.sim.helpers import dgx_config
 
 
 @given(st.integers(1, 200), st.integers(1, 64))
 def test_stage_runs_expand_to_the_layers_of_every_stage(n_layers: int, pp: int) -> None:
     pp = min(pp, n_layers)
-    runs = _stage_runs(n_layers, pp)
+    runs = [(int(r.first), int(r.count), int(r.layers)) for r in stage_runs(n_layers, pp) if r.count > 0]
     expanded = [n for _, count, n in runs for _ in range(count)]
-    assert expanded == _stage_layers(n_layers, pp)
+    assert expanded == stage_layers(n_layers, pp)
+    assert len(expanded) == pp and sum(expanded) == n_layers and max(expanded) - min(expanded) <= 1
     assert [s for s, _, _ in runs] == [sum(c for _, c, _ in runs[:i]) for i in range(len(runs))]
     assert len(runs) <= 4
     assert runs[0][0] == 0 and (pp == 1 or runs[-1][1] == 1)  # the head's stage is a run of its own
+    # columns give the same runs as one layout at a time
+    col = stage_runs(np.array([n_layers, n_layers]), np.array([pp, pp]))
+    at0 = [tuple(int(np.broadcast_to(v, (2,))[0]) for v in (r.first, r.count, r.layers)) for r in col]
+    assert [t for t in at0 if t[1] > 0] == runs
 
 
 def _configs(n: int) -> list[cosmic.SystemConfig]:
@@ -66,15 +72,13 @@ def test_rank_orders_differing_only_in_single_rank_groups_price_the_same() -> No
 
 
 def test_overlap_cost_closed_form() -> None:
-    from cosmic.sim.engine import _overlap_cost_s
-
-    assert _overlap_cost_s(0.0, 5.0, 0.2) == 0.0
-    assert _overlap_cost_s(3.0, 5.0, 0.0) == 0.0  # no contention: hidden
-    assert _overlap_cost_s(7.0, 5.0, 0.0) == 2.0  # what outlasts the compute
+    assert overlap_cost_s(0.0, 5.0, 0.2) == 0.0
+    assert overlap_cost_s(3.0, 5.0, 0.0) == 0.0  # no contention: hidden
+    assert overlap_cost_s(7.0, 5.0, 0.0) == 2.0  # what outlasts the compute
     # compute at 80% while the 3 s collective runs: 3 s give 2.4 s of work, 2.6 s remain -> 5.6 s in all
-    assert abs(_overlap_cost_s(3.0, 5.0, 0.2) - 0.6) < 1e-12
+    assert abs(overlap_cost_s(3.0, 5.0, 0.2) - 0.6) < 1e-12
     # the slowed compute (5 / 0.8 = 6.25 s of wall time needed) ends inside a 7 s collective: the collective decides
-    assert abs(_overlap_cost_s(7.0, 5.0, 0.2) - 2.0) < 1e-12
+    assert abs(overlap_cost_s(7.0, 5.0, 0.2) - 2.0) < 1e-12
 
 
 def test_a_remembered_plan_does_not_skip_the_rank_order_check() -> None:

@@ -120,14 +120,16 @@ def _zero3(**training: Any) -> cosmic.SystemConfig:
 def test_zero3_backward_moves_the_unsharded_gradient_each_micro_batch() -> None:
     """Closed form: the backward of a ZeRO-3 rank is the layers' and ends' backward plus, per micro-batch, every
     local parameter's gradient copied into the flat buffer and pre-divided (8 bytes per parameter in bf16)."""
-    from cosmic.sim.engine import _plan, zero3_grad_traffic_bytes
+    from cosmic.sim.engine import step_inputs
+    from cosmic.sim.step import plan
+    from cosmic.workload.memory import zero3_grad_traffic_bytes
 
     cfg = _zero3()
     r = cosmic.simulate(cfg)
-    plan = _plan(cfg)
+    x = step_inputs(cfg)
     m = r.micro_batches
-    compute = cfg.model.layers * plan.lc.bwd_s + plan.emb.bwd_s + plan.head.bwd_s
-    traffic = plan.run_params[0] * zero3_grad_traffic_bytes(2) / cfg.accelerator.achievable_mem_bytes_per_s
+    compute = cfg.model.layers * x.lc_bwd + x.emb_bwd + x.head_bwd
+    traffic = plan(x).params[0] * zero3_grad_traffic_bytes(2) / cfg.accelerator.achievable_mem_bytes_per_s
     assert zero3_grad_traffic_bytes(2) == 8
     assert r.breakdown["backward_s"] == pytest.approx(m * (compute + traffic), rel=1e-12)
     # the traffic is per micro-batch: doubling the micro-batch count doubles it with the compute
@@ -138,11 +140,13 @@ def test_zero3_backward_moves_the_unsharded_gradient_each_micro_batch() -> None:
 def test_fp32_gradient_reduction_casts_and_moves_twice_the_bytes() -> None:
     """reduce_dtype=float32: the cast to fp32 and the fp32 pre-divide add 10 bytes per parameter per micro-batch
     (18 instead of 8), and the gradient collectives carry 4 bytes per parameter instead of 2."""
-    from cosmic.sim.engine import _plan, zero3_grad_traffic_bytes
+    from cosmic.sim.engine import step_inputs
+    from cosmic.sim.step import plan
+    from cosmic.workload.memory import zero3_grad_traffic_bytes
 
     bf16, fp32 = _zero3(), _zero3(grad_reduce_fp32=True)
     r16, r32 = cosmic.simulate(bf16), cosmic.simulate(fp32)
-    params = _plan(fp32).run_params[0]
+    params = plan(step_inputs(fp32)).params[0]
     assert zero3_grad_traffic_bytes(4) == 18
     extra = r32.micro_batches * params * (18 - 8) / fp32.accelerator.achievable_mem_bytes_per_s
     assert r32.breakdown["backward_s"] - r16.breakdown["backward_s"] == pytest.approx(extra, rel=1e-9)
@@ -158,7 +162,8 @@ def test_zero3_gathers_and_reduces_layer_by_layer() -> None:
     grows with the layer count (one stage-wide collective would not), and every micro-batch pays at least the first
     layer's gather and the last layer's reduce-scatter, which no compute hides."""
     from cosmic.collective.algorithms import Collective
-    from cosmic.sim.engine import _Comm, _layout_order, _plan
+    from cosmic.sim.engine import communicator, step_inputs
+    from cosmic.sim.step import plan
 
     def cfg(layers: int) -> cosmic.SystemConfig:
         return cosmic.config_from_dict({
@@ -172,8 +177,8 @@ def test_zero3_gathers_and_reduces_layer_by_layer() -> None:
     r8, r16 = cosmic.simulate(cfg(8)), cosmic.simulate(cfg(16))
     assert r16.breakdown["comm_dp_s"] > 1.8 * r8.breakdown["comm_dp_s"]
     c = cfg(8)
-    comm = _Comm(c, _layout_order(c.parallel))
-    per_layer = _plan(c).run_params[0] / 8
+    comm = communicator(c)
+    per_layer = plan(step_inputs(c)).params[0] / 8
     ag = comm(Collective.ALL_GATHER, per_layer * 2 / 8, "dpsp").total_s
     rs = comm(Collective.REDUCE_SCATTER, per_layer * 2, "dpsp").total_s
     assert ag > 0.05 and rs > 0.05  # 7 steps of 10 ms
@@ -184,18 +189,19 @@ def test_overlapped_param_gather_hides_behind_the_first_forward() -> None:
     """ZeRO-1 with --overlap-param-gather: the weight all-gather after the optimizer costs
     max(gather - first forward, share * gather) instead of the whole gather (closed form on the tail)."""
     from cosmic.collective.algorithms import Collective
-    from cosmic.sim.engine import _Comm, _layout_order, _plan
+    from cosmic.sim.engine import communicator, step_inputs
+    from cosmic.sim.step import plan
 
     base = {"model": "gpt3-13b", "tp": 8, "pp": 1, "dp": 32, "global_batch": 256, "zero": 1}
     plain = dgx_config(**base)
     over = dgx_config(**base, param_gather_overlap=True)
     r0, r1 = cosmic.simulate(plain), cosmic.simulate(over)
-    comm = _Comm(plain, _layout_order(plain.parallel))
-    params = _plan(plain).run_params[0]
+    comm = communicator(plain)
+    x = step_inputs(plain)
+    params = plan(x).params[0]
     gather = comm(Collective.ALL_GATHER, params * 2 / 32, "dpsp").total_s
     assert gather > 0
-    plan = _plan(plain)
-    fwd = plain.model.layers * plan.lc.fwd_s + plan.emb.fwd_s + plan.head.fwd_s
+    fwd = plain.model.layers * x.lc_fwd + x.emb_fwd + x.head_fwd
     share = plain.accelerator.collective_compute_share
     hidden = gather - max(gather - fwd, share * gather)
     assert r0.step_time_s - r1.step_time_s == pytest.approx(hidden, rel=1e-9)
@@ -208,17 +214,19 @@ def test_overlapped_param_gather_hides_behind_the_first_forward() -> None:
 def test_fp8_quantisation_traffic_and_hopper_transposes() -> None:
     """fp8 adds the casts of the GEMM operands (memory bound, so only the element-wise time grows); on an
     accelerator whose fp8 GEMMs are TN only it also writes the transposed copies. bf16 pays neither."""
-    from cosmic.sim.config import Recompute
-    from cosmic.sim.engine import layer_cost
+    from cosmic.workload.layers import LayerShard, layer_cost
+    from cosmic.workload.schemas import Recompute
 
     cfg = dgx_config(model="gpt3-13b", accelerator="h100-sxm", tp=2, pp=1, dp=1, global_batch=4)
     hopper = cfg.accelerator
     assert hopper.fp8_tn_only
     any_layout = hopper.model_copy(update={"fp8_tn_only": False})
-    args = (cfg.model, 2, 1, 2, 2048)
-    tail = (True, True, Recompute.NONE)
-    fp8_tn = layer_cost(args[0], hopper, *args[1:], "fp8", *tail)
-    fp8_any = layer_cost(args[0], any_layout, *args[1:], "fp8", *tail)
+
+    def shard(precision: str) -> LayerShard:
+        return LayerShard(2, 1, 2, 2048, precision, True, True, Recompute.NONE)
+
+    fp8_tn = layer_cost(cfg.model, hopper, shard("fp8"))
+    fp8_any = layer_cost(cfg.model, any_layout, shard("fp8"))
     assert fp8_tn.fwd_s > fp8_any.fwd_s and fp8_tn.bwd_s > fp8_any.bwd_s
     assert fp8_tn.fwd_flops == fp8_any.fwd_flops
     # the transposes are 1 byte per element of the four GEMM inputs (forward) and outputs (backward)
@@ -226,21 +234,21 @@ def test_fp8_quantisation_traffic_and_hopper_transposes() -> None:
     extra_bytes = m * (h + h / 2 + h + f / 2) + m * ((h + 2 * kv) / 2 + h + f / 2 + h)
     extra_s = (fp8_tn.fwd_s - fp8_any.fwd_s) + (fp8_tn.bwd_s - fp8_any.bwd_s)
     assert extra_s == pytest.approx(extra_bytes / hopper.achievable_mem_bytes_per_s, rel=1e-9)
-    bf16_tn = layer_cost(args[0], hopper, *args[1:], "bf16", *tail)
-    bf16_any = layer_cost(args[0], any_layout, *args[1:], "bf16", *tail)
+    bf16_tn = layer_cost(cfg.model, hopper, shard("bf16"))
+    bf16_any = layer_cost(cfg.model, any_layout, shard("bf16"))
     assert bf16_tn.fwd_s == bf16_any.fwd_s and bf16_tn.bwd_s == bf16_any.bwd_s
 
 
 def test_unfused_attention_is_its_kernels_one_after_the_other() -> None:
     """Without a fused kernel, QK^T and AV are batched GEMMs priced by their own shapes, and softmax and dropout
     read and write the score matrix in between: the forward is the sum of the four kernels, not their maximum."""
-    from cosmic.sim.config import Recompute
-    from cosmic.sim.engine import layer_cost
+    from cosmic.workload.layers import LayerShard, layer_cost
+    from cosmic.workload.schemas import Recompute
 
     cfg = dgx_config(model="gpt3-13b", accelerator="a100-80gb", tp=2, pp=1, dp=1, global_batch=4)
     acc, m = cfg.accelerator, cfg.model
     mb, seq, tp = 2, 2048, 2
-    cost = layer_cost(m, acc, tp, 1, mb, seq, "bf16", False, False, Recompute.NONE)
+    cost = layer_cost(m, acc, LayerShard(tp, 1, mb, seq, "bf16", False, False, Recompute.NONE))
     rows = mb * (m.heads // tp) * seq
     d = m.hidden / m.heads
     t_qk = acc.gemm_time_s(rows, d, seq, precision="bf16", bytes_per_element=2)
@@ -255,16 +263,16 @@ def test_unfused_attention_is_its_kernels_one_after_the_other() -> None:
 def test_rotary_embeddings_read_and_write_queries_and_keys() -> None:
     """A rotary model pays one read and one write of its local queries and keys, forward and backward; the same
     model with learned positions does not (FLOPs are the same)."""
-    from cosmic.sim.config import Recompute
-    from cosmic.sim.engine import layer_cost
+    from cosmic.workload.layers import LayerShard, layer_cost
     from cosmic.workload.model import Position
+    from cosmic.workload.schemas import Recompute
 
     cfg = dgx_config(model="llama2-7b", accelerator="h100-sxm", tp=2, pp=1, dp=1, global_batch=4)
     rotary = cfg.model
     assert rotary.position.value == "rotary"
     learned = rotary.model_copy(update={"position": Position.LEARNED})
-    args = (cfg.accelerator, 2, 1, 1, 4096, "bf16", False, True, Recompute.NONE)
-    a, b = layer_cost(rotary, *args), layer_cost(learned, *args)
+    shard = LayerShard(2, 1, 1, 4096, "bf16", False, True, Recompute.NONE)
+    a, b = layer_cost(rotary, cfg.accelerator, shard), layer_cost(learned, cfg.accelerator, shard)
     rope_bytes = 2 * 4096 * (rotary.hidden + rotary.kv_dim) / 2 * 2
     rope_s = rope_bytes / cfg.accelerator.achievable_mem_bytes_per_s
     assert a.fwd_s - b.fwd_s == pytest.approx(rope_s, rel=1e-9)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from typing import NamedTuple
-from functools import lru_cache
 
 from cosmic._enums import LenientStrEnum
 from cosmic.network.topology import Topology
@@ -217,17 +216,3 @@ def phase_time_s(kind: Collective, algorithm: Algorithm, g: GroupDim, d_bytes: f
             return _hd_reduce_scatter_s(g, d_bytes)
         return _hd_all_gather_s(g, d_bytes)
     return _dbt_all_reduce_s(g, d_bytes)
-
-
-@lru_cache(maxsize=1 << 16)
-def phase_coefficients(kind: Collective, algorithm: Algorithm, g: GroupDim) -> tuple[float, float]:
-    """(alpha_s, beta_s_per_byte) with phase_time_s(kind, algorithm, g, d) == alpha + beta * d for every d > 0.
-
-    Every per-dimension formula above is affine in the bytes entering the phase, so the simulator evaluates it
-    once per (collective, algorithm, group dimension) and then prices any size with one multiply-add.
-    """
-    d1, d2 = 1.0, 1e9
-    t1 = phase_time_s(kind, algorithm, g, d1)
-    t2 = phase_time_s(kind, algorithm, g, d2)
-    beta = (t2 - t1) / (d2 - d1)
-    return t1 - beta * d1, beta

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cosmic.caches import register
 from cosmic.collective.algorithms import Algorithm, Collective, GroupDim
 from cosmic.collective.astra_io import IMPL_KEYS, astra_algorithms, check_impl
 from cosmic.collective.model import ZERO, CollectiveTime, MultiDim
@@ -45,7 +46,7 @@ from cosmic.errors import ConfigError
 from cosmic.network.topology import Topology
 
 if TYPE_CHECKING:
-    from cosmic.sim.config import SystemConfig
+    from cosmic.collective.config import CollectiveConfig
 
 GIB = 2**30
 
@@ -257,6 +258,7 @@ class _Tree:
     parent: np.ndarray  # parent of every node (root: -1)
 
 
+@register
 @lru_cache(maxsize=64)
 def _tree(n: int, root_max: bool) -> _Tree:
     depth = n.bit_length() - 1  # levels of the inner tree (2^depth - 1 nodes)
@@ -556,13 +558,12 @@ def simulate_collective(
 # ---- inside `cosmic simulate` --------------------------------------------------------------------------------------
 
 
-def _group_key(kind: Collective, group: tuple[GroupDim, ...], cfg: SystemConfig) -> tuple:
-    c = cfg.collective
-    topologies = tuple(d.topology for d in cfg.network.dims)
+def _group_key(kind: Collective, group: tuple[GroupDim, ...], c: CollectiveConfig,
+               topologies: tuple[Topology, ...], n_npus: int) -> tuple:
     return (
         kind,
         group,
-        cfg.network.n_npus,
+        n_npus,
         astra_algorithms(c, kind, topologies),
         c.chunks,
         c.active_chunks,
@@ -573,7 +574,8 @@ def _group_key(kind: Collective, group: tuple[GroupDim, ...], cfg: SystemConfig)
 
 
 def astra_collective_time(
-    kind: Collective, size_bytes: float, group: tuple[GroupDim, ...], cfg: SystemConfig
+    kind: Collective, size_bytes: float, group: tuple[GroupDim, ...], collective: CollectiveConfig,
+    topologies: tuple[Topology, ...], n_npus: int,
 ) -> CollectiveTime:
     """What ASTRA-sim charges for collective `kind` of `size_bytes` per NPU over a parallel group.
 
@@ -582,10 +584,11 @@ def astra_collective_time(
     always differ first in the group's innermost dimension, so every message is charged on that dimension's link
     (its bandwidth and latency; on a Ring topology, the ring distance between the two coordinates).
     """
-    key = _group_key(Collective(kind), group, cfg)
+    key = _group_key(Collective(kind), group, collective, topologies, n_npus)
     return _astra_cached(key, int(size_bytes))
 
 
+@register
 @lru_cache(maxsize=65536)
 def _astra_cached(key: tuple, size: int) -> CollectiveTime:
     kind, group, total_npus, algos, chunks, active, e, lmbw, multidim = key

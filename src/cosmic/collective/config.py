@@ -12,6 +12,7 @@ from cosmic.collective.algorithms import Algorithm, Collective
 from cosmic.collective.model import MultiDim
 from cosmic.network.topology import Topology
 
+
 class Scheduling(LenientStrEnum):
     LIFO = "LIFO"
     FIFO = "FIFO"

@@ -17,8 +17,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cosmic._enums import LenientStrEnum
-from cosmic.collective.algorithms import Algorithm, Collective, GroupDim, phase_coefficients
-from cosmic.network.topology import Topology
+from cosmic.collective.algorithms import Algorithm, Collective, GroupDim
+from cosmic.collective.communicator import (
+    ALGORITHMS,
+    KINDS,
+    TOPOLOGIES,
+    Coefficients,
+    Priced,
+    collective_cost,
+    p2p_cost,
+    unit_coefficients,
+)
 
 
 class MultiDim(LenientStrEnum):
@@ -37,6 +46,23 @@ class CollectiveTime:
 ZERO = CollectiveTime(0.0, ())
 
 
+def _coefficients(group: tuple[GroupDim, ...], algorithms: tuple[Algorithm, ...], kind: int) -> Coefficients:
+    from cosmic.collective.communicator import P2P
+    ab = [unit_coefficients(kind, ALGORITHMS.index(algorithms[g.dim_index]) if kind != P2P else 0,
+                            TOPOLOGIES.index(g.topology), g.members, g.stride, g.dim_npus) for g in group]
+    return Coefficients(tuple(g.latency_s * a for g, (a, _) in zip(group, ab, strict=True)),
+                        tuple(b / g.link_bytes_per_s for g, (_, b) in zip(group, ab, strict=True)),
+                        tuple(g.members for g in group))
+
+
+def _sparse(group: tuple[GroupDim, ...], priced: Priced, *, charged_only: bool = False) -> CollectiveTime:
+    if priced.total_s <= 0:
+        return ZERO
+    return CollectiveTime(priced.total_s, tuple((g.dim_index, t) for g, t in zip(group, priced.per_dim_s,
+                                                                                  strict=True)
+                                                if t > 0 or not charged_only))
+
+
 def collective_time(
     kind: Collective,
     size_bytes: float,
@@ -49,56 +75,15 @@ def collective_time(
     """Time of collective `kind` of `size_bytes` per NPU over `group` (its spans, innermost first).
 
     `algorithms` is indexed by network dimension (``algorithms[g.dim_index]``).
-    For all-gather, `size_bytes` is each NPU's input shard (output = group size x shard).
+    For all-gather, `size_bytes` is each NPU's input shard (output = group size x shard). The composition is
+    `cosmic.collective.communicator.collective_cost`, the one the simulator uses.
     """
-    dims = group  # spans always have >= 2 members
-    if not dims or size_bytes <= 0:
+    if not group or size_bytes <= 0:
         return ZERO
-    n_chunks = max(1, int(chunks))
-    chunk = size_bytes / n_chunks
-
-    # (dimension position, time) of every phase of one chunk, in order
-    phases: list[tuple[int, float]] = []
-    n = len(dims)
-
-    def t(k: Collective, i: int, d: float) -> float:
-        a, b = phase_coefficients(k, algorithms[dims[i].dim_index], dims[i])
-        return a + b * d
-
-    if kind is Collective.ALL_REDUCE:
-        if multidim is MultiDim.BASELINE or n == 1:
-            phases = [(i, t(kind, i, chunk)) for i in range(n)]
-        else:
-            d = chunk
-            for i in range(n - 1):
-                phases.append((i, t(Collective.REDUCE_SCATTER, i, d)))
-                d /= dims[i].members
-            phases.append((n - 1, t(Collective.ALL_REDUCE, n - 1, d)))
-            for i in range(n - 2, -1, -1):
-                phases.append((i, t(Collective.ALL_GATHER, i, d)))
-                d *= dims[i].members
-    elif kind is Collective.REDUCE_SCATTER:
-        d = chunk
-        for i in range(n):
-            phases.append((i, t(kind, i, d)))
-            d /= dims[i].members
-    elif kind is Collective.ALL_GATHER:
-        d = chunk
-        for i in range(n - 1, -1, -1):
-            phases.append((i, t(kind, i, d)))
-            d *= dims[i].members
-    else:  # all-to-all
-        phases = [(i, t(kind, i, chunk)) for i in range(n)]
-
-    busy = [0.0] * n
-    for i, x in phases:
-        busy[i] += x
-    all_busy = sum(busy)  # = the first chunk's time through every phase
-    total_s = all_busy + (n_chunks - 1) * max(busy)
-    if all_busy <= 0:
-        return ZERO
-    scale = total_s / all_busy
-    return CollectiveTime(total_s, tuple((dims[i].dim_index, busy[i] * scale) for i in range(n)))
+    k = KINDS.index(Collective(kind))
+    priced = collective_cost(k, size_bytes, lambda q: _coefficients(group, algorithms, q),
+                             tuple(g.members for g in group), max(1, int(chunks)), multidim is MultiDim.BASELINE)
+    return _sparse(group, priced)
 
 
 def p2p_time(msg_bytes: float, group: tuple[GroupDim, ...]) -> CollectiveTime:
@@ -107,19 +92,7 @@ def p2p_time(msg_bytes: float, group: tuple[GroupDim, ...]) -> CollectiveTime:
     Neighbouring ranks differ in the innermost spanned dimension, and the wrap-around between blocks crosses the
     outer ones; in a pipeline the slowest boundary sets the pace, so the slowest spanned dimension is charged.
     """
-    best: tuple[float, int] | None = None
-    for g in group:
-        if g.members <= 1:
-            continue
-        if g.topology is Topology.SWITCH:
-            t = g.hop_latency_s + msg_bytes / g.link_bytes_per_s
-        elif g.topology is Topology.FULLY_CONNECTED:
-            t = g.latency_s + msg_bytes / g.link_bytes_per_s
-        else:
-            # neighbours `stride` positions apart on the ring; all pairs send at once, sharing links
-            t = g.stride * g.latency_s + msg_bytes * g.stride / g.link_bytes_per_s
-        if best is None or t > best[0]:
-            best = (t, g.dim_index)
-    if best is None:
+    from cosmic.collective.communicator import P2P
+    if not group:
         return ZERO
-    return CollectiveTime(best[0], ((best[1], best[0]),))
+    return _sparse(group, p2p_cost(msg_bytes, _coefficients(group, (), P2P)), charged_only=True)

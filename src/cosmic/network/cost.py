@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from cosmic.caches import register
 from cosmic.network.topology import Network, NetworkDim, Topology
 from cosmic.units import GB
 
@@ -42,6 +43,7 @@ def block_cost_usd(dim: NetworkDim, column: int) -> float:
     return 2 * n * _LINK_USD[column] * bw_gbps + n * (_SWITCH_USD[column] + _NIC_USD[column]) * bw_gbps
 
 
+@register
 @lru_cache(maxsize=1 << 16)
 def network_figures(network: Network) -> tuple[float, float]:
     """(network cost in USD, total per-NPU bandwidth in GB/s), cached per network."""

@@ -1,7 +1,16 @@
-"""Simulator: configuration, one-step timeline, result."""
+"""Simulator: configuration, one-step timeline (scalar and batch paths), result."""
 
+from cosmic.caches import clear_caches
 from cosmic.sim.config import SystemConfig, config_from_dict, load_config
-from cosmic.sim.engine import clear_caches, memory_footprint, simulate, simulate_if_fits, simulate_many
+from cosmic.sim.engine import (
+    memory_footprint,
+    simulate,
+    simulate_if_fits,
+    simulate_many,
+)
 from cosmic.sim.result import BREAKDOWN_KEYS, Memory, Result
 
-__all__ = ["SystemConfig", "config_from_dict", "load_config", "simulate", "simulate_many", "simulate_if_fits", "memory_footprint", "clear_caches", "Result", "Memory", "BREAKDOWN_KEYS"]
+__all__ = [
+    "SystemConfig", "config_from_dict", "load_config", "simulate", "simulate_many", "simulate_if_fits",
+    "memory_footprint", "clear_caches", "Result", "Memory", "BREAKDOWN_KEYS",
+]

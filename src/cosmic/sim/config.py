@@ -14,12 +14,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cosmic import catalog
+from cosmic.caches import BoundedMemo, register
 from cosmic.collective.algorithms import Algorithm, Collective
-from cosmic.collective.config import CollectiveConfig, Fidelity, Scheduling, default_algorithm
+from cosmic.collective.config import (
+    CollectiveConfig,
+    Fidelity,
+    Scheduling,
+    default_algorithm,
+)
 from cosmic.compute.accelerator import Accelerator
 from cosmic.errors import ConfigError, CosmicError, KeyedValueError, UnknownNameError
 from cosmic.network.topology import Network
-from cosmic.sim._memo import BoundedMemo
 from cosmic.workload.model import ModelSpec
 from cosmic.workload.parallel import group_spans
 from cosmic.workload.schemas import (
@@ -31,7 +36,6 @@ from cosmic.workload.schemas import (
     rank_order_names,
 )
 from cosmic.yamlio import read_yaml
-
 
 MAX_NAME_CHARS = 200
 """Longest catalog name looked up (a longer one is rejected before searching for a close match)."""
@@ -138,7 +142,7 @@ class SystemConfig(BaseModel):
 _COLLECTIVE_FIELDS = tuple(k.value for k in Collective)
 
 
-_LAYOUTS_CHECKED = BoundedMemo(1 << 16)
+_LAYOUTS_CHECKED = register(BoundedMemo(1 << 16))
 
 
 def check_config(c: SystemConfig) -> None:

@@ -14,11 +14,11 @@ import re
 
 from cosmic import catalog
 from cosmic.collective.algorithms import Algorithm, Collective
+from cosmic.collective.communicator import Communicator
 from cosmic.collective.model import MultiDim, collective_time, p2p_time
 from cosmic.errors import CosmicError
 from cosmic.network.topology import Network
 from cosmic.sim.config import CollectiveConfig
-from cosmic.sim.engine import group_dims
 from cosmic.validate import mapping
 from cosmic.validate.table import Row
 from cosmic.validate.training import Comparison, Skip
@@ -116,7 +116,7 @@ def predict_busbw(row: Row, defaults: list[str]) -> tuple[float, str]:
         net = Network.model_validate({"dims": dims})
     except Exception as exc:  # pydantic validation of our own dims: report, never crash
         raise Skip(f"cannot build the network: {exc}") from None
-    group = group_dims(net, (1, 1, n, 1), ("tp", "sp", "dp", "pp"), True)["dp"]
+    group = Communicator(net, CollectiveConfig(), (1, 1, n, 1), ("tp", "sp", "dp", "pp")).group_dims("dp")
     size = row.n("message_bytes")
     if not size:
         size = float(PLATEAU_BYTES)

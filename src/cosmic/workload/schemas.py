@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from cosmic._enums import LenientStrEnum
 from cosmic.workload.parallel import PARALLEL_DIMS
 
+
 class Schedule(LenientStrEnum):
     GPIPE = "gpipe"
     ONE_F_ONE_B = "1f1b"

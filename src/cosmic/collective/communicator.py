@@ -1,0 +1,286 @@
+"""Pricing the collectives of a parallel layout on a network: the public `Communicator` and its column form.
+
+A parallel group (TP, SP, DP, PP, and the gradient group DP x SP) spans, in each network dimension, `members`
+NPUs `stride` coordinates apart (`cosmic.workload.parallel`). Every per-dimension phase formula of
+`cosmic.collective.algorithms` is affine in the bytes entering the phase, and its two coefficients scale with the
+link latency and the inverse link bandwidth:
+
+    phase(x) = latency_s * a(kind, algorithm, topology, members, stride, dim_npus)
+             + x / link_bytes_per_s * b(kind, algorithm, topology, members, stride, dim_npus)
+
+so `unit_coefficients` evaluates the formulas once per integer structure (at latency 1 and infinite bandwidth for
+`a`, at latency 0 and bandwidth 1 for `b`) and every configuration prices any size with a multiply-add.
+`collective_cost` then composes the phases of one collective over the dimensions (hierarchical or baseline
+all-reduce, chunks pipelined through the dimensions); it is written once for a float and for a column.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from cosmic._xp import Num, safe, vmax, where
+from cosmic.caches import register
+from cosmic.collective.algorithms import Algorithm, Collective, GroupDim, phase_time_s
+from cosmic.network.topology import Topology
+
+KINDS: tuple[Collective, ...] = tuple(Collective)
+"""Collective codes (`KINDS[code]`)."""
+P2P = len(KINDS)
+"""Code of a point-to-point send (pipeline stages) among the `unit_coefficients` kinds."""
+ALGORITHMS: tuple[Algorithm, ...] = tuple(Algorithm)
+TOPOLOGIES: tuple[Topology, ...] = tuple(Topology)
+_AR, _AG, _RS, _A2A = (KINDS.index(k) for k in (Collective.ALL_REDUCE, Collective.ALL_GATHER,
+                                                   Collective.REDUCE_SCATTER, Collective.ALL_TO_ALL))
+
+
+@register
+@lru_cache(maxsize=1 << 16)
+def unit_coefficients(kind: int, algorithm: int, topology: int, members: int, stride: int,
+                      dim_npus: int) -> tuple[float, float]:
+    """(a, b) of one phase (see the module docstring); ``(0, 0)`` for a dimension the group does not span.
+
+    Example:
+        >>> ring = TOPOLOGIES.index(Topology.RING)
+        >>> unit_coefficients(KINDS.index(Collective.ALL_REDUCE), 0, ring, 4, 1, 4)  # 2(p-1) steps, 2(p-1)/(2p)
+        (6.0, 0.75)
+    """
+    if members <= 1:
+        return 0.0, 0.0
+    topo = TOPOLOGIES[topology]
+    if kind == P2P:
+        # neighbours `stride` positions apart on a ring (all pairs send at once, sharing links); one hop through a
+        # switch is two links; FullyConnected has a direct link
+        if topo is Topology.SWITCH:
+            return 2.0, 1.0
+        if topo is Topology.FULLY_CONNECTED:
+            return 1.0, 1.0
+        return float(stride), float(stride)
+    k, algo = KINDS[kind], ALGORITHMS[algorithm]
+    lat_only = GroupDim(0, topo, members, stride, dim_npus, math.inf, 1.0)
+    bw_only = GroupDim(0, topo, members, stride, dim_npus, 1.0, 0.0)
+    return phase_time_s(k, algo, lat_only, 1.0), phase_time_s(k, algo, bw_only, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """One collective: its time and the share of it each network dimension carries (one entry per dimension)."""
+
+    total_s: Num
+    per_dim_s: tuple[Num, ...]
+
+
+class Coefficients:
+    """The scaled phase coefficients of one group for one kind: ``a[d] + x * b[d]`` on dimension d."""
+
+    __slots__ = ("a", "b", "members")
+
+    def __init__(self, a: tuple[Num, ...], b: tuple[Num, ...], members: tuple[Num, ...]) -> None:
+        self.a, self.b, self.members = a, b, members
+
+
+def collective_cost(kind: int, size_bytes: Num, coef: Any, members: tuple[Num, ...], chunks: Num,
+                    baseline: Num) -> Priced:
+    """Time of collective `kind` of `size_bytes` per NPU (for all-gather: each NPU's input shard).
+
+    `coef(kind)` gives the group's `Coefficients` for a phase kind; `members` are the group's members per network
+    dimension (1 where it does not span); `baseline` selects the baseline multi-dimensional all-reduce (the full
+    all-reduce on each dimension in turn) over the hierarchical one (reduce-scatter up the dimensions, all-reduce
+    on the outermost spanned one, all-gather back down). Chunks pipeline through the dimensions like jobs through
+    a flow shop: the first chunk pays every phase, each further chunk the busiest dimension's time.
+    """
+    n_dims = len(members)
+    chunk = size_bytes / chunks
+    busy: list[Num] = []
+    if kind == _AR:
+        ar, rs, ag = coef(_AR), coef(_RS), coef(_AG)
+        spanned = [m > 1 for m in members]
+        n_spanned = sum(1 * s for s in spanned)
+        flat = baseline | (n_spanned <= 1)
+        below: Num = 1  # product of the members of the dimensions below d
+        later = [False] * n_dims  # whether a spanned dimension lies above d
+        for d in range(n_dims - 2, -1, -1):
+            later[d] = later[d + 1] | spanned[d + 1]
+        for d in range(n_dims):
+            x = chunk / below
+            hier = where(later[d], rs.a[d] + rs.b[d] * x + ag.a[d] + ag.b[d] * (x / members[d]),
+                         ar.a[d] + ar.b[d] * x)
+            busy.append(where(flat, ar.a[d] + ar.b[d] * chunk, hier))
+            below = below * members[d]
+    elif kind == _RS or kind == _AG:
+        c = coef(kind)
+        factor: list[Num] = [1] * n_dims
+        if kind == _RS:
+            for d in range(1, n_dims):
+                factor[d] = factor[d - 1] * members[d - 1]
+            busy = [c.a[d] + c.b[d] * (chunk / factor[d]) for d in range(n_dims)]
+        else:
+            for d in range(n_dims - 2, -1, -1):
+                factor[d] = factor[d + 1] * members[d + 1]
+            busy = [c.a[d] + c.b[d] * (chunk * factor[d]) for d in range(n_dims)]
+    else:
+        c = coef(kind)
+        busy = [c.a[d] + c.b[d] * chunk for d in range(n_dims)]
+    busy = [where((size_bytes > 0) & (m > 1), t, 0.0) for t, m in zip(busy, members, strict=True)]
+    all_busy = sum(busy)
+    top = busy[0]
+    for t in busy[1:]:
+        top = vmax(top, t)
+    total = all_busy + (chunks - 1) * top
+    scale = total / safe(all_busy)
+    return Priced(where(all_busy > 0, total, 0.0), tuple(t * scale for t in busy))
+
+
+def p2p_cost(size_bytes: Num, coef: Coefficients) -> Priced:
+    """A send between neighbouring pipeline stages: the slowest spanned dimension sets the pace (the first one on
+    ties), and carries all of it."""
+    n_dims = len(coef.members)
+    best: Num = -1.0
+    best_d: Num = -1
+    for d in range(n_dims):
+        t = coef.a[d] + coef.b[d] * size_bytes
+        better = (coef.members[d] > 1) & (t > best)
+        best = where(better, t, best)
+        best_d = where(better, d, best_d)
+    total = vmax(best, 0.0)
+    return Priced(total, tuple(where(best_d == d, total, 0.0) for d in range(n_dims)))
+
+
+ZERO_PRICE_CACHE: dict[int, Priced] = {}
+
+
+def zero_priced(n_dims: int) -> Priced:
+    """A collective that costs nothing, on a network of `n_dims` dimensions."""
+    z = ZERO_PRICE_CACHE.get(n_dims)
+    if z is None:
+        z = ZERO_PRICE_CACHE[n_dims] = Priced(0.0, (0.0,) * n_dims)
+    return z
+
+
+GROUPS = ("tp", "sp", "dp", "pp", "dpsp")
+"""The groups a communicator prices: the four parallel groups and the gradient group DP x SP."""
+
+
+def merge_dpsp(m_dp: Num, s_dp: Num, m_sp: Num, s_sp: Num) -> tuple[Num, Num]:
+    """Members and stride of the gradient group DP x SP in one dimension: the two footprints merged (the smaller
+    stride where both span it)."""
+    both = (m_dp > 1) & (m_sp > 1)
+    stride = where(both, where(s_dp < s_sp, s_dp, s_sp), where(m_dp > 1, s_dp, where(m_sp > 1, s_sp, 1)))
+    return m_dp * m_sp, stride
+
+
+class Communicator:
+    """Prices the collectives of one parallel layout on one network with one collective configuration.
+
+    Args:
+        network: a `cosmic.network.Network`.
+        collective: a `cosmic.collective.config.CollectiveConfig` (its ``fidelity`` picks cosmic's closed forms
+            or the reproduction of ASTRA-sim's analytical backend).
+        degrees: ``(tp, sp, dp, pp)``.
+        order: the rank order (innermost first).
+
+    ``comm(kind, size_bytes, group)`` is the `Priced` collective of `size_bytes` per NPU over `group` (one of
+    `GROUPS`); ``comm.p2p(size_bytes)`` a send between neighbouring pipeline stages.
+
+    Example:
+        >>> from cosmic.network.topology import Network
+        >>> from cosmic.collective.config import CollectiveConfig
+        >>> net = Network(dims=[{"topology": "Ring", "npus": 4, "link_gbps": 100}])
+        >>> comm = Communicator(net, CollectiveConfig(chunks=1), (4, 1, 1, 1), ("tp", "sp", "dp", "pp"))
+        >>> round(comm(Collective.ALL_REDUCE, 1e9, "tp").total_s, 6)  # 2(p-1)/p * 1 GB over 2 x 100 GB/s
+        0.0075
+    """
+
+    __slots__ = ("network", "collective", "n_dims", "members", "strides", "lat", "bw", "algos", "astra",
+                 "_coef", "_memo", "topologies")
+
+    def __init__(self, network: Any, collective: Any, degrees: tuple[int, int, int, int],
+                 order: tuple[str, ...]) -> None:
+        from cosmic.workload.parallel import group_spans
+
+        self.network, self.collective = network, collective
+        dims = network.dims
+        self.n_dims = n = len(dims)
+        self.astra = collective.fidelity.value == "astra-sim"
+        tp, sp, dp, pp = degrees
+        spans = group_spans({"tp": tp, "sp": sp, "dp": dp, "pp": pp}, order, tuple(d.npus for d in dims))
+        self.members: dict[str, tuple[int, ...]] = {}
+        self.strides: dict[str, tuple[int, ...]] = {}
+        for name in ("tp", "sp", "dp", "pp"):
+            m, s = [1] * n, [1] * n
+            for i, members, stride in spans[name]:
+                m[i], s[i] = members, stride
+            self.members[name], self.strides[name] = tuple(m), tuple(s)
+        md = [merge_dpsp(a, b, c, e) for a, b, c, e in zip(self.members["dp"], self.strides["dp"],
+                                                           self.members["sp"], self.strides["sp"], strict=True)]
+        self.members["dpsp"] = tuple(x[0] for x in md)
+        self.strides["dpsp"] = tuple(x[1] for x in md)
+        self.lat = tuple(d.latency_s for d in dims)
+        self.bw = tuple(d.link_bytes_per_s * (1.0 if self.astra else d.efficiency) for d in dims)
+        self.topologies = tuple(d.topology for d in dims)
+        self.algos = tuple(tuple(ALGORITHMS.index(a) for a in collective.algorithms(k, self.topologies))
+                           for k in KINDS)
+        self._coef: dict[tuple[str, int], Coefficients] = {}
+        self._memo: dict[tuple[int, str, float], Priced] = {}
+
+    @property
+    def zero(self) -> Priced:
+        """A collective that costs nothing on this network."""
+        return zero_priced(self.n_dims)
+
+    def group_dims(self, group: str) -> tuple[GroupDim, ...]:
+        """The `GroupDim` of every dimension `group` spans, innermost first."""
+        m, s = self.members[group], self.strides[group]
+        return tuple(GroupDim(i, self.topologies[i], m[i], s[i], d.npus, self.bw[i], self.lat[i])
+                     for i, d in enumerate(self.network.dims) if m[i] > 1)
+
+    def coefficients(self, group: str, kind: int) -> Coefficients:
+        key = (group, kind)
+        c = self._coef.get(key)
+        if c is None:
+            m, s = self.members[group], self.strides[group]
+            algos = self.algos[kind] if kind != P2P else (0,) * self.n_dims
+            topo = [TOPOLOGIES.index(t) for t in self.topologies]
+            ab = [unit_coefficients(kind, algos[d], topo[d], m[d], s[d], self.network.dims[d].npus)
+                  for d in range(self.n_dims)]
+            c = self._coef[key] = Coefficients(
+                tuple(self.lat[d] * ab[d][0] for d in range(self.n_dims)),
+                tuple(ab[d][1] / self.bw[d] for d in range(self.n_dims)), m)
+        return c
+
+    def __call__(self, kind: Collective | int, size_bytes: float, group: str) -> Priced:
+        k = kind if isinstance(kind, int) else KINDS.index(kind)
+        key = (k, group, size_bytes)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        if self.astra:
+            out = self._astra(k, size_bytes, group)
+        else:
+            out = collective_cost(k, size_bytes, lambda q: self.coefficients(group, q), self.members[group],
+                                  self.collective.chunks, self.collective.multidim.value == "baseline")
+        self._memo[key] = out
+        return out
+
+    def p2p(self, size_bytes: float) -> Priced:
+        """A send of `size_bytes` between neighbouring pipeline stages."""
+        key = (P2P, "pp", size_bytes)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = p2p_cost(size_bytes, self.coefficients("pp", P2P))
+        return hit
+
+    def _astra(self, kind: int, size_bytes: float, group: str) -> Priced:
+        from cosmic.collective.astra import astra_collective_time
+
+        g = self.group_dims(group)
+        if not g or size_bytes <= 0:
+            return zero_priced(self.n_dims)
+        ct = astra_collective_time(KINDS[kind], size_bytes, g, self.collective, self.topologies,
+                                   self.network.n_npus)
+        dense = [0.0] * self.n_dims
+        for i, t in ct.per_dim_s:
+            dense[i] += t
+        return Priced(ct.total_s, tuple(dense))

@@ -1,0 +1,401 @@
+"""One training step composed from the four stacks, written once for a float and for a column of configurations.
+
+The phases exchange frozen records:
+
+1. :func:`plan` (workload and compute): stage runs, their parameters, peak memory, optimizer time, FLOP counts;
+   nothing here depends on the network.
+2. :func:`layer_comm` (collective and network): the TP and SP collectives of one layer, the pipeline send.
+3. :func:`stage_rows`: each stage run's time per micro-batch (compute, exposed TP/SP/PP traffic, ZeRO-3 gathers).
+4. :func:`pipeline`: the bottleneck stage runs every micro-batch, the others add the fill and drain (the bubble),
+   which an interleaved schedule divides by the virtual stages (Narayanan et al. 2021, section 2.2).
+5. :func:`tails`: each stage reduces its gradients over DP (overlapped with its last backward, and with the time it
+   waits for later stages to drain), then steps the optimizer; the step ends when the slowest stage is done.
+6. :func:`compose`: the critical stage's breakdown and the exposed communication per network dimension.
+
+Every value is a float (one configuration, `cosmic.simulate`) or a NumPy column (`cosmic.simulate_columns`);
+branches are `where` choices and work no configuration needs is skipped with `any_`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cosmic._xp import Num, any_, safe, vmax, vmin, where
+from cosmic.collective.algorithms import Collective
+from cosmic.collective.communicator import Priced
+from cosmic.workload.memory import (
+    GRAD_BYTES,
+    MAIN_GRAD_BYTES,
+    OPTIMIZER_TRAFFIC_BYTES_PER_PARAM,
+    RECOMPUTE_FULL,
+    WEIGHT_BYTES,
+    ActivationBytes,
+    MemoryParts,
+    peak_memory,
+    stage_memory,
+    zero3_grad_traffic_bytes,
+)
+from cosmic.workload.pipeline import StageRun, stage_runs
+
+AR, AG, RS = Collective.ALL_REDUCE, Collective.ALL_GATHER, Collective.REDUCE_SCATTER
+
+
+@dataclass(frozen=True, slots=True)
+class StepInputs:
+    """What one step depends on, per configuration (floats or columns). Codes: schedule and recompute as in
+    `cosmic.workload.memory`."""
+
+    tp: Num
+    sp: Num
+    dp: Num
+    pp: Num
+    zero: Num
+    seqpar: Num
+    global_batch: Num
+    micro_batch: Num
+    seq: Num
+    schedule: Num
+    v: Num  # model chunks per pipeline rank (1 unless interleaved)
+    recompute: Num
+    dp_overlap: Num
+    param_gather_overlap: Num
+    grad_accum_fusion: Num
+    reduce_bytes: Num  # bytes per parameter as gradients are reduced over DP
+    abpe: Num  # bytes per activation element as activations travel
+    layers: Num
+    hidden: Num
+    kv_dim: Num
+    head_dim: Num
+    n_kv_heads: Num
+    layer_params: Num
+    embedding_params: Num
+    head_params: Num
+    tied_extra_params: Num  # the last stage's copy of a tied token embedding (when pp > 1)
+    token_embedding: Num
+    mem_bw: Num  # achievable HBM bytes/s
+    kernel_overhead_s: Num
+    share: Num  # fraction of compute a running collective takes away
+    lc_fwd: Num
+    lc_bwd: Num
+    lc_rec: Num
+    attn_fwd: Num
+    attn_bwd: Num
+    lc_rec_flops: Num
+    act: ActivationBytes
+    emb_fwd: Num
+    emb_bwd: Num
+    head_fwd: Num
+    head_bwd: Num
+    model_flops: Num
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The network-free part of a step."""
+
+    runs: tuple[StageRun, ...]
+    present: tuple[Num, ...]  # whether each slot holds stages
+    params: tuple[Num, ...]  # parameters of one stage of each run, on one rank
+    optimizer_s: tuple[Num, ...]
+    memory: MemoryParts
+    micro_batches: Num
+    recompute_flops: Num
+    act_bytes: Num  # one micro-batch's activations (tokens x hidden) on one rank, as they travel
+    kv_width: Num  # K (or V) width per TP rank
+
+
+def plan(x: StepInputs) -> Plan:
+    """Stage runs, parameters, memory and optimizer time (Korthikanti et al. 2022; ZeRO)."""
+    m = x.global_batch // (x.dp * x.micro_batch)
+    runs = stage_runs(x.layers, x.pp)
+    present = tuple(r.count > 0 for r in runs)
+    emb_params = x.embedding_params / x.tp
+    head_params = x.head_params / x.tp + where(x.pp > 1, x.tied_extra_params / x.tp, 0.0)
+    layer_local = x.layer_params / x.tp
+    params = tuple(r.layers * layer_local + where(r.first == 0, emb_params, 0.0)
+                   + where(r.first + r.count == x.pp, head_params, 0.0) for r in runs)
+    shard = where(x.zero >= 1, x.dp * x.sp, 1)
+    opt = tuple(p / shard * OPTIMIZER_TRAFFIC_BYTES_PER_PARAM / x.mem_bw + x.kernel_overhead_s for p in params)
+    mems = [stage_memory(r, p, pp=x.pp, zero=x.zero, dp_group=x.dp * x.sp, schedule=x.schedule, m=m, v=x.v,
+                         recompute=x.recompute, act=x.act) for r, p in zip(runs, params, strict=True)]
+    return Plan(
+        runs=runs, present=present, params=params, optimizer_s=opt, memory=peak_memory(mems, list(present)),
+        micro_batches=m,
+        recompute_flops=x.global_batch / x.micro_batch * x.sp * x.layers * x.lc_rec_flops * x.tp,
+        act_bytes=x.micro_batch * x.seq // x.sp * x.hidden * x.abpe,
+        # GQA: kv heads replicate over TP
+        kv_width=where(x.n_kv_heads >= x.tp, x.kv_dim / x.tp, x.head_dim),
+    )
+
+
+def overlap_cost_s(comm_s: Num, compute_s: Num, share: Num) -> Num:
+    """Time a collective of `comm_s` adds to the `compute_s` it overlaps.
+
+    While both run, the collective's thread blocks hold a `share` of the SMs, so compute progresses at 1 - share
+    of its rate (the interference ASTRA-sim's authors measure in Rashidi et al. 2021, "Enabling Compute-Communication
+    Overlap in Distributed Deep Learning Training Platforms", ISCA). Both start together: if the collective
+    outlasts the slowed compute the cost is what it outlasts, comm - compute; otherwise the compute finishes
+    share * comm late. Both cases are ``max(comm - compute, share * comm)``.
+    """
+    return where(comm_s > 0, vmax(comm_s - compute_s, share * comm_s), 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class LayerComm:
+    """The collectives of one layer per micro-batch, and the pipeline send."""
+
+    tp_ar: Priced  # all-reduce of the activations over TP (no sequence parallelism; the vocab-parallel embedding)
+    tp_ag: Priced  # all-gather of the 1/tp activation slices (sequence parallelism; the receiver of a send)
+    tp_rs: Priced  # reduce-scatter over TP (sequence parallelism)
+    tp_one: Num  # one all-reduce equivalent (AR, or AG + RS)
+    tp_fwd: Num
+    tp_bwd: Num
+    tp_rec: Num
+    sp_ag: Priced
+    sp_rs: Priced
+    sp_fwd: Num
+    sp_bwd: Num
+    sp_rec: Num
+    emb_tp: Num
+    p2p: Priced
+    p2p_gather_s: Num  # the receiver's all-gather over TP, when activations travel as 1/tp slices
+    p2p_hop_s: Num
+
+
+def layer_comm(x: StepInputs, p: Plan, comm: Any) -> LayerComm:
+    """TP collectives after attention and after the MLP (Shoeybi et al. 2019, fig. 4); SP (context parallel)
+    gathers of K and V overlapped with the attention core as Megatron's ring implementation does; the pipeline
+    send of each TP rank's 1/tp slice (Narayanan et al. 2021, section 4.1) and its all-gather on arrival."""
+    act = p.act_bytes
+    zero = comm.zero
+    no_sp = x.seqpar == 0
+    tp_ar = comm(AR, act, "tp") if any_(no_sp | x.token_embedding) else zero
+    tp_ag = comm(AG, act / x.tp, "tp") if any_(x.seqpar | ((x.pp > 1) & no_sp)) else zero
+    tp_rs = comm(RS, act, "tp") if any_(x.seqpar) else zero
+    tp_one = where(x.seqpar, tp_ag.total_s + tp_rs.total_s, tp_ar.total_s)
+    full = x.recompute == RECOMPUTE_FULL
+    kv_shard = 2 * p.kv_width / x.hidden * act  # K and V of the local tokens
+    sp_ag = comm(AG, kv_shard, "sp")
+    sp_rs = comm(RS, kv_shard * x.sp, "sp")
+    sp_fwd = overlap_cost_s(sp_ag.total_s, x.attn_fwd, x.share)
+    p2p = comm.p2p(act / x.tp) if any_(x.pp > 1) else zero
+    gather_s = where((x.pp > 1) & no_sp, tp_ag.total_s, 0.0)
+    return LayerComm(
+        tp_ar=tp_ar, tp_ag=tp_ag, tp_rs=tp_rs, tp_one=tp_one, tp_fwd=2 * tp_one, tp_bwd=2 * tp_one,
+        tp_rec=where(full, 2 * tp_one, 0.0), sp_ag=sp_ag, sp_rs=sp_rs, sp_fwd=sp_fwd,
+        sp_bwd=overlap_cost_s(sp_rs.total_s, x.attn_bwd, x.share), sp_rec=where(full, sp_fwd, 0.0),
+        emb_tp=where(x.token_embedding, tp_ar.total_s, 0.0), p2p=p2p, p2p_gather_s=gather_s,
+        p2p_hop_s=where(x.pp > 1, p2p.total_s, 0.0) + gather_s,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StageRow:
+    """One stage run's time per micro-batch, by component; `z3_ag`/`z3_rs` are its ZeRO-3 collectives."""
+
+    x: Num
+    fwd: Num
+    bwd: Num
+    rec: Num
+    tp: Num
+    sp: Num
+    pp: Num
+    dp: Num
+    z3_ag: Priced
+    z3_rs: Priced
+
+
+def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRow, ...]:
+    """The per-micro-batch timeline of each stage run."""
+    dp_group = x.dp * x.sp
+    z3 = (x.zero == 3) & (dp_group > 1)
+    unfused = (x.grad_accum_fusion == 0) & (x.zero < 3)
+    pp_c = where(x.pp > 1, 2 * x.v * c.p2p_hop_s, 0.0)
+    rows = []
+    for r, params, here in zip(p.runs, p.params, p.present, strict=True):
+        if not any_(here):
+            rows.append(None)
+            continue
+        n, first = r.layers, r.first == 0
+        last = r.first + r.count == x.pp
+        fwd = n * x.lc_fwd + where(first, x.emb_fwd, 0.0) + where(last, x.head_fwd, 0.0)
+        bwd = n * x.lc_bwd + where(first, x.emb_bwd, 0.0) + where(last, x.head_bwd, 0.0)
+        rec = n * x.lc_rec
+        tp = n * (c.tp_fwd + c.tp_bwd + c.tp_rec) + where(first, c.emb_tp, 0.0)
+        sp = n * (c.sp_fwd + c.sp_bwd + c.sp_rec)
+        # each micro-batch's weight gradients are added to the fp32 main-grad buffer by a separate kernel: read
+        # the new gradient, read and write the accumulator
+        bwd = bwd + where(unfused, params * (GRAD_BYTES + 2 * MAIN_GRAD_BYTES) / x.mem_bw, 0.0)
+        dp_mb, ag, rs = 0.0, comm.zero, comm.zero
+        if any_(z3 & here):
+            # FSDP: each layer gathers its weights before its forward and its backward and reduce-scatters its
+            # gradients (one collective per layer, the per-step latency paid per layer); the next layer's gather
+            # runs behind the current layer's compute, except the first gather and the last reduce-scatter
+            units = vmax(1, n)
+            ag = comm(AG, params * WEIGHT_BYTES / units / dp_group, "dpsp")
+            rs = comm(RS, params * x.reduce_bytes / units, "dpsp")
+            # the unsharded gradient is copied, cast and scaled before its reduce-scatter, every micro-batch
+            bwd = bwd + where(z3, params * zero3_grad_traffic_bytes(x.reduce_bytes) / x.mem_bw, 0.0)
+            fwd_stream = fwd + n * (c.tp_fwd + c.sp_fwd) + where(first, c.emb_tp, 0.0)
+            bwd_stream = bwd + rec + n * (c.tp_bwd + c.tp_rec + c.sp_bwd + c.sp_rec)
+            ag_s, rs_s = units * ag.total_s, units * rs.total_s
+            dp_mb = where(z3, ag.total_s + overlap_cost_s(ag_s - ag.total_s, fwd_stream, x.share) + rs.total_s
+                          + overlap_cost_s(ag_s + rs_s - rs.total_s, bwd_stream, x.share), 0.0)
+        total = fwd + bwd + rec + tp + sp + pp_c + dp_mb
+        rows.append(StageRow(total, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs))
+    return tuple(rows)
+
+
+def first_max(values: list[Num], present: tuple[Num, ...]) -> tuple[Num, Num]:
+    """(index, value) of the largest present value, the first on ties."""
+    best_i: Num = 0
+    best = values[0]
+    for i in range(1, len(values)):
+        if values[i] is None:
+            continue
+        better = present[i] & (values[i] > best)
+        best = where(better, values[i], best)
+        best_i = where(better, i, best_i)
+    return best_i, best
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """One stage run's end of step: exposed gradient reduction, weight gather, optimizer."""
+
+    total: Num
+    exposed_dp: Num
+    dp_coll: Priced
+    t_dp: Num
+    gather: Priced
+    gather_s: Num
+    optimizer_s: Num
+
+
+def tails(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, ...], comm: Any,
+          lifo: Num, chunks: Num, dp_shares_tp: Num) -> tuple[Tail | None, ...]:
+    """Each run's tail, hidden behind its last backward (`window`) and behind the time later stages still spend on
+    theirs (`slack`): it is longest at the first stage of each run, so only first stages are candidates."""
+    dp_group = x.dp * x.sp
+    reduce = (dp_group > 1) & (x.zero < 3)
+    gathers = (dp_group > 1) & ((x.zero == 1) | (x.zero == 2))
+    n_tp = where(x.seqpar, 2, 1)
+    out: list[Tail | None] = []
+    slack: Num = 0.0
+    for r, row, params, opt_s in zip(p.runs, rows, p.params, p.optimizer_s, strict=True):
+        if row is None:
+            out.append(None)
+            continue
+        gbytes = params * x.reduce_bytes
+        dp_coll = comm.zero
+        if any_(reduce):
+            ar = comm(AR, gbytes, "dpsp") if any_(reduce & (x.zero == 0)) else comm.zero
+            rs = comm(RS, gbytes, "dpsp") if any_(reduce & (x.zero > 0)) else comm.zero
+            dp_coll = _pick(x.zero == 0, ar, rs)
+        t_dp = where(reduce, dp_coll.total_s, 0.0)
+        window = where(x.dp_overlap, row.bwd + row.rec + row.tp / 3.0, 0.0)
+        shares = (t_dp > 0) & x.dp_overlap & dp_shares_tp
+        # LIFO: the newest (TP) collectives of the backward go first and DP uses the gaps; FIFO: each TP
+        # collective of the last backward waits for the DP chunk in flight
+        window = where(shares & lifo, vmax(0.0, window - r.layers * (c.tp_bwd + c.sp_bwd)), window)
+        penalty = where(shares & (lifo == 0), vmin(t_dp, r.layers * 2 * n_tp * t_dp / vmax(1, chunks)), 0.0)
+        # what outlasts the backward and the wait for later stages, plus the backward slowed down while the
+        # reduction runs beside it (it overlaps only the stage's own compute, not the wait)
+        exposed = vmax(0.0, t_dp - window - slack) + x.share * vmin(t_dp, window) + penalty
+        # ZeRO-1/2 (distributed optimizer): gather the updated weights after the step; with
+        # --overlap-param-gather each bucket's gather hides behind the first micro-batch's forward
+        gather = comm(AG, params * WEIGHT_BYTES / dp_group, "dpsp") if any_(gathers) else comm.zero
+        gather_s = where(gathers, gather.total_s, 0.0)
+        gather_s = where(x.param_gather_overlap, overlap_cost_s(gather_s, row.fwd, x.share), gather_s)
+        out.append(Tail(exposed + gather_s + opt_s, exposed, dp_coll, t_dp, gather, gather_s, opt_s))
+        slack = slack + r.count * (row.bwd + row.rec + c.p2p_hop_s * x.v)
+    return tuple(out)
+
+
+def _pick(cond: Num, a: Priced, b: Priced) -> Priced:
+    if a is b:
+        return a
+    return Priced(where(cond, a.total_s, b.total_s),
+                  tuple(where(cond, u, w) for u, w in zip(a.per_dim_s, b.per_dim_s, strict=True)))
+
+
+class DimAccount:
+    """Exposed communication seconds per network dimension (for the breakdown)."""
+
+    __slots__ = ("per_dim",)
+
+    def __init__(self, n_dims: int) -> None:
+        self.per_dim: list[Num] = [0.0] * n_dims
+
+    def add(self, ct: Priced, exposed_s: Num, times: Num = 1.0) -> None:
+        """Charge `exposed_s` x `times` of collective `ct`, split over the dimensions as `ct` is."""
+        ok = (ct.total_s > 0) & (exposed_s > 0)
+        if not any_(ok):
+            return
+        scale = where(ok, exposed_s / safe(ct.total_s) * times, 0.0)
+        for i, t in enumerate(ct.per_dim_s):
+            self.per_dim[i] = self.per_dim[i] + t * scale
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A composed step: its time, the critical stage's breakdown and the communication per network dimension."""
+
+    step_s: Num
+    breakdown: dict[str, Num]
+    per_dim_s: tuple[Num, ...]
+    critical_stage: Num
+
+
+def compose(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, ...],
+            tl: tuple[Tail | None, ...], n_dims: int) -> Step:
+    """Pipeline time, tail, and the breakdown of the critical stage (phases 4 and 6 of the module docstring)."""
+    m = p.micro_batches
+    present = p.present
+    crit, x_max = first_max([r.x if r is not None else None for r in rows], present)
+    total_x = sum(r.x * run.count for r, run in zip(rows, p.runs, strict=True) if r is not None)
+    t_pipe = m * x_max + (total_x - x_max) / x.v
+    tail_i, tail_s = first_max([t.total if t is not None else None for t in tl], present)
+    rs = [(k, r) for k, r in enumerate(rows) if r is not None]
+    ts = [(k, t) for k, t in enumerate(tl) if t is not None]
+
+    def at(items: list[tuple[int, Any]], idx: Num, field: str) -> Num:
+        val = getattr(items[0][1], field)
+        for k, it in items[1:]:
+            val = where(idx == k, getattr(it, field), val)
+        return val
+
+    cr = {f: at(rs, crit, f) for f in ("fwd", "bwd", "rec", "tp", "sp", "pp", "dp")}
+    exposed_dp, gather_s = at(ts, tail_i, "exposed_dp"), at(ts, tail_i, "gather_s")
+    breakdown = {
+        "forward_s": m * cr["fwd"], "backward_s": m * cr["bwd"], "recompute_s": m * cr["rec"],
+        "comm_tp_s": m * cr["tp"], "comm_sp_s": m * cr["sp"], "comm_pp_s": m * cr["pp"],
+        "comm_dp_s": m * cr["dp"] + exposed_dp + gather_s,
+        "bubble_s": t_pipe - m * x_max, "optimizer_s": at(ts, tail_i, "optimizer_s"),
+    }
+    acc = DimAccount(n_dims)
+    tp_times = m * (cr["tp"] / safe(c.tp_one))
+    acc.add(c.tp_ag, c.tp_ag.total_s, where(x.seqpar, tp_times, 0.0))
+    acc.add(c.tp_rs, c.tp_rs.total_s, where(x.seqpar, tp_times, 0.0))
+    acc.add(c.tp_ar, c.tp_ar.total_s, where(x.seqpar, 0.0, tp_times))
+    sp_tot = safe(c.sp_ag.total_s + c.sp_rs.total_s)
+    acc.add(c.sp_ag, c.sp_ag.total_s, where(cr["sp"] > 0, m * cr["sp"] / sp_tot, 0.0))
+    acc.add(c.sp_rs, c.sp_rs.total_s, where(cr["sp"] > 0, m * cr["sp"] / sp_tot, 0.0))
+    hop = where(c.p2p_hop_s > 0, m * cr["pp"] / safe(c.p2p_hop_s), 0.0)
+    acc.add(c.p2p, c.p2p.total_s, hop)
+    acc.add(c.tp_ag, c.p2p_gather_s, hop)
+    for k, r in rs:
+        on = (crit == k) & (r.dp > 0)
+        tot = safe(2 * r.z3_ag.total_s + r.z3_rs.total_s)
+        acc.add(r.z3_ag, r.z3_ag.total_s, where(on, 2 * m * r.dp / tot, 0.0))
+        acc.add(r.z3_rs, r.z3_rs.total_s, where(on, m * r.dp / tot, 0.0))
+    for k, t in ts:
+        on = tail_i == k
+        acc.add(t.dp_coll, t.dp_coll.total_s, where(on & (t.exposed_dp > 0) & (t.t_dp > 0),
+                                                    t.exposed_dp / safe(t.t_dp), 0.0))
+        acc.add(t.gather, where(on, t.gather_s, 0.0))
+    crit_stage = p.runs[0].first
+    for k, _ in rs[1:]:
+        crit_stage = where(crit == k, p.runs[k].first, crit_stage)
+    return Step(t_pipe + tail_s, breakdown, tuple(acc.per_dim), crit_stage)

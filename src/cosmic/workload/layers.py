@@ -1,0 +1,225 @@
+"""Per-layer operation costs of one rank (the workload stack's model of a transformer layer on the compute stack).
+
+Every layer of a model is identical, so one layer is priced once per :class:`LayerShard` (how the layer is split
+over the ranks and how it runs) and multiplied by the layers of a stage. Each operation is a roofline on the
+accelerator: GEMMs at their shapes, the attention core at the fused kernel's measured rate (or as its unfused
+kernels), and element-wise passes at memory speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
+
+from cosmic.caches import register
+from cosmic.units import BYTES_PER_ELEMENT
+from cosmic.workload.model import Embedding, ModelSpec, Position
+from cosmic.workload.schemas import Recompute
+
+
+class ComputeModel(Protocol):
+    """What the layer costs need from the compute stack (`cosmic.compute.Accelerator` provides it)."""
+
+    fp8_tn_only: bool
+
+    @property
+    def achievable_mem_bytes_per_s(self) -> float: ...
+
+    def gemm_time_s(self, m: float, k: float, n: float, *, precision: str, bytes_per_element: int) -> float: ...
+
+    def op_time_s(self, *, flops: float, bytes_moved: float, precision: str, n_kernels: int = 1) -> float: ...
+
+    def peak_flop_per_s(self, precision: str) -> float: ...
+
+    def attention_efficiency_for(self, kernel: str) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LayerShard:
+    """How one layer runs on one rank: its TP and SP split, the micro-batch, sequence, precision and kernels."""
+
+    tp: int
+    sp: int
+    micro_batch: int
+    seq_len: int
+    precision: str
+    sequence_parallel: bool
+    flash: bool
+    recompute: Recompute
+    attention_kernel: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class LayerCost:
+    """Per micro-batch, per rank cost of one transformer layer (compute only, seconds and FLOPs)."""
+
+    fwd_s: float
+    bwd_s: float
+    recompute_s: float
+    attn_core_fwd_s: float
+    attn_core_bwd_s: float
+    fwd_flops: float
+    bwd_flops: float
+    recompute_flops: float
+    act_bytes: float  # activation bytes stored per layer per micro-batch (Korthikanti et al. 2022)
+
+
+@dataclass(frozen=True, slots=True)
+class EndCost:
+    """Embedding (first stage) or head (last stage) cost per micro-batch."""
+
+    fwd_s: float
+    bwd_s: float
+    fwd_flops: float
+    act_bytes: float
+
+
+def _gemm(acc: ComputeModel, m: float, k: float, n: float, prec: str, bpe: int) -> tuple[float, float]:
+    return acc.gemm_time_s(m, k, n, precision=prec, bytes_per_element=bpe), 2.0 * m * k * n
+
+
+@register
+@lru_cache(maxsize=1 << 16)
+def layer_cost(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> LayerCost:
+    """Cost of one layer on one rank for one micro-batch (priced once, reused for every layer)."""
+    tp, sp, micro_batch, seq_len = shard.tp, shard.sp, shard.micro_batch, shard.seq_len
+    precision, sequence_parallel, flash = shard.precision, shard.sequence_parallel, shard.flash
+    recompute, attention_kernel = shard.recompute, shard.attention_kernel
+    bpe = BYTES_PER_ELEMENT[precision]
+    # fp8 training (Transformer Engine) runs the linear layers in fp8; attention, norms and activations stay bf16
+    act_prec = "bf16" if precision == "fp8" else precision
+    abpe = BYTES_PER_ELEMENT[act_prec]
+    h, f, kv, a = model.hidden, model.ffn, model.kv_dim, model.heads
+    s_local = seq_len // sp
+    tokens = micro_batch * s_local
+    # --- weight GEMMs (Megatron column/row split over TP; Shoeybi et al. 2019) ---
+    t_qkv, f_qkv = _gemm(acc, tokens, h, (h + 2 * kv) / tp, precision, bpe)
+    t_proj, f_proj = _gemm(acc, tokens, h / tp, h, precision, bpe)
+    up_width = f * (2 if model.gated_mlp else 1) / tp  # gate and up projections side by side when gated
+    t_up, f_up = _gemm(acc, tokens, h, up_width, precision, bpe)
+    t_down, f_down = _gemm(acc, tokens, f / tp, h, precision, bpe)
+    gemm_fwd_s = t_qkv + t_proj + t_up + t_down
+    gemm_flops = f_qkv + f_proj + f_up + f_down
+    # --- attention core: QK^T and AV over the full key length (keys are gathered over SP) ---
+    heads_local = a / tp
+    attn_flops = 4.0 * micro_batch * s_local * seq_len * h / tp
+    causal_frac = 0.5 if (model.causal and flash) else 1.0  # fused kernels skip fully masked blocks
+    if flash:
+        # fused attention runs at its own measured fraction of peak (FlashAttention papers), not at GEMM speed
+        attn_rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency_for(attention_kernel)
+        attn_bytes = micro_batch * (2 * s_local * h / tp + 2 * seq_len * kv / tp) * abpe
+        mem_rate = acc.achievable_mem_bytes_per_s
+        attn_fwd_s = max(attn_flops * causal_frac / attn_rate, attn_bytes / mem_rate)
+        # backward: dQ, dK, dV and the recomputed scores: 2.5x the forward matmuls (Dao 2023, FlashAttention-2)
+        attn_bwd_s = max(2.5 * attn_flops * causal_frac / attn_rate, 2 * attn_bytes / mem_rate)
+    else:
+        # unfused: separate kernels that run one after the other (Korthikanti et al. 2022, sec. 4.1): QK^T writes
+        # the scores, softmax reads and writes them, dropout reads and writes them, AV reads them. The two batched
+        # GEMMs are priced by their own shapes (inner dimension = head size for QK^T, key length for AV).
+        scores = micro_batch * heads_local * s_local * seq_len
+        rows = micro_batch * heads_local * s_local
+        head_dim = h / a
+        t_qk = acc.gemm_time_s(rows, head_dim, seq_len, precision=act_prec, bytes_per_element=abpe)
+        t_av = acc.gemm_time_s(rows, seq_len, head_dim, precision=act_prec, bytes_per_element=abpe)
+        softmax_dropout_s = acc.op_time_s(flops=0.0, bytes_moved=4 * scores * abpe, precision=act_prec, n_kernels=2)
+        attn_fwd_s = t_qk + t_av + softmax_dropout_s
+        # backward: dV, dP, dQ, dK (two GEMMs per forward GEMM, same shapes), dropout backward (read, write) and
+        # softmax backward (read the gradient and the probabilities, write): 10 passes over the scores in all
+        attn_bwd_s = 2 * (t_qk + t_av) + acc.op_time_s(
+            flops=0.0, bytes_moved=5 * scores * abpe, precision=act_prec, n_kernels=2
+        )
+    # --- element-wise: 2 norms (r+w), 2 residual adds (2r+w), activation over the MLP width ---
+    act_tokens = tokens / tp if sequence_parallel else tokens
+    ew_bytes = (2 * 2 + 2 * 3) * act_tokens * h * abpe + (3 if model.gated_mlp else 2) * tokens * f / tp * abpe
+    ew_bwd_bytes = 2 * ew_bytes
+    if model.position is Position.ROTARY:
+        # rotary embeddings rotate the local query and key heads (Su et al. 2021): read and write both, forward
+        # and backward (the gradient is rotated back)
+        rope_bytes = 2 * tokens * (h + kv) / tp * abpe
+        ew_bytes += rope_bytes
+        ew_bwd_bytes += rope_bytes
+    if precision == "fp8":
+        # Transformer Engine quantises every GEMM operand to fp8. Forward: the norms and the MLP activation write
+        # their output in fp8 (fused), the attention output needs its own cast (read 2, write 1 byte); backward:
+        # each GEMM's output gradient is cast (read 2, write 1). Where fp8 GEMMs are TN only (Hopper), every
+        # tensor a backward GEMM reads transposed (the four GEMM inputs, the four output gradients) is also
+        # written transposed, 1 byte per element (TE docs, "Handling transposes": cast-transpose kernels).
+        tn = 1 if acc.fp8_tn_only else 0
+        gemm_in_width = h + h / tp + h + f / tp  # QKV, output projection, MLP up, MLP down inputs
+        gemm_out_width = (h + 2 * kv) / tp + h + up_width + h
+        ew_bytes += tokens * (3 * h / tp + tn * gemm_in_width)
+        ew_bwd_bytes += tokens * (3 + tn) * gemm_out_width
+    ew_fwd_s = acc.op_time_s(flops=0.0, bytes_moved=ew_bytes, precision=precision, n_kernels=5)
+    ew_bwd_s = acc.op_time_s(flops=0.0, bytes_moved=ew_bwd_bytes, precision=precision, n_kernels=5)
+
+    fwd_s = gemm_fwd_s + attn_fwd_s + ew_fwd_s
+    # backward GEMMs: activation gradient and weight gradient, each as many FLOPs as the forward
+    bwd_s = 2 * gemm_fwd_s + attn_bwd_s + ew_bwd_s
+    fwd_flops = gemm_flops + attn_flops
+    bwd_flops = 2 * gemm_flops + 2 * attn_flops
+    if recompute is Recompute.FULL:
+        rec_s, rec_flops = fwd_s, fwd_flops
+    elif recompute is Recompute.SELECTIVE:
+        rec_s, rec_flops = attn_fwd_s, attn_flops
+    else:
+        rec_s, rec_flops = 0.0, 0.0
+
+    # --- stored activations per layer (Korthikanti et al. 2022, eqs. 1-5), generalised to GQA and gated MLPs ---
+    sbh = tokens * h
+    attn_coef = 2 + 2 + 4 * kv / h + 2 + 1  # QKV input, Q, K+V, projection input, dropout mask (11 for MHA)
+    mlp_coef = 2 + (f / h) * 2 * (1 + (2 if model.gated_mlp else 1)) + 1  # 19 for a 4h GELU MLP
+    norm_coef = 4
+    score_coef = 0.0 if flash else 5.0 * a * seq_len / h
+    if recompute is Recompute.FULL:
+        act = 2 * sbh / (tp if sequence_parallel else 1)
+    else:
+        if sequence_parallel:
+            base = (attn_coef + mlp_coef + norm_coef) * sbh / tp
+        else:
+            # layer-norm inputs, dropout masks and the first-linear inputs are replicated across TP
+            replicated = 10.0 * sbh
+            base = replicated + (attn_coef + mlp_coef + norm_coef - 10.0) * sbh / tp
+        if recompute is Recompute.NONE:
+            base += score_coef * sbh / tp
+        act = base
+    return LayerCost(
+        fwd_s=fwd_s,
+        bwd_s=bwd_s,
+        recompute_s=rec_s,
+        attn_core_fwd_s=attn_fwd_s,
+        attn_core_bwd_s=attn_bwd_s,
+        fwd_flops=fwd_flops,
+        bwd_flops=bwd_flops,
+        recompute_flops=rec_flops,
+        act_bytes=act,
+    )
+
+
+@register
+@lru_cache(maxsize=1 << 16)
+def end_costs(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tuple[EndCost, EndCost]:
+    """(embedding, head) cost per micro-batch on one rank."""
+    tp, sp, micro_batch, seq_len, precision = shard.tp, shard.sp, shard.micro_batch, shard.seq_len, shard.precision
+    bpe = BYTES_PER_ELEMENT[precision]
+    h, v = model.hidden, model.vocab
+    tokens = micro_batch * seq_len // sp
+    if model.embedding is Embedding.PATCH:
+        t, fl = _gemm(acc, tokens, model.patch_dim or 0, h, precision, bpe)
+        emb = EndCost(fwd_s=t, bwd_s=t, fwd_flops=fl, act_bytes=tokens * (model.patch_dim or 0) * bpe)
+        # classifier on the [CLS] token only
+        t_head, fl_head = _gemm(acc, micro_batch, h, v / tp, precision, bpe)
+        head = EndCost(fwd_s=t_head, bwd_s=2 * t_head, fwd_flops=fl_head, act_bytes=micro_batch * h * bpe)
+        return emb, head
+    lookup = acc.op_time_s(flops=0.0, bytes_moved=2 * tokens * h * bpe, precision=precision)
+    emb = EndCost(fwd_s=lookup, bwd_s=2 * lookup, fwd_flops=0.0, act_bytes=tokens * h * bpe)
+    t_logits, fl_logits = _gemm(acc, tokens, h, v / tp, precision, bpe)
+    # softmax cross-entropy in fp32 over the local vocabulary shard: read logits, write probabilities (fwd, bwd)
+    xent = acc.op_time_s(flops=0.0, bytes_moved=3 * tokens * v / tp * 4, precision=precision, n_kernels=3)
+    head = EndCost(
+        fwd_s=t_logits + xent,
+        bwd_s=2 * t_logits + xent,
+        fwd_flops=fl_logits,
+        act_bytes=tokens * v / tp * 4 + tokens * h * bpe,
+    )
+    return emb, head
