@@ -8,7 +8,13 @@ Public API::
     print(result.step_time_s, result.breakdown)
 """
 
-from cosmic.errors import ConfigError, CosmicError, InfeasibleError, StudyError, UnknownNameError
+from cosmic.errors import (
+    ConfigError,
+    CosmicError,
+    InfeasibleError,
+    StudyError,
+    UnknownNameError,
+)
 from cosmic.sim import (
     BREAKDOWN_KEYS,
     Result,

@@ -128,6 +128,37 @@ def evaluate(space: Any, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return status, vals
 
 
+def evaluate_batch(columns: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(status, figures) of `evaluate`, through the batch path (`cosmic.sim.batch.simulate_columns`)."""
+    import cosmic
+    from cosmic.sim.batch import simulate_columns
+
+    b = simulate_columns(columns)
+    n = len(b)
+    vals = np.full((n, len(COLUMNS)), np.nan)
+    f, bd = b.figures, b.breakdown
+    names = {"fits_memory": None}
+    for k, col in enumerate(COLUMNS):
+        if col.startswith("comm_dim"):
+            d = int(col[len("comm_dim"):-2])
+            if d < b.comm_by_network_dim_s.shape[1]:
+                vals[:, k] = b.comm_by_network_dim_s[:, d]
+        elif col in bd:
+            vals[:, k] = bd[col]
+        elif col not in names:
+            vals[:, k] = f[col]
+        else:
+            vals[:, k] = f[col].astype(np.float64)
+    status = np.zeros(n, dtype=np.int8)
+    for i in np.flatnonzero(~b.ok):
+        try:
+            vals[i] = figures(b.result(int(i)))
+        except cosmic.CosmicError:
+            status[i] = 1
+            vals[i] = np.nan
+    return status, vals
+
+
 def record(path: Path = DATA) -> None:
     names, offsets, pts, status, vals = [], [0], [], [], []
     width = 0

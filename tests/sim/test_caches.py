@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 
 import cosmic
 from cosmic.psa import load_psa
-from cosmic.sim import Memory, clear_caches, memory_footprint, simulate, simulate_if_fits
+from cosmic.sim import (
+    Memory,
+    clear_caches,
+    memory_footprint,
+    simulate,
+    simulate_if_fits,
+)
 from cosmic.sim.step import overlap_cost_s
 from cosmic.workload.pipeline import stage_layers, stage_runs
 from tests.sim.helpers import dgx_config

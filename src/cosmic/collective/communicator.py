@@ -32,6 +32,8 @@ P2P = len(KINDS)
 """Code of a point-to-point send (pipeline stages) among the `unit_coefficients` kinds."""
 ALGORITHMS: tuple[Algorithm, ...] = tuple(Algorithm)
 TOPOLOGIES: tuple[Topology, ...] = tuple(Topology)
+_TOPO_CODE = {t: i for i, t in enumerate(TOPOLOGIES)}
+_ALGO_CODE = {a: i for i, a in enumerate(ALGORITHMS)}
 _AR, _AG, _RS, _A2A = (KINDS.index(k) for k in (Collective.ALL_REDUCE, Collective.ALL_GATHER,
                                                    Collective.REDUCE_SCATTER, Collective.ALL_TO_ALL))
 
@@ -193,8 +195,8 @@ class Communicator:
         0.0075
     """
 
-    __slots__ = ("network", "collective", "n_dims", "members", "strides", "lat", "bw", "algos", "astra",
-                 "_coef", "_memo", "topologies")
+    __slots__ = ("network", "collective", "n_dims", "members", "strides", "lat", "bw", "_algos", "astra",
+                 "_coef", "_memo", "topologies", "_topo_codes")
 
     def __init__(self, network: Any, collective: Any, degrees: tuple[int, int, int, int],
                  order: tuple[str, ...]) -> None:
@@ -220,8 +222,8 @@ class Communicator:
         self.lat = tuple(d.latency_s for d in dims)
         self.bw = tuple(d.link_bytes_per_s * (1.0 if self.astra else d.efficiency) for d in dims)
         self.topologies = tuple(d.topology for d in dims)
-        self.algos = tuple(tuple(ALGORITHMS.index(a) for a in collective.algorithms(k, self.topologies))
-                           for k in KINDS)
+        self._topo_codes = tuple(_TOPO_CODE[t] for t in self.topologies)
+        self._algos: dict[int, tuple[int, ...]] = {}
         self._coef: dict[tuple[str, int], Coefficients] = {}
         self._memo: dict[tuple[int, str, float], Priced] = {}
 
@@ -236,18 +238,29 @@ class Communicator:
         return tuple(GroupDim(i, self.topologies[i], m[i], s[i], d.npus, self.bw[i], self.lat[i])
                      for i, d in enumerate(self.network.dims) if m[i] > 1)
 
+    def algorithms(self, kind: int) -> tuple[int, ...]:
+        """Algorithm codes of collective `kind` per network dimension."""
+        a = self._algos.get(kind)
+        if a is None:
+            a = self._algos[kind] = tuple(
+                _ALGO_CODE[x] for x in self.collective.algorithms(KINDS[kind], self.topologies))
+        return a
+
     def coefficients(self, group: str, kind: int) -> Coefficients:
+        """The phase coefficients of `group` for phase kind `kind` (a `KINDS` code or `P2P`)."""
         key = (group, kind)
         c = self._coef.get(key)
         if c is None:
             m, s = self.members[group], self.strides[group]
-            algos = self.algos[kind] if kind != P2P else (0,) * self.n_dims
-            topo = [TOPOLOGIES.index(t) for t in self.topologies]
-            ab = [unit_coefficients(kind, algos[d], topo[d], m[d], s[d], self.network.dims[d].npus)
-                  for d in range(self.n_dims)]
-            c = self._coef[key] = Coefficients(
-                tuple(self.lat[d] * ab[d][0] for d in range(self.n_dims)),
-                tuple(ab[d][1] / self.bw[d] for d in range(self.n_dims)), m)
+            algos = self.algorithms(kind) if kind != P2P else (0,) * self.n_dims
+            a: list[float] = [0.0] * self.n_dims
+            b: list[float] = [0.0] * self.n_dims
+            for d in range(self.n_dims):
+                if m[d] > 1:
+                    u, w = unit_coefficients(kind, algos[d], self._topo_codes[d], m[d], s[d],
+                                             self.network.dims[d].npus)
+                    a[d], b[d] = self.lat[d] * u, w / self.bw[d]
+            c = self._coef[key] = Coefficients(tuple(a), tuple(b), m)
         return c
 
     def __call__(self, kind: Collective | int, size_bytes: float, group: str) -> Priced:

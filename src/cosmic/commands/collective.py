@@ -41,7 +41,12 @@ def run_collective(
     kind: Collective, size: int, network_file: Path, system_file: Path, fidelity: str = "astra-sim"
 ) -> dict[str, Any]:
     """Time one collective and return the JSON record printed by `cosmic collective --json`."""
-    from cosmic.collective.astra import AstraDim, AstraParams, phase_plan, simulate_collective
+    from cosmic.collective.astra import (
+        AstraDim,
+        AstraParams,
+        phase_plan,
+        simulate_collective,
+    )
     from cosmic.collective.astra_io import read_network, read_system
     from cosmic.collective.model import collective_time
 

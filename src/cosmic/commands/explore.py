@@ -63,7 +63,13 @@ def _run(
     worker: bool = False,
 ) -> tuple[Any, dict[str, Path]]:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from cosmic.explore import run_study, with_objectives
     from cosmic.psa import load_psa

@@ -44,7 +44,13 @@ def _run(study: str, *, out_dir: Path, agents: str, seeds: int, budget: int | No
          backend: str, ray_address: str | None, workers: int | None, json_out: bool, store: bool,
          models: str | None, systems: str | None, batches: list[int] | None = None) -> None:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from cosmic.cli import emit_json
     from cosmic.explore.backends import make_backend

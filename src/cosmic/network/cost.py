@@ -10,9 +10,11 @@ COSMIC's bandwidths are ASTRA-sim GB/s; cosmic applies the table to the link ban
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
+from cosmic._xp import where
 from cosmic.caches import register
-from cosmic.network.topology import Network, NetworkDim, Topology
+from cosmic.network.topology import Network, Topology, links_per_npu
 from cosmic.units import GB
 
 # $ per GB/s, by dimension position 1..4 (COSMIC Table: link, switch, NIC)
@@ -31,16 +33,32 @@ def _column(n_dims: int, i: int) -> int:
     return max(0, 3 - (n_dims - 1 - i))
 
 
-def block_cost_usd(dim: NetworkDim, column: int) -> float:
-    n = dim.npus
-    bw_gbps = dim.link_bytes_per_s / GB
-    if n == 1:
-        return 0.0
-    if dim.topology is Topology.RING:
-        return 2 * n * _LINK_USD[column] * bw_gbps
-    if dim.topology is Topology.FULLY_CONNECTED:
-        return n * (n - 1) * _LINK_USD[column] * bw_gbps
-    return 2 * n * _LINK_USD[column] * bw_gbps + n * (_SWITCH_USD[column] + _NIC_USD[column]) * bw_gbps
+_RING, _FC, _SWITCH = (tuple(Topology).index(t) for t in (Topology.RING, Topology.FULLY_CONNECTED, Topology.SWITCH))
+
+
+def block_cost_usd(topology: Any, npus: Any, bw_gbps: Any, column: int) -> Any:
+    """Cost of one block of `npus` NPUs joined by `topology` (a code into ``tuple(Topology)``) with links of
+    `bw_gbps` GB/s, in COSMIC's column `column` (floats or columns)."""
+    ring_or_switch = 2 * npus * _LINK_USD[column] * bw_gbps
+    cost = where(topology == _FC, npus * (npus - 1) * _LINK_USD[column] * bw_gbps,
+                 where(topology == _RING, ring_or_switch,
+                       ring_or_switch + npus * (_SWITCH_USD[column] + _NIC_USD[column]) * bw_gbps))
+    return where(npus == 1, 0.0, cost)
+
+
+def figures(topology: list[Any], npus: list[Any], link_bytes_per_s: list[Any]) -> tuple[Any, Any]:
+    """(network cost in USD, total per-NPU bandwidth in GB/s) from per-dimension figures (floats or columns)."""
+    k = len(npus)
+    n_total: Any = 1
+    for n in npus:
+        n_total = n_total * n
+    cost: Any = 0.0
+    bw: Any = 0.0
+    for i in range(k):
+        gbps = link_bytes_per_s[i] / GB
+        cost = cost + (n_total // npus[i]) * block_cost_usd(topology[i], npus[i], gbps, _column(k, i))
+        bw = bw + gbps * links_per_npu(topology[i], npus[i])
+    return cost, bw
 
 
 @register
@@ -50,13 +68,16 @@ def network_figures(network: Network) -> tuple[float, float]:
     return network_cost_usd(network), total_bandwidth_gbps(network)
 
 
+def _dims(network: Network) -> tuple[list[int], list[int], list[float]]:
+    topo = [tuple(Topology).index(d.topology) for d in network.dims]
+    return topo, [d.npus for d in network.dims], [d.link_bytes_per_s for d in network.dims]
+
+
 def network_cost_usd(network: Network) -> float:
     """Total network cost of `network` in US dollars (COSMIC's model)."""
-    n_total = network.n_npus
-    k = len(network.dims)
-    return sum((n_total // d.npus) * block_cost_usd(d, _column(k, i)) for i, d in enumerate(network.dims))
+    return figures(*_dims(network))[0]
 
 
 def total_bandwidth_gbps(network: Network) -> float:
     """Sum over dimensions of the per-NPU injection bandwidth (COSMIC's 'total per-NPU bandwidth')."""
-    return sum(d.npu_bandwidth_gbps for d in network.dims)
+    return figures(*_dims(network))[1]

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cosmic._enums import LenientStrEnum
+from cosmic._xp import vmax, where
 from cosmic.errors import KeyedValueError, UnknownNameError
 from cosmic.units import GB, GIB
 
@@ -17,6 +18,21 @@ class Topology(LenientStrEnum):
     RING = "Ring"
     FULLY_CONNECTED = "FullyConnected"
     SWITCH = "Switch"
+
+
+_RING, _FC = tuple(Topology).index(Topology.RING), tuple(Topology).index(Topology.FULLY_CONNECTED)
+
+
+def links_per_npu(topology: Any, npus: Any) -> Any:
+    """Links of one NPU into a dimension: a Ring 2 (1 for two NPUs), FullyConnected npus-1, a Switch 1.
+
+    `topology` is a code into ``tuple(Topology)``; both arguments may be columns.
+
+    Example:
+        >>> [links_per_npu(tuple(Topology).index(t), 8) for t in Topology]
+        [2, 7, 1]
+    """
+    return where(topology == _RING, where(npus > 2, 2, 1), where(topology == _FC, vmax(npus - 1, 1), 1))
 
 
 class NetworkDim(BaseModel):
@@ -79,16 +95,15 @@ class NetworkDim(BaseModel):
 
     @property
     def links_per_npu(self) -> int:
-        if self.topology is Topology.RING:
-            return 2 if self.npus > 2 else 1
-        if self.topology is Topology.FULLY_CONNECTED:
-            return max(self.npus - 1, 1)
-        return 1
+        return int(links_per_npu(_TOPOLOGY_CODES[self.topology], self.npus))
 
     @property
     def npu_bandwidth_gbps(self) -> float:
         """Total injection bandwidth of one NPU into this dimension, decimal GB/s."""
         return self.link_bytes_per_s * self.links_per_npu / GB
+
+
+_TOPOLOGY_CODES = {t: i for i, t in enumerate(Topology)}
 
 
 class Network(BaseModel):

@@ -22,7 +22,15 @@ from cosmic.study._run import (
     run_case_study,
     run_jobs,
 )
-from cosmic.study._spaces import MODES, OBJECTIVES, PAPER_MODELS, SETTINGS, SYSTEMS, baseline_config, study_space
+from cosmic.study._spaces import (
+    MODES,
+    OBJECTIVES,
+    PAPER_MODELS,
+    SETTINGS,
+    SYSTEMS,
+    baseline_config,
+    study_space,
+)
 
 __all__ = [
     "DEFAULT_AGENTS",

@@ -23,7 +23,14 @@ from cosmic.errors import ConfigError
 from cosmic.sim import BREAKDOWN_KEYS
 from cosmic.study._analysis import analyse_cells, speedup_range
 from cosmic.study._jobs import Job, JobResult, run_job
-from cosmic.study._spaces import MODES, OBJECTIVES, PAPER_MODELS, SETTINGS, SYSTEMS, objective_name
+from cosmic.study._spaces import (
+    MODES,
+    OBJECTIVES,
+    PAPER_MODELS,
+    SETTINGS,
+    SYSTEMS,
+    objective_name,
+)
 
 STUDIES = ("cosmic-paper", "scaling")
 SCALING_MODELS = ("gpt3-175b", "llama-7b", "vit-large")

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-import numpy as np
-
+from cosmic._xp import vmax, vmin, where
 from cosmic.caches import register
 from cosmic.errors import InfeasibleError
 
@@ -36,43 +35,41 @@ def group_spans(
     return dict(_group_spans(key, rank_order, dim_sizes))
 
 
-def span_columns(
-    degrees_in_order: np.ndarray, dim_sizes: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Footprints of the parallel groups of many layouts at once.
+def span_columns(degrees_in_order: list[Any], dim_sizes: list[Any]) -> tuple[list[list[Any]], list[list[Any]], Any]:
+    """Footprints of the parallel groups of one layout (ints) or of many (int columns) at once.
 
     Args:
-        degrees_in_order: (n, 4) group degrees in rank order (innermost first).
-        dim_sizes: (n, D) network dimension sizes.
+        degrees_in_order: the four group degrees in rank order (innermost first).
+        dim_sizes: the network dimension sizes, innermost first.
 
     Returns:
-        ``(members, stride, failed)``: members and stride of position j's group in dimension i, shape (n, 4, D)
-        (members 1 where the group does not reach the dimension), and the first (position, dimension) whose
+        ``(members, stride, failed)``: ``members[j][i]`` and ``stride[j][i]`` of position j's group in dimension
+        i (members 1 where the group does not reach the dimension), and the first (position, dimension) whose
         group does not align with the dimension, as ``j * D + i`` (-1 where the layout fits).
     """
-    deg = np.asarray(degrees_in_order, dtype=np.int64)
-    sizes = np.asarray(dim_sizes, dtype=np.int64)
-    n, n_dims = sizes.shape
-    members = np.ones((n, deg.shape[1], n_dims), dtype=np.int64)
-    stride_out = np.ones((n, deg.shape[1], n_dims), dtype=np.int64)
-    failed = np.full(n, -1, dtype=np.int64)
-    stride = np.ones(n, dtype=np.int64)
-    for j in range(deg.shape[1]):
-        g = deg[:, j]
+    n_dims = len(dim_sizes)
+    members: list[list[Any]] = []
+    strides: list[list[Any]] = []
+    failed: Any = -1
+    stride: Any = 1
+    for j, g in enumerate(degrees_in_order):
         lo_g, hi_g = stride, stride * g
-        base = np.ones(n, dtype=np.int64)
+        base: Any = 1
+        m_j, s_j = [], []
         for i in range(n_dims):
-            top = base * sizes[:, i]
-            lo, hi = np.maximum(lo_g, base), np.minimum(hi_g, top)
+            top = base * dim_sizes[i]
+            lo, hi = vmax(lo_g, base), vmin(hi_g, top)
             span = (g > 1) & (hi > lo)
-            safe_lo = np.where(span, lo, 1)
+            safe_lo = where(span, lo, 1)
             bad = span & ((hi % safe_lo != 0) | (safe_lo % base != 0)) & (failed < 0)
-            failed[bad] = j * n_dims + i
-            members[:, j, i] = np.where(span, hi // safe_lo, 1)
-            stride_out[:, j, i] = np.where(span, safe_lo // base, 1)
+            failed = where(bad, j * n_dims + i, failed)
+            m_j.append(where(span, hi // safe_lo, 1))
+            s_j.append(where(span, safe_lo // base, 1))
             base = top
+        members.append(m_j)
+        strides.append(s_j)
         stride = hi_g
-    return members, stride_out, failed
+    return members, strides, failed
 
 
 @register
@@ -87,9 +84,9 @@ def _group_spans(
         >>> s["tp"], s["dp"]
         ((Span(dim_index=0, members=8, stride=1),), (Span(dim_index=1, members=4, stride=1),))
     """
-    members, stride, failed = span_columns(np.array([degrees_in_order]), np.array([dim_sizes]))
-    if failed[0] >= 0:
-        j, i = divmod(int(failed[0]), len(dim_sizes))
+    members, stride, failed = span_columns(list(degrees_in_order), list(dim_sizes))
+    if failed >= 0:
+        j, i = divmod(failed, len(dim_sizes))
         apart = math.prod(degrees_in_order[:j])
         raise InfeasibleError(
             f"parallel group {rank_order[j]}={degrees_in_order[j]} (ranks {apart} apart) does not fit network "
@@ -98,8 +95,7 @@ def _group_spans(
     out = []
     for j, name in enumerate(rank_order):
         spans = tuple(
-            Span(i, int(members[0, j, i]), int(stride[0, j, i]))
-            for i in range(len(dim_sizes)) if members[0, j, i] > 1
+            Span(i, members[j][i], stride[j][i]) for i in range(len(dim_sizes)) if members[j][i] > 1
         )
         out.append((name, spans))
     return tuple(out)

@@ -1,0 +1,155 @@
+"""The `Communicator` of many configurations at once: every figure a column, one value per configuration.
+
+Groups are laid on the network with `cosmic.workload.parallel.span_columns` (the rule the scalar communicator
+uses), and the phase coefficients come from the same `unit_coefficients`: each distinct integer structure
+(topology, members, stride, dimension size) of a group on a dimension is looked up once in a table that lasts
+across batches, and a configuration's coefficients are that table's entry scaled by its own link latency and
+bandwidth. Collectives compose with `collective_cost` and `p2p_cost`, the functions the scalar path runs on floats.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cosmic.caches import register
+from cosmic.collective.communicator import (
+    KINDS,
+    P2P,
+    Coefficients,
+    Priced,
+    collective_cost,
+    merge_dpsp,
+    p2p_cost,
+    unit_coefficients,
+)
+from cosmic.workload.parallel import PARALLEL_DIMS, span_columns
+
+_N_ALGOS = 4
+_PACK_BITS = 20
+
+
+class StructureTable:
+    """(a, b) of every phase kind and algorithm for each integer structure seen so far. Rows are only ever
+    appended, so a row number stays valid; the packed keys are kept sorted (with their row numbers) for a binary
+    search."""
+
+    def __init__(self) -> None:
+        self.keys = np.zeros(0, dtype=np.int64)  # sorted
+        self.rows = np.zeros(0, dtype=np.int64)  # row of each sorted key
+        self.a = np.zeros((0, P2P + 1, _N_ALGOS))
+        self.b = np.zeros((0, P2P + 1, _N_ALGOS))
+
+    def clear(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def ids(self, topo: np.ndarray, members: np.ndarray, stride: np.ndarray, npus: np.ndarray) -> np.ndarray:
+        """Row of the table for each structure (rows are added for structures not seen before)."""
+        if max(int(members.max(initial=1)), int(stride.max(initial=1)), int(npus.max(initial=1))) >= 1 << _PACK_BITS:
+            raise ValueError("a network dimension of 2^20 NPUs or more is priced one configuration at a time")
+        m = np.where(members > 1, members, 1)
+        key = (((topo.astype(np.int64) << _PACK_BITS | m) << _PACK_BITS | np.where(m > 1, stride, 0))
+               << _PACK_BITS | np.where(m > 1, npus, 0))
+        pos = np.searchsorted(self.keys, key)
+        if len(self.keys):
+            found = self.keys[np.minimum(pos, len(self.keys) - 1)] == key
+        else:
+            found = np.zeros(len(key), dtype=bool)
+        if not found.all():
+            self._add(np.unique(key[~found]))
+            pos = np.searchsorted(self.keys, key)
+        return self.rows[pos]
+
+    def _add(self, new: np.ndarray) -> None:
+        mask = (1 << _PACK_BITS) - 1
+        a = np.zeros((len(new), P2P + 1, _N_ALGOS))
+        b = np.zeros_like(a)
+        for r, k in enumerate(int(x) for x in new):
+            n, st, m, topo = k & mask, (k >> _PACK_BITS) & mask, (k >> 2 * _PACK_BITS) & mask, k >> 3 * _PACK_BITS
+            for kind in range(P2P + 1):
+                for algo in range(_N_ALGOS if kind != P2P else 1):
+                    a[r, kind, algo], b[r, kind, algo] = unit_coefficients(kind, algo, topo, m, st, n)
+        keys = np.concatenate([self.keys, new])
+        rows = np.concatenate([self.rows, np.arange(len(self.a), len(self.a) + len(new))])
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.rows = keys[order], rows[order]
+        self.a = np.concatenate([self.a, a])
+        self.b = np.concatenate([self.b, b])
+
+
+STRUCTURES = register(StructureTable())
+
+
+class ColumnCommunicator:
+    """Prices collectives of `n` configurations: ``comm(kind, size_bytes, group)`` with a column of sizes is a
+    `Priced` of columns (the interface of `cosmic.collective.communicator.Communicator`).
+
+    Args:
+        topology, npus, link_bytes_per_s, latency_s: (n, D) network columns (bandwidth already scaled by the
+            fabric efficiency).
+        algorithms: (n, len(KINDS), D) algorithm codes.
+        chunks, baseline: collective settings per configuration.
+        degrees: ``{"tp": col, "sp": col, "dp": col, "pp": col}``.
+        order_groups: (n, 4) index into `PARALLEL_DIMS` of each rank-order position.
+    """
+
+    def __init__(self, *, topology: np.ndarray, npus: np.ndarray, link_bytes_per_s: np.ndarray,
+                 latency_s: np.ndarray, algorithms: np.ndarray, chunks: np.ndarray, baseline: np.ndarray,
+                 degrees: dict[str, np.ndarray], order_groups: np.ndarray) -> None:
+        self.n_dims = n_dims = npus.shape[1]
+        self.topology, self.npus, self.algorithms_ = topology, npus, algorithms
+        self.lat, self.bw = latency_s, link_bytes_per_s
+        self.chunks, self.baseline = chunks, baseline
+        deg = np.stack([degrees[g] for g in PARALLEL_DIMS], axis=1)
+        in_order = np.take_along_axis(deg, order_groups, axis=1)
+        members, strides, self.failed = span_columns([in_order[:, j] for j in range(4)],
+                                                     [npus[:, i] for i in range(n_dims)])
+        m_arr = np.stack([np.stack(x, axis=1) for x in members], axis=1)  # (n, 4 positions, D)
+        s_arr = np.stack([np.stack(x, axis=1) for x in strides], axis=1)
+        pos_of = np.argsort(order_groups, axis=1)  # rank-order position of each group
+        self.members: dict[str, tuple[np.ndarray, ...]] = {}
+        self.strides: dict[str, tuple[np.ndarray, ...]] = {}
+        for gi, g in enumerate(PARALLEL_DIMS):
+            pos = pos_of[:, gi][:, None, None]
+            mg = np.take_along_axis(m_arr, pos, axis=1)[:, 0, :]
+            sg = np.take_along_axis(s_arr, pos, axis=1)[:, 0, :]
+            self.members[g] = tuple(mg[:, d] for d in range(n_dims))
+            self.strides[g] = tuple(sg[:, d] for d in range(n_dims))
+        md = [merge_dpsp(self.members["dp"][d], self.strides["dp"][d], self.members["sp"][d],
+                         self.strides["sp"][d]) for d in range(n_dims)]
+        self.members["dpsp"] = tuple(x[0] for x in md)
+        self.strides["dpsp"] = tuple(x[1] for x in md)
+        self._ids: dict[str, tuple[np.ndarray, ...]] = {}
+        self._coef: dict[tuple[str, int], Coefficients] = {}
+        zeros = np.zeros(len(chunks))
+        self.zero = Priced(zeros, (zeros,) * n_dims)
+
+    def _structure(self, group: str) -> tuple[np.ndarray, ...]:
+        ids = self._ids.get(group)
+        if ids is None:
+            ids = self._ids[group] = tuple(
+                STRUCTURES.ids(self.topology[:, d], self.members[group][d], self.strides[group][d], self.npus[:, d])
+                for d in range(self.n_dims))
+        return ids
+
+    def coefficients(self, group: str, kind: int) -> Coefficients:
+        key = (group, kind)
+        c = self._coef.get(key)
+        if c is None:
+            ids = self._structure(group)
+            a, b = [], []
+            for d in range(self.n_dims):
+                algo = self.algorithms_[:, kind, d] if kind != P2P else 0
+                a.append(self.lat[:, d] * STRUCTURES.a[ids[d], kind, algo])
+                b.append(STRUCTURES.b[ids[d], kind, algo] / self.bw[:, d])
+            c = self._coef[key] = Coefficients(tuple(a), tuple(b), self.members[group])
+        return c
+
+    def __call__(self, kind: Any, size_bytes: Any, group: str) -> Priced:
+        k = kind if isinstance(kind, int) else KINDS.index(kind)
+        return collective_cost(k, size_bytes, lambda q: self.coefficients(group, q), self.members[group],
+                               self.chunks, self.baseline)
+
+    def p2p(self, size_bytes: Any) -> Priced:
+        return p2p_cost(size_bytes, self.coefficients("pp", P2P))
