@@ -29,7 +29,7 @@ import numpy as np
 
 from cosmic.collective.algorithms import Algorithm, Collective
 from cosmic.errors import ConfigError, CosmicError, extra_keys
-from cosmic.network.topology import Topology
+from cosmic.psa import columns as _columns
 from cosmic.psa.domain import DimMode, Knob, parse_domain
 from cosmic.psa.expr import ExprError, compile_expr
 from cosmic.psa.knobs import (
@@ -43,9 +43,10 @@ from cosmic.psa.knobs import (
     TRAINING_KNOBS,
     base_values,
     constants,
-    links_per_npu,
 )
 from cosmic.psa.objectives import Objective
+from cosmic.psa.rules import RULES, Derived, derived, make_codecs
+from cosmic.sim.columns import StepColumns
 from cosmic.sim.config import (
     Fidelity,
     Schedule,
@@ -69,36 +70,8 @@ _TOP_KEYS = ("name", "description", "base", "knobs", "derived", "constraints", "
 _STRUCTURAL = ("dp", "tp", "pp", "sp", "micro_batch", "schedule")
 _DEGREES = ("dp", "tp", "pp", "sp")
 _BW = ("link_gibps", "link_gbps", "npu_bandwidth_gibps", "npu_bandwidth_gbps")
-RULES = ("npus_quotient", "copy", "algorithm_from_topology", "per_link")
 
 Deps = frozenset[int]
-
-
-@dataclass(frozen=True)
-class Derived:
-    """A derived knob: `target` computed by `rule` from `inputs` after decoding, before simulating."""
-
-    target: str
-    rule: str
-    inputs: tuple[str, ...]
-    fn: Callable[[dict[str, Any]], Any] = field(compare=False, repr=False)
-    implicit: bool = False
-
-    def describe(self) -> str:
-        r, t, i = self.rule, self.target, self.inputs
-        if r == "npus_quotient":
-            return f"{t} = n_npus / ({'*'.join(i)})"
-        if r == "copy":
-            return f"{t} = {i[0]}"
-        if r == "algorithm_from_topology":
-            return f"{t}[d] = ring if {i[0]}[d] == Ring, direct if FullyConnected, halving_doubling if Switch"
-        if r == "per_link":
-            return f"{t}[d] = {i[0]}[d] / links per NPU (Ring 2, FullyConnected npus[d]-1, Switch 1)"
-        if r == "zero_of":
-            return f"{t} = 3 if weight_sharded else 0"
-        if r == "weight_sharded_of":
-            return f"{t} = 1 if zero == 3 else 0"
-        return f"{t} = {r}({', '.join(i)})"
 
 
 @dataclass(frozen=True)
@@ -134,6 +107,7 @@ class _Component:
     exact: bool = True
     feasible: np.ndarray | None = None
     feasible_set: frozenset[tuple[int, ...]] | None = None
+    table: np.ndarray | None = None  # bool, indexed by the mixed-radix key of the component's coordinates
 
 
 def _plain(v: Any) -> Any:
@@ -189,6 +163,14 @@ def _updated(cfg: SystemConfig, update: dict[str, Any]) -> SystemConfig:
     object.__setattr__(new, "__pydantic_private__", None)
     return new
 
+def _mixed_radix(rows: np.ndarray, radix: np.ndarray) -> np.ndarray:
+    """Key of each row of `rows` (n, k) as a number in the mixed radix `radix` (first column most significant)."""
+    key = np.zeros(rows.shape[0], dtype=np.int64)
+    for j in range(rows.shape[1]):
+        key = key * int(radix[j]) + rows[:, j]
+    return key
+
+
 def _fmt_err(file: str | None, key: str, msg: str) -> ConfigError:
     return ConfigError(msg, file=file, key=key)
 
@@ -226,6 +208,9 @@ class Space:
         self.n_dims = len(self.base.network.dims)
         self.n_npus = self.base.network.n_npus
         self.knob_defs: dict[str, Knob] = self._parse_knobs(data.get("knobs"))
+        orders = [self._bv["rank_order"], *(self.knob_defs["rank_order"].domain.values if "rank_order" in
+                                           self.knob_defs else ())]
+        self._codecs = make_codecs(orders)
         self.derived: tuple[Derived, ...] = self._parse_derived(data.get("derived"))
         self.objectives: tuple[Objective, ...] = self._parse_objectives(data.get("objectives"))
         mf = data.get("memory_fit", True)
@@ -348,11 +333,9 @@ class Space:
         changed = set(self.knob_defs) | set(rules)
         implicit: list[Derived] = []
         if "weight_sharded" in changed and "zero" not in changed:
-            implicit.append(Derived("zero", "zero_of", ("weight_sharded",),
-                                    lambda v: 3 if v["weight_sharded"] else 0, True))
+            implicit.append(derived("zero", "zero_of", ("weight_sharded",), self._codecs, implicit=True))
         if "zero" in changed and "weight_sharded" not in changed:
-            implicit.append(Derived("weight_sharded", "weight_sharded_of", ("zero",),
-                                    lambda v: 1 if v["zero"] == 3 else 0, True))
+            implicit.append(derived("weight_sharded", "weight_sharded_of", ("zero",), self._codecs, implicit=True))
         npb = [k for k in ("npu_bandwidth_gibps", "npu_bandwidth_gbps") if k in changed]
         links = [k for k in ("link_gibps", "link_gbps") if k in changed]
         if npb and not links:
@@ -381,21 +364,16 @@ class Space:
     def _bandwidth_view(self, view: str, auth: str) -> Derived:
         to_bytes = GIB if auth.endswith("gibps") else GB
         unit = GIB if view.endswith("gibps") else GB
-        per_npu = view.startswith("npu_")
-        n = self.n_dims
-
-        def fn(v: dict[str, Any]) -> tuple[float, ...]:
-            link, topo, npus = v[auth], v["topology"], v["npus"]
-            return tuple(
-                link[i] * to_bytes / unit * (links_per_npu(topo[i], npus[i]) if per_npu else 1) for i in range(n)
-            )
-
-        return Derived(view, "unit_view", (auth, "topology", "npus"), fn, True)
+        return derived(view, "unit_view", (auth, "topology", "npus"), self._codecs,
+                       params=(to_bytes, unit, view.startswith("npu_")), implicit=True)
 
     def _make_rule(self, target: str, rule: Any, src: list[str] | None, key: str, *, implicit: bool = False) -> Derived:
         file = self.file
         tdef = KNOBS[target]
-        n = self.n_dims
+
+        def mk(inputs: tuple[str, ...], params: tuple[Any, ...] = ()) -> Derived:
+            return derived(target, rule, inputs, self._codecs, params=params, implicit=implicit)
+
         if rule == "npus_quotient":
             if target not in _DEGREES:
                 raise _fmt_err(file, key, f"npus_quotient derives one of {', '.join(_DEGREES)}, not {target!r}")
@@ -403,14 +381,7 @@ class Space:
             src_t = tuple(src) if src else others
             if sorted(src_t) != sorted(others):
                 raise _fmt_err(file, f"{key}.from", f"npus_quotient for {target} takes from: [{', '.join(others)}]")
-            total = self.n_npus
-
-            get = _tuple_getter(src_t)
-
-            def quot(v: dict[str, Any]) -> int:
-                return total // math.prod(get(v))
-
-            return Derived(target, rule, src_t, quot, implicit)
+            return mk(src_t, (self.n_npus,))
         if rule == "copy":
             if not src or len(src) != 1:
                 raise _fmt_err(file, f"{key}.from", "copy takes exactly one source knob")
@@ -418,16 +389,14 @@ class Space:
             sdef = KNOBS[s]
             if sdef.kind != tdef.kind or sdef.per_dim != tdef.per_dim:
                 raise _fmt_err(file, f"{key}.from", f"cannot copy {s!r} ({sdef.kind}) onto {target!r} ({tdef.kind})")
-            return Derived(target, rule, (s,), lambda v: v[s], implicit)
+            return mk((s,))
         if rule == "algorithm_from_topology":
             if target not in ALGORITHM_KNOBS:
                 raise _fmt_err(file, key, f"algorithm_from_topology derives a collective algorithm, not {target!r}")
             s = (src or ["topology"])[0]
             if (src and len(src) != 1) or s != "topology":
                 raise _fmt_err(file, f"{key}.from", "algorithm_from_topology takes from: topology")
-            table = {Topology.RING: Algorithm.RING, Topology.FULLY_CONNECTED: Algorithm.DIRECT,
-                     Topology.SWITCH: Algorithm.HALVING_DOUBLING}
-            return Derived(target, rule, ("topology",), lambda v: tuple(table[t] for t in v["topology"]), implicit)
+            return mk(("topology",))
         if rule == "per_link":
             if target not in ("link_gibps", "link_gbps"):
                 raise _fmt_err(file, key, f"per_link derives link_gibps or link_gbps, not {target!r}")
@@ -435,12 +404,7 @@ class Space:
             s = (src or [want])[0]
             if (src and len(src) != 1) or s != want:
                 raise _fmt_err(file, f"{key}.from", f"per_link for {target} takes from: {want} (same unit)")
-
-            def per_link(v: dict[str, Any]) -> tuple[float, ...]:
-                bw, topo, npus = v[s], v["topology"], v["npus"]
-                return tuple(bw[i] / links_per_npu(topo[i], npus[i]) for i in range(n))
-
-            return Derived(target, rule, (s, "topology", "npus"), per_link, implicit)
+            return mk((s, "topology", "npus"))
         raise _fmt_err(file, f"{key}.rule", f"unknown rule {rule!r} (allowed: {', '.join(RULES)})")
 
     def _order(self, rules: list[Derived]) -> tuple[Derived, ...]:
@@ -806,6 +770,7 @@ class Space:
         self._train_get = _tuple_getter(self._train_keys)
         self._acc_keys = tuple(k for k in ("peak_tflops", "mem_gb", "mem_bw_gbps") if k in ch)
         self._cache: dict[Any, Any] = {}
+        self._tables: _columns.CoordTables | None = None
         self._base_dims = tuple(b.network.dims)
         self._prec = b.training.precision.value
 
@@ -819,38 +784,78 @@ class Space:
         return obj
 
     def decode(self, point: Any) -> SystemConfig:
-        """The concrete configuration of `point` (derived knobs applied; no pydantic re-validation)."""
-        v = self._values(point, for_build=True)
+        """The concrete configuration of `point` (derived knobs applied; no pydantic re-validation).
+
+        Raises ValueError for a point outside the encoded box."""
+        idx = point.tolist() if isinstance(point, np.ndarray) else list(point)
+        if len(idx) != len(self._coords) or not all(0 <= j < c for j, c in zip(idx, self.cardinalities,
+                                                                                  strict=True)):
+            raise ValueError(f"point {idx} is outside the box of cardinalities {list(self.cardinalities)}")
+        v = self._values(idx, for_build=True)
         return self._build(v)
 
     def _build(self, v: dict[str, Any]) -> SystemConfig:
-        b = self.base
         upd: dict[str, Any] = {}
         if self._do_par:
-            key = ("par", self._par_get(v))
-            upd["parallel"] = self._cached(key, lambda: b.parallel.model_copy(
-                update={k: v[k] for k in self._par_keys}))
+            upd["parallel"] = self._parallel_of(v)
         if self._do_train:
-            key = ("train", self._train_get(v))
-            upd["training"] = self._cached(key, lambda: b.training.model_copy(
-                update={k: v[k] for k in self._train_keys}))
+            upd["training"] = self._training_of(v)
         if self._do_coll:
-            key = ("coll",) + tuple(v[k] for k in self._coll_keys)
-            upd["collective"] = self._cached(key, lambda: b.collective.model_copy(
-                update={k: (list(v[k]) if k in ALGORITHM_KNOBS else v[k]) for k in self._coll_keys}))
+            upd["collective"] = self._collective_of(v)
         if self._do_net:
-            lk = self._link_key
-            dims = []
-            for i, bd in enumerate(self._base_dims):
-                bw = v[lk][i] if lk else None
-                key = ("dim", i, v["topology"][i], v["npus"][i], v["latency_ns"][i], bw)
-                dims.append(self._cached(key, lambda i=i, bd=bd, bw=bw: self._make_dim(bd, v, i, bw)))
-            key = ("net", tuple(id(d) for d in dims))
-            upd["network"] = self._cached(key, lambda: b.network.model_copy(update={"dims": dims}))
+            upd["network"] = self._network_of(v)
         if self._do_acc:
-            key = ("acc",) + tuple(v[k] for k in self._acc_keys)
-            upd["accelerator"] = self._cached(key, lambda: self._make_acc(v))
-        return _updated(b, upd) if upd else b
+            upd["accelerator"] = self._accelerator_of(v)
+        return _updated(self.base, upd) if upd else self.base
+
+    def decode_columns(self, points: Any) -> tuple[StepColumns, np.ndarray]:
+        """The configurations of an (n, d) point matrix as columns, and a bool array `ok`.
+
+        ``ok[i]`` is False where ``decode(points[i])`` raises (a row outside the encoded box); such rows hold
+        arbitrary values. Otherwise the columns equal ``StepColumns.from_configs([decode(p) for p in points])``
+        (:meth:`StepColumns.same_as`), built without one config object per point; ``rebuild(i)`` is
+        ``decode(points[i])``.
+
+        Example:
+            >>> import numpy as np
+            >>> from cosmic.psa import load_psa
+            >>> s = load_psa("cosmic-s1-gpt3-175b-full")
+            >>> cols, ok = s.decode_columns(s.sample(np.random.default_rng(0), 4))
+            >>> cols.n, bool(ok.all()), cols.network.npus.shape
+            (4, True, (4, 4))
+        """
+        return _columns.decode_columns(self, points)
+
+    def _coord_tables(self) -> _columns.CoordTables:
+        if self._tables is None:
+            self._tables = _columns.coordinate_tables(self._coords, self._codecs)
+        return self._tables
+
+    def _parallel_of(self, v: dict[str, Any]) -> Any:
+        return self._cached(("par", self._par_get(v)), lambda: self.base.parallel.model_copy(
+            update={k: v[k] for k in self._par_keys}))
+
+    def _training_of(self, v: dict[str, Any]) -> Any:
+        return self._cached(("train", self._train_get(v)), lambda: self.base.training.model_copy(
+            update={k: v[k] for k in self._train_keys}))
+
+    def _collective_of(self, v: dict[str, Any]) -> Any:
+        key = ("coll",) + tuple(v[k] for k in self._coll_keys)
+        return self._cached(key, lambda: self.base.collective.model_copy(
+            update={k: (list(v[k]) if k in ALGORITHM_KNOBS else v[k]) for k in self._coll_keys}))
+
+    def _network_of(self, v: dict[str, Any]) -> Any:
+        lk = self._link_key
+        dims = []
+        for i, bd in enumerate(self._base_dims):
+            bw = v[lk][i] if lk else None
+            key = ("dim", i, v["topology"][i], v["npus"][i], v["latency_ns"][i], bw)
+            dims.append(self._cached(key, lambda i=i, bd=bd, bw=bw: self._make_dim(bd, v, i, bw)))
+        key = ("net", tuple(id(d) for d in dims))
+        return self._cached(key, lambda: self.base.network.model_copy(update={"dims": dims}))
+
+    def _accelerator_of(self, v: dict[str, Any]) -> Any:
+        return self._cached(("acc",) + tuple(v[k] for k in self._acc_keys), lambda: self._make_acc(v))
 
     def _make_dim(self, bd: Any, v: dict[str, Any], i: int, bw: float | None) -> Any:
         u: dict[str, Any] = {"topology": v["topology"][i], "npus": v["npus"][i], "latency_ns": v["latency_ns"][i]}
@@ -934,6 +939,27 @@ class Space:
                 if not all(c.fn(v) for c in comp.constraints):
                     return False
         return True
+
+    def feasible_mask(self, points: Any) -> np.ndarray:
+        """``is_feasible`` of every row of an (n, d) point matrix, as a bool array (a table lookup per enumerated
+        constraint component; rows of a component too large to enumerate are checked one by one).
+
+        Raises ValueError when a row lies outside the encoded box (as ``is_feasible``)."""
+        p, inside = _columns.in_box(self, points)
+        if not inside.all():
+            bad = p[np.flatnonzero(~inside)[0]].tolist()
+            raise ValueError(f"point {bad} is outside the box of cardinalities {list(self.cardinalities)}")
+        mask = np.ones(p.shape[0], dtype=bool)
+        for comp in self._components:
+            idx = list(comp.coords)
+            if comp.table is not None:
+                mask &= comp.table[_mixed_radix(p[:, idx], self._card[idx])]
+        for comp in self._components:
+            if comp.table is None:
+                for r in np.flatnonzero(mask).tolist():
+                    v = self._values(p[r])
+                    mask[r] = all(c.fn(v) for c in comp.constraints)
+        return mask
 
     def neighbours(self, point: Any) -> list[np.ndarray]:
         """Feasible points that differ from `point` in exactly one coordinate (one knob of the encoding)."""
@@ -1040,6 +1066,8 @@ class Space:
                     raise _fmt_err(self.file, "constraints", "unsatisfiable: " + _conflict_phrase(names))
                 comp.feasible = np.array(rows, dtype=np.int64).reshape(len(rows), len(comp.coords))
                 comp.feasible_set = frozenset(rows)
+                comp.table = np.zeros(comp.box, dtype=bool)
+                comp.table[_mixed_radix(comp.feasible, self._card[list(comp.coords)])] = True
                 comp.count = len(rows)
             else:
                 exact_all = False
