@@ -9,7 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from cosmic.agents import AGENTS, agent_class, agent_names, hyperparameter_defaults, make_agent
+from cosmic.agents import (
+    AGENTS,
+    agent_class,
+    agent_names,
+    hyperparameter_defaults,
+    make_agent,
+)
 from cosmic.errors import ConfigError, UnknownNameError
 from cosmic.explore import Evaluator, with_objectives
 from cosmic.psa import load_psa

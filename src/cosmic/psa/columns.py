@@ -10,10 +10,12 @@ through the same cached builders as the scalar decode.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cosmic.psa import decode, encoding
 from cosmic.psa.rules import DEFAULT_ALGORITHM, TOPOLOGY_CODES, Codec
 from cosmic.sim.columns import (
     ALGORITHMS,
@@ -49,6 +51,13 @@ def coordinate_tables(coords: list[Any], codecs: dict[str, Codec]) -> CoordTable
     return out
 
 
+def coord_tables(space: Space) -> CoordTables:
+    """The space's :func:`coordinate_tables`, built on first use."""
+    if space._tables is None:
+        space._tables = coordinate_tables(space._coords, space._codecs)
+    return space._tables
+
+
 def knob_columns(space: Space, points: np.ndarray, rules: Any) -> dict[str, np.ndarray]:
     """Column of every knob at `points` (in-box rows): base values, coordinate writes, then `rules` in order."""
     n = points.shape[0]
@@ -57,7 +66,7 @@ def knob_columns(space: Space, points: np.ndarray, rules: Any) -> dict[str, np.n
         base = codec.column([space._bv[name]])
         cols[name] = np.broadcast_to(base, (n, *base.shape[1:]))
     own: set[str] = set()
-    for ci, entries in enumerate(space._coord_tables()):
+    for ci, entries in enumerate(coord_tables(space)):
         idx = points[:, ci]
         for name, dim, table in entries:
             if dim is None:
@@ -102,9 +111,9 @@ def _section(space: Space, points: np.ndarray, keys: tuple[str, ...], build: Any
     n = points.shape[0]
     if not changed:
         return (base,), np.zeros(n, dtype=np.int64)
-    coords = sorted(set().union(*(space._coords_of(k, None) for k in keys)))
+    coords = sorted(set().union(*(encoding.coords_of(space, k, None) for k in keys)))
     first, inv = _distinct(points, coords, space._card)
-    objs = tuple(build(space._values(points[r], for_build=True)) for r in first.tolist())
+    objs = tuple(build(encoding.values(space, points[r], for_build=True)) for r in first.tolist())
     return objs, inv
 
 
@@ -179,8 +188,8 @@ def decode_columns(space: Space, points: Any) -> tuple[StepColumns, np.ndarray]:
     pc = p if ok.all() else np.where(ok[:, None], p, 0)
     cols = knob_columns(space, pc, space._build_rules)
     b = space.base
-    trs, tr = _section(space, pc, space._train_keys, space._training_of, b.training, space._do_train)
-    accs, acc = _section(space, pc, space._acc_keys, space._accelerator_of, b.accelerator, space._do_acc)
+    trs, tr = _section(space, pc, space._train_keys, partial(decode.training_of, space), b.training, space._do_train)
+    accs, acc = _section(space, pc, space._acc_keys, partial(decode.accelerator_of, space), b.accelerator, space._do_acc)
     rank_orders = space._codecs["rank_order"].table or ()
     columns = StepColumns(
         n=n,
