@@ -48,7 +48,7 @@ def drive(agent, space, n_rounds, batch):
             break
         evs = ev.evaluate(pts)
         kw = {}
-        if getattr(agent, "wants_features", False):
+        if agent.wants_features:
             kw["features"] = [e.features for e in evs]
         agent.tell(pts, [e.values for e in evs], violations=[e.violation for e in evs], **kw)
         asked.append(pts)

@@ -68,6 +68,7 @@ class OptunaAgent(BaseAgent):
     """Adapter from an Optuna sampler to the agent contract (subclasses choose the sampler)."""
 
     name: ClassVar[str] = "optuna"
+    repeats_points: ClassVar[bool] = False
     default_batch: ClassVar[int] = 1
     constrained: ClassVar[bool] = True
 

@@ -6,7 +6,12 @@
     summary.best_objective, summary.best_config
 """
 
-from cosmic.explore._objective import FEATURE_NAMES, Evaluation, Evaluator, with_objectives
+from cosmic.explore._objective import (
+    FEATURE_NAMES,
+    Evaluation,
+    Evaluator,
+    with_objectives,
+)
 from cosmic.explore._rl import make_env, reward_of
 from cosmic.explore._storage import History, StudyStore, storage_url
 from cosmic.explore._study import Progress, StudySummary, pareto_front, run_study
