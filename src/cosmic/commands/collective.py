@@ -41,7 +41,12 @@ def run_collective(
     kind: Collective, size: int, network_file: Path, system_file: Path, fidelity: str = "astra-sim"
 ) -> dict[str, Any]:
     """Time one collective and return the JSON record printed by `cosmic collective --json`."""
-    from cosmic.collective.astra import AstraDim, AstraParams, phase_plan, simulate_collective
+    from cosmic.collective.astra import (
+        AstraDim,
+        AstraParams,
+        phase_plan,
+        simulate_collective,
+    )
     from cosmic.collective.astra_io import read_network, read_system
     from cosmic.collective.model import collective_time
 
@@ -162,7 +167,7 @@ def collective(
     Prints the slowest NPU's finish time, algorithm and bus bandwidth (nccl-tests factors) and each dimension's
     phase. For all-gather, --size is each NPU's input shard (ASTRA-sim's convention).
     """
-    from cosmic.cli import emit_json, out
+    from cosmic.commands._output import emit_json, out
 
     # errors are raised (not `fail`ed) so the exit code is 2 also under `main(standalone_mode=False)`
     if kind.replace("_", "-").lower() not in KINDS:
@@ -199,8 +204,8 @@ def astra_export(
 ) -> None:
     """Write CONFIG's network and collective stacks as ASTRA-sim's network.yml and system.json."""
     import cosmic
-    from cosmic.cli import out
     from cosmic.collective.astra_io import export_astra
+    from cosmic.commands._output import out
 
     cfg = cosmic.load_config(config)
     net, sysf = export_astra(cfg.network, cfg.collective, out_dir)
