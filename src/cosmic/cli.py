@@ -5,16 +5,18 @@ Errors a user can cause (CosmicError) print as one line on stderr with exit code
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from cosmic.commands import register_all
+from cosmic.commands._output import emit_json, err, fail, out, print_result
 from cosmic.errors import CosmicError
+
+__all__ = ["app", "emit_json", "err", "fail", "main", "out", "print_result"]
 
 app = typer.Typer(
     name="cosmic",
@@ -23,8 +25,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
 _DEBUG = {"on": False}
 
 
@@ -33,103 +33,6 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False,
 ) -> None:
     _DEBUG["on"] = debug
-
-
-def fail(message: str) -> None:
-    """Print one error line and exit 2."""
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "model_dump"):
-        return o.model_dump(mode="json")
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
-
-
-def _fmt_s(x: float) -> str:
-    if x == 0:
-        return "0"
-    if x >= 1:
-        return f"{x:,.3f} s"
-    if x >= 1e-3:
-        return f"{x * 1e3:,.3f} ms"
-    return f"{x * 1e6:,.2f} µs"
-
-
-def print_result(result: Any, config: Any, title: str | None = None) -> None:
-    """Readable tables of a Result (shared by simulate and explore)."""
-    from cosmic.sim.result import BREAKDOWN_KEYS
-
-    r = result
-    head = Table(title=title or (config.name or "simulation"), show_header=False, title_justify="left")
-    head.add_column("metric", style="bold")
-    head.add_column("value")
-    par = config.parallel
-    head.add_row("model", f"{config.model.name} ({config.model.n_params / 1e9:,.2f} B params)")
-    head.add_row("accelerator", f"{config.accelerator.name} x {r.n_npus:,}")
-    head.add_row(
-        "network",
-        " x ".join(f"{d.topology.value}({d.npus})" for d in config.network.dims),
-    )
-    head.add_row(
-        "layout",
-        f"DP {par.dp} · TP {par.tp} · PP {par.pp} · SP {par.sp} · ZeRO {par.zero}"
-        + (" · seq-par" if par.sequence_parallel else ""),
-    )
-    tr = config.training
-    head.add_row(
-        "training",
-        f"batch {tr.global_batch} × seq {config.seq_len}, micro-batch {tr.micro_batch} ({r.micro_batches}/pipeline), "
-        f"{tr.schedule.value}" + (f" v={tr.virtual_stages}" if tr.virtual_stages > 1 else "")
-        + f", recompute {tr.recompute.value}, {tr.precision.value}",
-    )
-    head.add_row("step time", _fmt_s(r.step_time_s))
-    head.add_row("tokens/s", f"{r.tokens_per_s:,.0f}")
-    head.add_row("MFU / HFU", f"{r.mfu * 100:.1f}% / {r.hfu * 100:.1f}%")
-    fit = "fits" if r.fits_memory else "[red]DOES NOT FIT[/red]"
-    head.add_row(
-        "memory / device",
-        f"{r.memory_per_device_gb:,.1f} GB of {r.memory_capacity_bytes / 1e9:,.0f} GB ({fit})",
-    )
-    head.add_row("network cost", f"${r.network_cost_usd:,.0f}")
-    out.print(head)
-
-    bd = Table(title="step breakdown (critical stage)", title_justify="left")
-    bd.add_column("component")
-    bd.add_column("time", justify="right")
-    bd.add_column("share", justify="right")
-    for k in BREAKDOWN_KEYS:
-        v = r.breakdown[k]
-        bd.add_row(k.removesuffix("_s").replace("_", " "), _fmt_s(v), f"{v / r.step_time_s * 100:5.1f}%")
-    bd.add_row("[bold]total[/bold]", f"[bold]{_fmt_s(r.step_time_s)}[/bold]", "100.0%")
-    out.print(bd)
-    if any(r.comm_by_network_dim_s):
-        nd = Table(title="exposed communication per network dimension", title_justify="left")
-        nd.add_column("dim")
-        nd.add_column("topology")
-        nd.add_column("time", justify="right")
-        for i, (d, t) in enumerate(zip(config.network.dims, r.comm_by_network_dim_s, strict=True)):
-            nd.add_row(str(i), f"{d.topology.value}({d.npus})", _fmt_s(t))
-        out.print(nd)
-    m = r.memory
-    mt = Table(title="memory per device", title_justify="left")
-    mt.add_column("part")
-    mt.add_column("GB", justify="right")
-    for name, val in (
-        ("weights", m.weights_bytes),
-        ("gradients", m.gradients_bytes),
-        ("optimizer states", m.optimizer_bytes),
-        ("activations", m.activations_bytes),
-    ):
-        mt.add_row(name, f"{val / 1e9:,.2f}")
-    out.print(mt)
 
 
 @app.command()
@@ -199,8 +102,6 @@ def catalog(
         t.add_row(n, summary)
     out.print(t)
 
-
-from cosmic.commands import register_all  # noqa: E402  (commands import helpers defined above)
 
 register_all(app)
 

@@ -9,7 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from cosmic.agents import AGENTS, agent_class, agent_names, hyperparameter_defaults, make_agent
+from cosmic.agents import (
+    AGENTS,
+    agent_class,
+    agent_names,
+    hyperparameter_defaults,
+    make_agent,
+)
 from cosmic.errors import ConfigError, UnknownNameError
 from cosmic.explore import Evaluator, with_objectives
 from cosmic.psa import load_psa
@@ -42,7 +48,7 @@ def drive(agent, space, n_rounds, batch):
             break
         evs = ev.evaluate(pts)
         kw = {}
-        if getattr(agent, "wants_features", False):
+        if agent.wants_features:
             kw["features"] = [e.features for e in evs]
         agent.tell(pts, [e.values for e in evs], violations=[e.violation for e in evs], **kw)
         asked.append(pts)

@@ -103,3 +103,19 @@ def test_an_error_echoing_a_value_with_a_line_break_stays_one_line() -> None:
     text = str(info.value)
     assert "\n" not in text
     assert "parallel.rank_order: must be a permutation of tp, sp, dp, pp, got 'a\\nb', tp, sp, pp" in text
+
+
+def test_commands_never_import_the_cli_module() -> None:
+    """The sub-commands take their output helpers from cosmic.commands._output (not cosmic.cli, which imports
+    them), at module level or inside a function."""
+    import ast
+
+    import cosmic.commands
+
+    for path in Path(cosmic.commands.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            assert not any(n and (n == "cosmic.cli" or n.startswith("cosmic.cli.")) for n in names), path.name
+            if isinstance(node, ast.ImportFrom) and node.module == "cosmic":
+                assert "cli" not in {a.name for a in node.names}, path.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from .psa_testdata import TINY_PSA, write_psa
 
 

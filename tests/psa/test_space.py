@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 import cosmic
 from cosmic.errors import ConfigError
-from cosmic.psa import Space, list_presets, load_psa
-from cosmic.psa import space as space_mod
+from cosmic.psa import Space, feasibility, list_presets, load_psa
 from cosmic.sim.config import config_from_dict
 
 from .psa_testdata import TINY_PSA, write_psa
@@ -132,12 +131,12 @@ def test_feasible_count_equals_brute_force(tiny_psa_file: Path, monkeypatch: pyt
     assert space.size_feasible == want
     assert space.size_total == 5 * 4 * 3 * 3**2 * 3**2
     # the factorised count (no whole-box enumeration) agrees
-    monkeypatch.setattr(space_mod, "BOX_ENUM_LIMIT", 0)
+    monkeypatch.setattr(feasibility, "BOX_ENUM_LIMIT", 0)
     dp_space = load_psa(tiny_psa_file)
     assert dp_space.size_method == "exact (DP)"
     assert dp_space.size_feasible == want
     # and a Monte Carlo estimate is within its stated error
-    monkeypatch.setattr(space_mod, "ENUM_LIMIT", 1)
+    monkeypatch.setattr(feasibility, "ENUM_LIMIT", 1)
     mc = load_psa(tiny_psa_file)
     assert mc.size_method.startswith("estimated (Monte Carlo, 20000 samples, ±")
     pct = float(mc.size_method.split("±")[1].rstrip("%)"))
@@ -215,7 +214,7 @@ def test_decode_builds_no_new_validation_and_equals_a_validated_config(monkeypat
 def test_decode_equals_pydantic_model_copy(name: str) -> None:
     """Decode's own copy of the base (and its one-dict-update path for spaces without per-dimension knobs) gives
     exactly what pydantic's model_copy gives: same fields, same set-fields, no extras or private attributes."""
-    from cosmic.psa.space import _updated
+    from cosmic.psa.decode import updated as _updated
 
     space = load_psa(name)
     for p in space.sample(np.random.default_rng(1), 200):
@@ -226,25 +225,6 @@ def test_decode_equals_pydantic_model_copy(name: str) -> None:
         assert _updated(space.base, upd) == ref
         k = space.knobs(p)
         assert (cfg.parallel.tp, cfg.parallel.pp, cfg.parallel.dp) == (k["tp"], k["pp"], k["dp"])
-
-
-def test_adapters_gymnasium_and_optuna() -> None:
-    import optuna
-
-    space = load_psa("cosmic-s1-vit-large-full")
-    act = space.gym_action_space(seed=0)
-    assert tuple(act.nvec) == space.cardinalities
-    p = act.sample()
-    cfg = space.decode(p)
-    assert cfg.parallel.n_npus == cfg.network.n_npus
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for _ in range(5):
-        trial = study.ask()
-        q = space.suggest(trial)
-        assert q.shape == (len(space.dim_names),)
-        assert all(0 <= x < c for x, c in zip(q, space.cardinalities, strict=True))
-        study.tell(trial, 1.0)
 
 
 def test_encode_rejects_configs_outside_the_space() -> None:

@@ -164,3 +164,15 @@ def test_store_keeps_each_run_as_an_optuna_study(tmp_path: Path) -> None:
     ok = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert min(t.values[0] for t in ok) == pytest.approx(res.best_objective)
     assert res.trials == run_job(job).trials  # re-running into the same directory replaces the study
+
+
+@pytest.mark.parametrize("mode", ["full", "workload"])
+def test_cosmic_setting_decode_columns_carries_the_two_micro_batch_rule(mode):
+    from cosmic.sim.columns import StepColumns
+
+    space = study_space("s1", "gpt3-175b", mode, setting="cosmic")
+    pts = space.sample(np.random.default_rng(2), 200)
+    cols, ok = space.decode_columns(pts)
+    assert ok.all()
+    assert cols.same_as(StepColumns.from_configs([space.decode(p) for p in pts])) == []
+    assert len({t.micro_batch for t in cols.trainings}) > 1

@@ -33,6 +33,7 @@ class AntColonyAgent(BaseAgent):
     """
 
     name: ClassVar[str] = "aco"
+    repeats_points: ClassVar[bool] = False
     default_batch: ClassVar[int] = 16
 
     def __init__(

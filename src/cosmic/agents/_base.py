@@ -36,10 +36,21 @@ Value = float | tuple[float, ...]
 
 @runtime_checkable
 class Agent(Protocol):
-    """What the explorer needs from an agent (see the module docstring)."""
+    """What the explorer needs from an agent (see the module docstring); :class:`BaseAgent` gives every flag its
+    documented default. `cosmic.testing.check_agent` asserts the contract."""
 
     name: ClassVar[str]
+    multi_objective: ClassVar[bool]
     max_batch: ClassVar[int | None]
+    default_batch: ClassVar[int]
+    times_unfit_points: ClassVar[bool]
+    wants_features: ClassVar[bool]
+    repeats_points: ClassVar[bool]
+
+    @property
+    def exhausted(self) -> bool:
+        """True once the agent has nothing left to propose (the explorer then stops, the search complete)."""
+        ...
 
     def ask(self, n: int = 1) -> np.ndarray:
         """Return ``n`` points as an ``(n, d)`` integer array, each satisfying the space's static constraints."""
@@ -61,21 +72,38 @@ class Agent(Protocol):
         """Release threads or other resources (a no-op for most agents)."""
         ...
 
+    def hyperparameters(self) -> dict[str, Any]:
+        """The hyper-parameters the agent was built with (stored with the study)."""
+        ...
+
 
 class BaseAgent:
     """Shared plumbing: the space, a seeded generator, objective signs and loss helpers.
 
-    Subclasses set `name`, `multi_objective` (whether they accept several objectives), `max_batch` (the largest ask
-    they support, ``None`` for any) and `default_batch` (what the explorer asks for when not told).
+    Subclasses set `name` and override the flags whose default does not fit them (each is documented below).
     """
 
     name: ClassVar[str] = "base"
     multi_objective: ClassVar[bool] = False
+    """Whether the agent accepts a space with several objectives (values are then tuples)."""
     max_batch: ClassVar[int | None] = None
+    """The largest ask the agent supports (``None``: any); the explorer never asks for more."""
     default_batch: ClassVar[int] = 64
+    """What the explorer asks for at a time when the caller does not say."""
     times_unfit_points: ClassVar[bool] = True
     """Whether the explorer simulates points that do not fit in memory (their unconstrained values are kept for
     the agent and the store); an agent that ignores them (exhaustive) sets it False and they are rejected untimed."""
+    wants_features: ClassVar[bool] = False
+    """Whether `tell` takes ``features=`` (one feature vector per point, `cosmic.explore.FEATURE_NAMES`)."""
+    repeats_points: ClassVar[bool] = True
+    """Whether an ask may return a point asked before (in this run or in the rebuilt history). False is a promise
+    the contract test holds the agent to."""
+
+    @property
+    def exhausted(self) -> bool:
+        """True once the agent has nothing left to propose; the explorer then stops and marks the search complete.
+        Default: never."""
+        return False
 
     def __init__(self, space: Space, *, seed: int | None = None) -> None:
         self.space = space

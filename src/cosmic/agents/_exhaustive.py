@@ -28,6 +28,7 @@ class ExhaustiveAgent(BaseAgent):
     """
 
     name: ClassVar[str] = "exhaustive"
+    repeats_points: ClassVar[bool] = False
     multi_objective: ClassVar[bool] = True
     default_batch: ClassVar[int] = 4096
     times_unfit_points: ClassVar[bool] = False  # the certified best is over fitting points only

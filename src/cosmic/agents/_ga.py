@@ -42,6 +42,7 @@ class GeneticAgent(BaseAgent):
     """
 
     name: ClassVar[str] = "ga"
+    repeats_points: ClassVar[bool] = False
     default_batch: ClassVar[int] = 32
 
     def __init__(

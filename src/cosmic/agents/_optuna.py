@@ -51,10 +51,24 @@ def _violation_of(trial: Any) -> tuple[float]:
     return (float(trial.user_attrs.get(_VIOLATION_KEY, 0.0)),)
 
 
+def suggest(space: Any, trial: Any) -> np.ndarray:
+    """Optuna define-by-run over a ``cosmic.psa.Space``: one ``suggest_int`` per ordered numeric coordinate, one
+    ``suggest_categorical`` per other coordinate. The point satisfies the equality constraints (the encoding does);
+    check ``space.violations`` for the others."""
+    p = np.empty(len(space.cardinalities), dtype=np.int64)
+    for i, (name, card) in enumerate(zip(space.dim_names, space.cardinalities, strict=True)):
+        if space.coordinate_is_ordered(i):
+            p[i] = trial.suggest_int(name, 0, card - 1)
+        else:
+            p[i] = trial.suggest_categorical(name, list(range(card)))
+    return p
+
+
 class OptunaAgent(BaseAgent):
     """Adapter from an Optuna sampler to the agent contract (subclasses choose the sampler)."""
 
     name: ClassVar[str] = "optuna"
+    repeats_points: ClassVar[bool] = False
     default_batch: ClassVar[int] = 1
     constrained: ClassVar[bool] = True
 

@@ -35,6 +35,7 @@ class WalkAgent(BaseAgent):
     """
 
     name: ClassVar[str] = "walk"
+    repeats_points: ClassVar[bool] = False
     default_batch: ClassVar[int] = 1
 
     def __init__(self, space: Any, *, seed: int | None = None, temperature: float = 0.02, start: str = "base") -> None:

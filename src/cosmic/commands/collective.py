@@ -167,7 +167,7 @@ def collective(
     Prints the slowest NPU's finish time, algorithm and bus bandwidth (nccl-tests factors) and each dimension's
     phase. For all-gather, --size is each NPU's input shard (ASTRA-sim's convention).
     """
-    from cosmic.cli import emit_json, out
+    from cosmic.commands._output import emit_json, out
 
     # errors are raised (not `fail`ed) so the exit code is 2 also under `main(standalone_mode=False)`
     if kind.replace("_", "-").lower() not in KINDS:
@@ -204,8 +204,8 @@ def astra_export(
 ) -> None:
     """Write CONFIG's network and collective stacks as ASTRA-sim's network.yml and system.json."""
     import cosmic
-    from cosmic.cli import out
     from cosmic.collective.astra_io import export_astra
+    from cosmic.commands._output import out
 
     cfg = cosmic.load_config(config)
     net, sysf = export_astra(cfg.network, cfg.collective, out_dir)

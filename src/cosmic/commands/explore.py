@@ -15,7 +15,7 @@ DEMO_BUDGET = 5000
 def _parse_hyper(items: list[str] | None) -> dict[str, Any]:
     import yaml
 
-    from cosmic.cli import fail
+    from cosmic.commands._output import fail
 
     out: dict[str, Any] = {}
     for item in items or []:
@@ -138,7 +138,7 @@ def explore(
 ) -> None:
     """Search PSA with an agent; every evaluation is stored as a trial, the best configuration is written as a
     YAML that `cosmic simulate` accepts, with an HTML report."""
-    from cosmic.cli import emit_json, fail, out
+    from cosmic.commands._output import emit_json, fail, out
 
     fileconf = _read_agent_yaml(config) if config is not None else {}
     hyp = dict(fileconf.get("hyper") or {})
@@ -166,7 +166,7 @@ def explore(
 def _print_summary(summary: Any, paths: dict[str, Path]) -> None:
     from rich.table import Table
 
-    from cosmic.cli import out, print_result
+    from cosmic.commands._output import out, print_result
 
     t = Table(title=f"study {summary.study_name}", show_header=False, title_justify="left")
     t.add_column("k", style="bold")
@@ -205,7 +205,7 @@ def demo(
 ) -> None:
     """Explore COSMIC's S1 GPT-3 175B full-stack space with the genetic algorithm (well under a minute) and print
     the best configuration, its breakdown and the report path."""
-    from cosmic.cli import out
+    from cosmic.commands._output import out
 
     study = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     summary, paths = _run(

@@ -25,7 +25,7 @@ def show(
     json_out: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
 ) -> None:
     """Knobs by stack, derived knobs, constraints, objectives and the size of the space (total and feasible)."""
-    from cosmic.cli import emit_json, out
+    from cosmic.commands._output import emit_json, out
     from cosmic.psa import load_psa
 
     space = load_psa(source)
@@ -81,7 +81,7 @@ def sample(
     import numpy as np
     import yaml
 
-    from cosmic.cli import emit_json, out
+    from cosmic.commands._output import emit_json, out
     from cosmic.psa import load_psa
 
     space = load_psa(source)
@@ -111,7 +111,7 @@ def list_(
     json_out: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
 ) -> None:
     """List the built-in PSA presets."""
-    from cosmic.cli import emit_json, out
+    from cosmic.commands._output import emit_json, out
     from cosmic.psa import list_presets
 
     names = list_presets()

@@ -52,7 +52,7 @@ def _run(study: str, *, out_dir: Path, agents: str, seeds: int, budget: int | No
         TimeElapsedColumn,
     )
 
-    from cosmic.cli import emit_json
+    from cosmic.commands._output import emit_json
     from cosmic.explore.backends import make_backend
     from cosmic.study import run_case_study
 
@@ -89,7 +89,7 @@ def _run(study: str, *, out_dir: Path, agents: str, seeds: int, budget: int | No
 def _print(summary: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from cosmic.cli import out
+    from cosmic.commands._output import out
 
     for setting, rng in summary["speedup_range"].items():
         t = Table(title=f"{summary['study']} — setting {setting}, objective {summary['options']['objective']}",
@@ -159,7 +159,7 @@ def scaling(
                                                                   "(default 1024,2048,4096,8192,16384)")] = None,
 ) -> None:
     """GPT-3 175B, LLaMA-7B and ViT-Large on S2 with global batch 1024 ... 16384, single- vs full-stack."""
-    from cosmic.cli import fail
+    from cosmic.commands._output import fail
 
     bs = None
     if batches:

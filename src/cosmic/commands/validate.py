@@ -16,7 +16,7 @@ def validate(
 ) -> None:
     """Simulate every row of FILE and compare with its measured metric (step time, throughput, TFLOP/s, MFU,
     or bus bandwidth); rows that cannot be compared are listed with the reason."""
-    from cosmic.cli import emit_json, out
+    from cosmic.commands._output import emit_json, out
     from cosmic.validate import validate_file
 
     report = validate_file(file)

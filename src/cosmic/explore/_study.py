@@ -272,8 +272,8 @@ def run_study(
     target = n_stored + budget if worker else budget
     worker_tag = f"{socket.gethostname()}:{os.getpid()}" if worker else None
 
-    evaluator = Evaluator(space, time_unfit=bool(getattr(ag, "times_unfit_points", True)))
-    wants_features = bool(getattr(ag, "wants_features", False))
+    evaluator = Evaluator(space, time_unfit=ag.times_unfit_points)
+    wants_features = ag.wants_features
     pending: list[TrialRow] = []
     t0 = time.perf_counter()
     last_flush = t0
@@ -345,7 +345,7 @@ def run_study(
             if progress is not None:
                 progress(Progress(done, target, None if best_i is None else values[best_i][0],  # type: ignore[index]
                                   now - t0, done - n_stored))
-        if not complete and getattr(ag, "exhausted", False):
+        if not complete and ag.exhausted:
             complete = True
     finally:
         if gc_was_enabled:

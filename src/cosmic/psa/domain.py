@@ -68,6 +68,30 @@ def _num(v: Any, what: str, file: str | None, key: str) -> float:
     return v
 
 
+def _float_items(raw: dict[str, Any], lo: float, hi: float, file: str | None, key: str, dkey: str,
+                 ) -> tuple[list[Any], str]:
+    """The values and description of a float_range domain (by `num` points or by `step`)."""
+    if "step" in raw and "num" in raw:
+        raise ConfigError("give step or num, not both", file=file, key=key)
+    if "num" in raw:
+        num = raw["num"]
+        if isinstance(num, bool) or not isinstance(num, int) or num < 1 or num > _MAX_DOMAIN:
+            raise ConfigError(f"num must be an integer in 1..{_MAX_DOMAIN}, got {num!r}", file=file,
+                              key=f"{key}.num")
+        items = [lo] if num == 1 else [lo + (hi - lo) * i / (num - 1) for i in range(num)] if hi >= lo else []
+        spec = f"{num} points in [{lo:g}, {hi:g}]"
+    else:
+        step = _num(raw["step"], "step", file, f"{key}.step") if "step" in raw else None
+        if step is None or step <= 0:
+            raise ConfigError("float_range needs a positive step or num", file=file, key=key)
+        n = int(math.floor((hi - lo) / step + 1e-9)) + 1 if hi >= lo else 0
+        if n > _MAX_DOMAIN:
+            raise ConfigError(f"domain of {n:,} values is too large", file=file, key=dkey)
+        items = [round(lo + i * step, 12) for i in range(n)]
+        spec = f"{lo:g}..{hi:g} step {step:g}"
+    return items, spec
+
+
 def parse_domain(raw: Any, defn: KnobDef, *, file: str | None, key: str) -> tuple[Domain, Any]:
     """Parse a knob entry; returns the domain and the raw `mode` value (or None)."""
     mode = None
@@ -122,26 +146,14 @@ def parse_domain(raw: Any, defn: KnobDef, *, file: str | None, key: str) -> tupl
                 p *= 2
             spec = f"powers of two in [{lo:g}, {hi:g}]"
         else:
-            if "step" in raw and "num" in raw:
-                raise ConfigError("give step or num, not both", file=file, key=key)
-            if "num" in raw:
-                num = raw["num"]
-                if isinstance(num, bool) or not isinstance(num, int) or num < 1 or num > _MAX_DOMAIN:
-                    raise ConfigError(f"num must be an integer in 1..{_MAX_DOMAIN}, got {num!r}", file=file,
-                                      key=f"{key}.num")
-                items = [lo] if num == 1 else [lo + (hi - lo) * i / (num - 1) for i in range(num)] if hi >= lo else []
-                spec = f"{num} points in [{lo:g}, {hi:g}]"
-            else:
-                step = _num(raw["step"], "step", file, f"{key}.step") if "step" in raw else None
-                if step is None or step <= 0:
-                    raise ConfigError("float_range needs a positive step or num", file=file, key=key)
-                n = int(math.floor((hi - lo) / step + 1e-9)) + 1 if hi >= lo else 0
-                if n > _MAX_DOMAIN:
-                    raise ConfigError(f"domain of {n:,} values is too large", file=file, key=dkey)
-                items = [round(lo + i * step, 12) for i in range(n)]
-                spec = f"{lo:g}..{hi:g} step {step:g}"
+            items, spec = _float_items(raw, lo, hi, file, key, dkey)
     if not items:
         raise ConfigError("empty domain (no value satisfies it)", file=file, key=dkey)
+    return Domain(_parsed(items, defn, kind, file, dkey), spec), mode
+
+
+def _parsed(items: list[Any], defn: KnobDef, kind: str, file: str | None, dkey: str) -> tuple[Any, ...]:
+    """The canonical values of a domain's raw items (ConfigError on a bad or duplicate value)."""
     values: list[Any] = []
     seen: set[Any] = set()  # parsed values are hashable; a set keeps a 10^6-value domain linear, not quadratic
     for i, x in enumerate(items):
@@ -153,4 +165,4 @@ def parse_domain(raw: Any, defn: KnobDef, *, file: str | None, key: str) -> tupl
             raise ConfigError(f"duplicate value {x!r}", file=file, key=f"{dkey}[{i}]")
         seen.add(val)
         values.append(val)
-    return Domain(tuple(values), spec), mode
+    return tuple(values)

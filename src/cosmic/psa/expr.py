@@ -129,7 +129,7 @@ def _name(node: ast.Name, known: set[str], refs: set[tuple[str, int | None]], in
     return get
 
 
-def _compile(node: ast.AST, known: set[str], refs: set[tuple[str, int | None]]) -> Fn:  # noqa: C901
+def _compile(node: ast.AST, known: set[str], refs: set[tuple[str, int | None]]) -> Fn:
     if isinstance(node, ast.Constant):
         c = node.value
         if isinstance(c, (bool, int, float, str)):
@@ -144,23 +144,7 @@ def _compile(node: ast.AST, known: set[str], refs: set[tuple[str, int | None]]) 
         items = [_compile(e, known, refs) for e in node.elts]
         return lambda v: tuple(f(v) for f in items)
     if isinstance(node, ast.Subscript):
-        sl = node.slice
-        if (
-            isinstance(node.value, ast.Name)
-            and isinstance(sl, ast.Constant)
-            and isinstance(sl.value, int)
-            and not isinstance(sl.value, bool)
-        ):
-            return _name(node.value, known, refs, sl.value)
-        if (
-            isinstance(node.value, ast.Name)
-            and isinstance(sl, ast.UnaryOp)
-            and isinstance(sl.op, ast.USub)
-            and isinstance(sl.operand, ast.Constant)
-            and isinstance(sl.operand.value, int)
-        ):
-            return _name(node.value, known, refs, -sl.operand.value)
-        raise ExprError("only name[constant integer] indexing is allowed")
+        return _subscript(node, known, refs)
     if isinstance(node, ast.BoolOp):
         parts = [_compile(e, known, refs) for e in node.values]
         if isinstance(node.op, ast.And):
@@ -182,24 +166,7 @@ def _compile(node: ast.AST, known: set[str], refs: set[tuple[str, int | None]]) 
         a, b = _compile(node.left, known, refs), _compile(node.right, known, refs)
         return lambda v: op(a(v), b(v))
     if isinstance(node, ast.Compare):
-        first = _compile(node.left, known, refs)
-        ops = []
-        for o, r in zip(node.ops, node.comparators, strict=True):
-            f = _CMP.get(type(o))
-            if f is None:
-                raise ExprError(f"comparison {type(o).__name__} is not allowed")
-            ops.append((f, _compile(r, known, refs)))
-
-        def cmp(v: dict[str, Any]) -> bool:
-            left = first(v)
-            for f, r in ops:
-                right = r(v)
-                if not f(left, right):
-                    return False
-                left = right
-            return True
-
-        return cmp
+        return _compare(node, known, refs)
     if isinstance(node, ast.IfExp):
         t, c, e = (_compile(x, known, refs) for x in (node.body, node.test, node.orelse))
         return lambda v: t(v) if c(v) else e(v)
@@ -213,3 +180,46 @@ def _compile(node: ast.AST, known: set[str], refs: set[tuple[str, int | None]]) 
         args = [_compile(a, known, refs) for a in node.args]
         return lambda v: f(*(a(v) for a in args))
     raise ExprError(f"{type(node).__name__} is not allowed in a constraint")
+
+
+def _subscript(node: ast.Subscript, known: set[str], refs: set[tuple[str, int | None]]) -> Fn:
+    """``name[i]`` or ``name[-i]`` with a constant integer i (the only indexing allowed)."""
+    sl = node.slice
+    if (
+        isinstance(node.value, ast.Name)
+        and isinstance(sl, ast.Constant)
+        and isinstance(sl.value, int)
+        and not isinstance(sl.value, bool)
+    ):
+        return _name(node.value, known, refs, sl.value)
+    if (
+        isinstance(node.value, ast.Name)
+        and isinstance(sl, ast.UnaryOp)
+        and isinstance(sl.op, ast.USub)
+        and isinstance(sl.operand, ast.Constant)
+        and isinstance(sl.operand.value, int)
+    ):
+        return _name(node.value, known, refs, -sl.operand.value)
+    raise ExprError("only name[constant integer] indexing is allowed")
+
+
+def _compare(node: ast.Compare, known: set[str], refs: set[tuple[str, int | None]]) -> Fn:
+    """A chained comparison ``a < b <= c``, evaluated left to right and stopping at the first false link."""
+    first = _compile(node.left, known, refs)
+    ops = []
+    for o, r in zip(node.ops, node.comparators, strict=True):
+        f = _CMP.get(type(o))
+        if f is None:
+            raise ExprError(f"comparison {type(o).__name__} is not allowed")
+        ops.append((f, _compile(r, known, refs)))
+
+    def cmp(v: dict[str, Any]) -> bool:
+        left = first(v)
+        for f, r in ops:
+            right = r(v)
+            if not f(left, right):
+                return False
+            left = right
+        return True
+
+    return cmp

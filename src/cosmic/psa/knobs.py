@@ -160,15 +160,6 @@ NETWORK_KNOBS = frozenset(
 COMPUTE_KNOBS = frozenset({"peak_tflops", "mem_gb", "mem_bw_gbps"})
 
 
-def links_per_npu(topology: Topology, npus: int) -> int:
-    """Links a topology gives one NPU: Ring 2, FullyConnected n-1, Switch 1 (as :class:`NetworkDim`)."""
-    if topology is Topology.RING:
-        return 2 if npus > 2 else 1
-    if topology is Topology.FULLY_CONNECTED:
-        return max(npus - 1, 1)
-    return 1
-
-
 def base_values(cfg: SystemConfig) -> dict[str, Any]:
     """The value of every knob in `cfg` (per-dimension knobs as tuples)."""
     par, tr, col, acc = cfg.parallel, cfg.training, cfg.collective, cfg.accelerator

@@ -12,6 +12,8 @@ Settings:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from functools import cache
 from typing import Any
 
@@ -19,7 +21,9 @@ import numpy as np
 
 from cosmic.errors import ConfigError
 from cosmic.psa import Space
+from cosmic.psa.decode import cached
 from cosmic.psa.presets import preset_data
+from cosmic.sim.columns import StepColumns
 from cosmic.sim.config import SystemConfig
 
 SETTINGS = ("full-depth", "cosmic")
@@ -83,8 +87,19 @@ class TwoMicroBatchSpace(Space):
         if getattr(self, "_encoding", False):
             return cfg
         mb = self._mb(cfg.parallel.dp)
-        tr = self._cached(("two-mb", id(cfg.training), mb), lambda: cfg.training.model_copy(update={"micro_batch": mb}))
-        return cfg.model_copy(update={"training": tr})
+        return cfg.model_copy(update={"training": self._training_with(cfg.training, mb)})
+
+    def _training_with(self, training: Any, mb: int) -> Any:
+        return cached(self, ("two-mb", id(training), mb), lambda: training.model_copy(update={"micro_batch": mb}))
+
+    def decode_columns(self, points: Any) -> tuple[StepColumns, np.ndarray]:
+        """As `Space.decode_columns`, with each row's training section carrying the micro-batch of its DP degree
+        (one training object per distinct pair of compiled training and micro-batch)."""
+        cols, ok = super().decode_columns(points)
+        mb = np.maximum(1, self.base.training.global_batch // (self.n_micro * cols.dp))
+        pairs, index = np.unique(np.stack([cols.training, mb], axis=1), axis=0, return_inverse=True)
+        trainings = tuple(self._training_with(cols.trainings[t], int(m)) for t, m in pairs.tolist())
+        return dataclasses.replace(cols, trainings=trainings, training=index.reshape(-1)), ok
 
     def encode(self, config: SystemConfig) -> np.ndarray:
         if config.training.micro_batch != self._mb(config.parallel.dp):

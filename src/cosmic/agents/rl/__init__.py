@@ -15,4 +15,13 @@ ENV_ID = "cosmic/Design-v0"
 if ENV_ID not in gymnasium.registry:
     gymnasium.register(id=ENV_ID, entry_point="cosmic.agents.rl._env:CosmicEnv", max_episode_steps=16)
 
-__all__ = ["ENV_ID"]
+
+
+def action_space(space: object, seed: int | None = None) -> object:
+    """``gymnasium.spaces.MultiDiscrete(space.cardinalities)``: the action space of the env over `space`."""
+    from cosmic.agents.rl._env import action_space as make
+
+    return make(space, seed)
+
+
+__all__ = ["ENV_ID", "action_space"]

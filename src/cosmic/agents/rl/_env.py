@@ -13,6 +13,11 @@ Evaluate = Callable[[np.ndarray], tuple[float, np.ndarray]]
 """``evaluate(point) -> (reward, features)``: higher reward is better, features are floats in [0, 1]."""
 
 
+def action_space(space: Any, seed: int | None = None) -> spaces.MultiDiscrete:
+    """The Gymnasium action space of a ``cosmic.psa.Space``: ``MultiDiscrete(cardinalities)``."""
+    return spaces.MultiDiscrete(np.array(space.cardinalities, dtype=np.int64), seed=seed)
+
+
 class CosmicEnv(gymnasium.Env[np.ndarray, np.ndarray]):
     """Design-space exploration as a Gymnasium env.
 
@@ -38,7 +43,7 @@ class CosmicEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         self.evaluate = evaluate
         self.n_features = int(n_features)
         self.cards = np.asarray(space.cardinalities, dtype=np.int64)
-        self.action_space = space.gym_action_space()
+        self.action_space = action_space(space)
         d = int(self.cards.size)
         self.observation_space = spaces.Box(0.0, 1.0, shape=(d + self.n_features + 1,), dtype=np.float32)
         self._scale = np.maximum(self.cards - 1, 1).astype(np.float64)
