@@ -22,7 +22,7 @@ from cosmic.collective.communicator import (
     collective_cost,
     merge_dpsp,
     p2p_cost,
-    unit_coefficients,
+    structure_coefficients,
 )
 from cosmic.workload.parallel import PARALLEL_DIMS, span_columns
 
@@ -67,9 +67,9 @@ class StructureTable:
         b = np.zeros_like(a)
         for r, k in enumerate(int(x) for x in new):
             n, st, m, topo = k & mask, (k >> _PACK_BITS) & mask, (k >> 2 * _PACK_BITS) & mask, k >> 3 * _PACK_BITS
-            for kind in range(P2P + 1):
-                for algo in range(_N_ALGOS if kind != P2P else 1):
-                    a[r, kind, algo], b[r, kind, algo] = unit_coefficients(kind, algo, topo, m, st, n)
+            for kind, per_algo in enumerate(structure_coefficients(topo, m, st, n)):
+                for algo, (u, w) in enumerate(per_algo):
+                    a[r, kind, algo], b[r, kind, algo] = u, w
         keys = np.concatenate([self.keys, new])
         rows = np.concatenate([self.rows, np.arange(len(self.a), len(self.a) + len(new))])
         order = np.argsort(keys, kind="stable")

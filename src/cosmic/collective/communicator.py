@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from cosmic._xp import Num, safe, vmax, where
+from cosmic._xp import Num, any_, safe, vmax, where
 from cosmic.caches import register
 from cosmic.collective.algorithms import Algorithm, Collective, GroupDim, phase_time_s
 from cosmic.network.topology import Topology
@@ -66,6 +66,16 @@ def unit_coefficients(kind: int, algorithm: int, topology: int, members: int, st
     return phase_time_s(k, algo, lat_only, 1.0), phase_time_s(k, algo, bw_only, 1.0)
 
 
+@register
+@lru_cache(maxsize=1 << 16)
+def structure_coefficients(topology: int, members: int, stride: int,
+                           dim_npus: int) -> tuple[tuple[tuple[float, float], ...], ...]:
+    """`unit_coefficients` of every phase kind (and `P2P`) and algorithm of one integer structure:
+    ``[kind][algorithm] -> (a, b)``."""
+    return tuple(tuple(unit_coefficients(k, algo, topology, members, stride, dim_npus)
+                       for algo in range(len(ALGORITHMS) if k != P2P else 1)) for k in range(P2P + 1))
+
+
 @dataclass(frozen=True, slots=True)
 class Priced:
     """One collective: its time and the share of it each network dimension carries (one entry per dimension)."""
@@ -95,37 +105,35 @@ def collective_cost(kind: int, size_bytes: Num, coef: Any, members: tuple[Num, .
     """
     n_dims = len(members)
     chunk = size_bytes / chunks
-    busy: list[Num] = []
+    live = (size_bytes > 0)
+    spanned = [m > 1 for m in members]
+    used = [any_(live & s) for s in spanned]  # dimensions some configuration's group spans
+    c = coef(kind)
+    busy: list[Num] = [0.0] * n_dims
     if kind == _AR:
-        ar, rs, ag = coef(_AR), coef(_RS), coef(_AG)
-        spanned = [m > 1 for m in members]
-        n_spanned = sum(1 * s for s in spanned)
-        flat = baseline | (n_spanned <= 1)
-        below: Num = 1  # product of the members of the dimensions below d
-        later = [False] * n_dims  # whether a spanned dimension lies above d
-        for d in range(n_dims - 2, -1, -1):
-            later[d] = later[d + 1] | spanned[d + 1]
+        rs, ag = coef(_RS), coef(_AG)
+        flat = baseline | (sum(1 * s for s in spanned) <= 1)
+        later: Num = False  # whether a spanned dimension lies above d
+        for d in range(n_dims - 1, -1, -1):
+            if used[d]:
+                x = chunk / _prod(members, 0, d)
+                hier = where(later, rs.a[d] + rs.b[d] * x + ag.a[d] + ag.b[d] * (x / members[d]),
+                             c.a[d] + c.b[d] * x)
+                busy[d] = where(flat, c.a[d] + c.b[d] * chunk, hier)
+            later = later | spanned[d]
+    elif kind == _RS:
         for d in range(n_dims):
-            x = chunk / below
-            hier = where(later[d], rs.a[d] + rs.b[d] * x + ag.a[d] + ag.b[d] * (x / members[d]),
-                         ar.a[d] + ar.b[d] * x)
-            busy.append(where(flat, ar.a[d] + ar.b[d] * chunk, hier))
-            below = below * members[d]
-    elif kind == _RS or kind == _AG:
-        c = coef(kind)
-        factor: list[Num] = [1] * n_dims
-        if kind == _RS:
-            for d in range(1, n_dims):
-                factor[d] = factor[d - 1] * members[d - 1]
-            busy = [c.a[d] + c.b[d] * (chunk / factor[d]) for d in range(n_dims)]
-        else:
-            for d in range(n_dims - 2, -1, -1):
-                factor[d] = factor[d + 1] * members[d + 1]
-            busy = [c.a[d] + c.b[d] * (chunk * factor[d]) for d in range(n_dims)]
+            if used[d]:
+                busy[d] = c.a[d] + c.b[d] * (chunk / _prod(members, 0, d))
+    elif kind == _AG:
+        for d in range(n_dims):
+            if used[d]:
+                busy[d] = c.a[d] + c.b[d] * (chunk * _prod(members, d + 1, n_dims))
     else:
-        c = coef(kind)
-        busy = [c.a[d] + c.b[d] * chunk for d in range(n_dims)]
-    busy = [where((size_bytes > 0) & (m > 1), t, 0.0) for t, m in zip(busy, members, strict=True)]
+        for d in range(n_dims):
+            if used[d]:
+                busy[d] = c.a[d] + c.b[d] * chunk
+    busy = [where(live & s, t, 0.0) if u else 0.0 for t, s, u in zip(busy, spanned, used, strict=True)]
     all_busy = sum(busy)
     top = busy[0]
     for t in busy[1:]:
@@ -133,6 +141,14 @@ def collective_cost(kind: int, size_bytes: Num, coef: Any, members: tuple[Num, .
     total = all_busy + (chunks - 1) * top
     scale = total / safe(all_busy)
     return Priced(where(all_busy > 0, total, 0.0), tuple(t * scale for t in busy))
+
+
+def _prod(members: tuple[Num, ...], lo: int, hi: int) -> Num:
+    """Product of the members of dimensions lo..hi-1 (1 when empty)."""
+    out: Num = 1
+    for d in range(lo, hi):
+        out = out * members[d]
+    return out
 
 
 def p2p_cost(size_bytes: Num, coef: Coefficients) -> Priced:
@@ -196,7 +212,7 @@ class Communicator:
     """
 
     __slots__ = ("network", "collective", "n_dims", "members", "strides", "lat", "bw", "_algos", "astra",
-                 "_coef", "_memo", "topologies", "_topo_codes")
+                 "_coef", "_memo", "topologies", "_topo_codes", "_npus")
 
     def __init__(self, network: Any, collective: Any, degrees: tuple[int, int, int, int],
                  order: tuple[str, ...]) -> None:
@@ -223,6 +239,7 @@ class Communicator:
         self.bw = tuple(d.link_bytes_per_s * (1.0 if self.astra else d.efficiency) for d in dims)
         self.topologies = tuple(d.topology for d in dims)
         self._topo_codes = tuple(_TOPO_CODE[t] for t in self.topologies)
+        self._npus = tuple(d.npus for d in dims)
         self._algos: dict[int, tuple[int, ...]] = {}
         self._coef: dict[tuple[str, int], Coefficients] = {}
         self._memo: dict[tuple[int, str, float], Priced] = {}
@@ -257,8 +274,7 @@ class Communicator:
             b: list[float] = [0.0] * self.n_dims
             for d in range(self.n_dims):
                 if m[d] > 1:
-                    u, w = unit_coefficients(kind, algos[d], self._topo_codes[d], m[d], s[d],
-                                             self.network.dims[d].npus)
+                    u, w = structure_coefficients(self._topo_codes[d], m[d], s[d], self._npus[d])[kind][algos[d]]
                     a[d], b[d] = self.lat[d] * u, w / self.bw[d]
             c = self._coef[key] = Coefficients(tuple(a), tuple(b), m)
         return c

@@ -65,7 +65,7 @@ def figures(topology: list[Any], npus: list[Any], link_bytes_per_s: list[Any]) -
 @lru_cache(maxsize=1 << 16)
 def network_figures(network: Network) -> tuple[float, float]:
     """(network cost in USD, total per-NPU bandwidth in GB/s), cached per network."""
-    return network_cost_usd(network), total_bandwidth_gbps(network)
+    return figures(*_dims(network))
 
 
 def _dims(network: Network) -> tuple[list[int], list[int], list[float]]:

@@ -12,7 +12,6 @@ Settings:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from functools import cache
 from typing import Any
