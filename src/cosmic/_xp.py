@@ -45,3 +45,20 @@ def any_(cond: Any) -> bool:
 def safe(den: Num) -> Num:
     """`den` with its zeros replaced by 1, for divisions whose result is masked where `den` is 0."""
     return where(den == 0, 1.0, den)
+
+
+def take(obj: Any, idx: np.ndarray, n: int) -> Any:
+    """`obj` with every column of length `n` (in frozen dataclasses, tuples and dicts, recursively) cut to the rows
+    `idx`; constants stay as they are."""
+    import dataclasses
+
+    if type(obj) is np.ndarray:
+        return obj[idx] if obj.ndim and obj.shape[0] == n else obj
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **{f.name: take(getattr(obj, f.name), idx, n)
+                                           for f in dataclasses.fields(obj) if f.init})
+    if isinstance(obj, tuple):
+        return tuple(take(v, idx, n) for v in obj)
+    if isinstance(obj, dict):
+        return {k: take(v, idx, n) for k, v in obj.items()}
+    return obj

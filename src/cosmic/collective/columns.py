@@ -125,6 +125,22 @@ class ColumnCommunicator:
         zeros = np.zeros(len(chunks))
         self.zero = Priced(zeros, (zeros,) * n_dims)
 
+    def take(self, idx: np.ndarray) -> ColumnCommunicator:
+        """The communicator of the rows `idx` only."""
+        out = object.__new__(ColumnCommunicator)
+        n = len(self.chunks)
+        out.n_dims = self.n_dims
+        out.topology, out.npus, out.algorithms_ = self.topology[idx], self.npus[idx], self.algorithms_[idx]
+        out.lat, out.bw, out.chunks = self.lat[idx], self.bw[idx], self.chunks[idx]
+        out.baseline, out.failed = self.baseline[idx], self.failed[idx]
+        out.members = {g: tuple(m[idx] if np.ndim(m) else m for m in ms) for g, ms in self.members.items()}
+        out.strides = {g: tuple(m[idx] if np.ndim(m) else m for m in ms) for g, ms in self.strides.items()}
+        out._ids, out._coef = {}, {}
+        zeros = np.zeros(len(idx))
+        out.zero = Priced(zeros, (zeros,) * self.n_dims)
+        del n
+        return out
+
     def _structure(self, group: str) -> tuple[np.ndarray, ...]:
         ids = self._ids.get(group)
         if ids is None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from cosmic._xp import take
+from cosmic.caches import BoundedMemo, register
 from cosmic.collective.columns import ColumnCommunicator
 from cosmic.errors import CosmicError
 from cosmic.network.cost import figures
@@ -50,66 +52,209 @@ def _table(objs: tuple[Any, ...], idx: np.ndarray, fn: Any, dtype: Any = np.floa
 
 
 def _distinct(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(distinct rows, inverse index) of integer columns."""
-    stacked = np.stack([np.asarray(c, dtype=np.int64) for c in cols], axis=1)
-    rows, inv = np.unique(stacked, axis=0, return_inverse=True)
+    """(distinct rows, inverse index) of non-negative integer columns (packed into one int64 key when they fit)."""
+    n = max(np.size(c) for c in cols)
+    ints = [np.broadcast_to(np.asarray(c, dtype=np.int64), (n,)) for c in cols]
+    radix = [int(c.max(initial=0)) + 1 for c in ints]
+    if math.prod(radix) < 1 << 62:
+        key = np.zeros(n, dtype=np.int64)
+        for c, r in zip(ints, radix, strict=True):
+            key = key * r + c
+        uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
+        return np.stack([c[first] for c in ints], axis=1), inv.reshape(-1)
+    rows, inv = np.unique(np.stack(ints, axis=1), axis=0, return_inverse=True)
     return rows, inv.reshape(-1)
 
 
+_SHARD_FIELDS = _LC_FIELDS + ("emb_fwd", "emb_bwd", "emb_act", "head_fwd", "head_bwd", "head_act")
+
+
+class RowTable:
+    """Rows of figures keyed by packed int64 keys, kept across batches: keys sorted for a binary search, rows only
+    appended (so a row number stays valid); `rows(keys, compute)` calls `compute(new_keys)` for unseen keys."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.clear()
+
+    def clear(self) -> None:
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.index = np.zeros(0, dtype=np.int64)
+        self.values = np.zeros((0, self.width))
+
+    def rows(self, keys: np.ndarray, compute: Any) -> np.ndarray:
+        pos = np.searchsorted(self.keys, keys)
+        if len(self.keys):
+            found = self.keys[np.minimum(pos, len(self.keys) - 1)] == keys
+        else:
+            found = np.zeros(len(keys), dtype=bool)
+        if not found.all():
+            new = np.unique(keys[~found])
+            vals = compute(new)
+            k = np.concatenate([self.keys, new])
+            idx = np.concatenate([self.index, np.arange(len(self.values), len(self.values) + len(new))])
+            order = np.argsort(k, kind="stable")
+            self.keys, self.index = k[order], idx[order]
+            self.values = np.concatenate([self.values, vals])
+            pos = np.searchsorted(self.keys, keys)
+        return self.values[self.index[pos]]
+
+
+class StableCodes:
+    """A small integer per object that stays the same across batches (the registry holds the objects alive)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[Any, tuple[int, Any]] = {}
+        self.objects: list[Any] = []
+
+    def clear(self) -> None:
+        self.by_id.clear()
+        self.objects.clear()
+
+    def codes(self, objs: tuple[Any, ...], *, by_value: bool = False) -> np.ndarray:
+        """Codes of `objs`, by identity (the default) or, for small hashable values, by value."""
+        out = np.empty(len(objs), dtype=np.int64)
+        for i, o in enumerate(objs):
+            k = o if by_value else id(o)
+            hit = self.by_id.get(k)  # type: ignore[call-overload]
+            if hit is None:
+                hit = self.by_id[k] = (len(self.objects), o)  # type: ignore[index]
+                self.objects.append(o)
+            out[i] = hit[0]
+        return out
+
+
+_OBJECTS = register(StableCodes())
+_SHARD_TABLE = register(RowTable(len(_SHARD_FIELDS)))
+_BITS = (8, 8, 12, 16, 16, 1)  # model, accelerator, training shard, tp, sp, sequence_parallel
+
+
+def _shard_tuple(tr: Any) -> tuple[Any, ...]:
+    """What a layer shard takes from a training configuration."""
+    return (tr.micro_batch, tr.seq_len, tr.precision.value, tr.flash_attention, tr.recompute, tr.attention_kernel)
+
+
 def _layer_costs(c: StepColumns) -> dict[str, np.ndarray]:
-    """Layer, embedding and head costs per row, priced once per distinct layer shard."""
+    """Layer, embedding and head costs per row: priced once per distinct layer shard with the scalar
+    `layer_cost`/`end_costs`, and remembered across batches in a `RowTable`."""
+    t_codes = _OBJECTS.codes(tuple(("shard",) + _shard_tuple(t) for t in c.trainings), by_value=True)
+    cols = [_OBJECTS.codes(c.models)[c.model], _OBJECTS.codes(c.accelerators)[c.accelerator],
+            t_codes[c.training], c.tp, c.sp, c.sequence_parallel.astype(np.int64)]
+    if any(int(x.max(initial=0)) >> b for x, b in zip(cols, _BITS, strict=True)):
+        return _layer_costs_once(c)
+    key = np.zeros(c.n, dtype=np.int64)
+    for x, b in zip(cols, _BITS, strict=True):
+        key = (key << b) | x
+    table = _SHARD_TABLE.rows(key, _price_shards)
+    return {f: table[:, k] for k, f in enumerate(_SHARD_FIELDS)}
+
+
+def _price_shards(keys: np.ndarray) -> np.ndarray:
+    out = np.empty((len(keys), len(_SHARD_FIELDS)))
+    for r, k in enumerate(int(x) for x in keys):
+        parts = []
+        for b in reversed(_BITS):
+            parts.append(k & ((1 << b) - 1))
+            k >>= b
+        seqpar, sp, tp, tc, ac, mc = parts
+        model, acc = _OBJECTS.objects[mc], _OBJECTS.objects[ac]
+        _, mb, seq, prec, flash, recompute, kernel = _OBJECTS.objects[tc]
+        shard = LayerShard(tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), flash, recompute, kernel)
+        out[r] = _shard_costs(model, acc, shard)
+    return out
+
+
+def _shard_costs(model: Any, acc: Any, shard: LayerShard) -> tuple[float, ...]:
+    lc = layer_cost(model, acc, shard)
+    emb, head = end_costs(model, acc, shard)
+    return tuple(getattr(lc, f) for f in _LC_FIELDS) + (emb.fwd_s, emb.bwd_s, emb.act_bytes, head.fwd_s,
+                                                        head.bwd_s, head.act_bytes)
+
+
+def _layer_costs_once(c: StepColumns) -> dict[str, np.ndarray]:
+    """`_layer_costs` for batches whose codes do not fit the packed key (priced per batch)."""
     rows, inv = _distinct(c.model, c.accelerator, c.training, c.tp, c.sp, c.sequence_parallel)
-    out = {f: np.empty(len(rows)) for f in _LC_FIELDS + ("emb_fwd", "emb_bwd", "emb_act", "head_fwd", "head_bwd",
-                                                          "head_act")}
+    table = np.empty((len(rows), len(_SHARD_FIELDS)))
     for r, (mi, ai, ti, tp, sp, seqpar) in enumerate(rows.tolist()):
-        model, acc, tr = c.models[mi], c.accelerators[ai], c.trainings[ti]
+        model, tr = c.models[mi], c.trainings[ti]
         shard = LayerShard(tp, sp, tr.micro_batch, tr.seq_len or model.seq_len, tr.precision.value, bool(seqpar),
                            tr.flash_attention, tr.recompute, tr.attention_kernel)
-        lc = layer_cost(model, acc, shard)
-        emb, head = end_costs(model, acc, shard)
-        for f in _LC_FIELDS:
-            out[f][r] = getattr(lc, f)
-        for name, ec in (("emb", emb), ("head", head)):
-            out[f"{name}_fwd"][r], out[f"{name}_bwd"][r], out[f"{name}_act"][r] = ec.fwd_s, ec.bwd_s, ec.act_bytes
-    return {k: v[inv] for k, v in out.items()}
+        table[r] = _shard_costs(model, c.accelerators[ai], shard)
+    full = table[inv]
+    return {f: full[:, k] for k, f in enumerate(_SHARD_FIELDS)}
+
+
+_FIELD_ROWS = register(BoundedMemo(1 << 16))  # (id(fns), id(obj)) -> (obj, row of figures)
+
+
+def _fields(objs: tuple[Any, ...], idx: np.ndarray, fns: dict[str, Any], dtype: Any) -> dict[str, np.ndarray]:
+    """Several figures of each row's object: computed once per object (and remembered while the memo holds it),
+    gathered with one index."""
+    rows = []
+    for o in objs:
+        key = (id(fns), id(o))
+        hit = _FIELD_ROWS.get(key)
+        if hit is None:
+            hit = _FIELD_ROWS.put(key, (o, [fn(o) for fn in fns.values()]))
+        rows.append(hit[1])
+    if len(rows) == 1 or (len(idx) and (idx == idx[0]).all()):
+        # one object for the whole batch: its figures are constants, which the phases broadcast
+        row = rows[int(idx[0])] if len(idx) else rows[0]
+        return {k: v for k, v in zip(fns, row, strict=True)}
+    table = np.array(rows, dtype=dtype).reshape(len(objs), len(fns))
+    full = table[idx]
+    return {k: full[:, j] for j, k in enumerate(fns)}
+
+
+_TRAINING_INTS = {
+    "global_batch": lambda x: x.global_batch, "micro_batch": lambda x: x.micro_batch,
+    "seq_tr": lambda x: x.seq_len or 0, "schedule": lambda x: SCHEDULE_CODES[x.schedule],
+    "v": lambda x: x.virtual_stages if x.schedule is Schedule.INTERLEAVED else 1,
+    "virtual_stages": lambda x: x.virtual_stages, "recompute": lambda x: RECOMPUTE_CODES[x.recompute],
+    "dp_overlap": lambda x: x.dp_overlap, "param_gather_overlap": lambda x: x.param_gather_overlap,
+    "grad_accum_fusion": lambda x: x.grad_accumulation_fusion,
+    "reduce_bytes": lambda x: FP32_GRAD_BYTES if x.grad_reduce_fp32 else GRAD_BYTES,
+    "abpe": lambda x: BYTES_PER_ELEMENT["bf16" if x.precision.value == "fp8" else x.precision.value],
+}
+_MODEL_INTS = {
+    "layers": lambda m: m.layers, "hidden": lambda m: m.hidden, "n_kv_heads": lambda m: m.n_kv_heads,
+    "heads": lambda m: m.heads, "ffn": lambda m: m.ffn, "seq_len": lambda m: m.seq_len,
+    "token_embedding": lambda m: m.embedding is Embedding.TOKEN,
+}
+_MODEL_FLOATS = {
+    "kv_dim": lambda m: m.kv_dim, "head_dim": lambda m: m.head_dim, "layer_params": lambda m: m.layer_params,
+    "embedding_params": lambda m: m.embedding_params, "head_params": lambda m: m.head_params,
+    "tied_extra_params": lambda m: m.vocab * m.hidden if (m.tied_embeddings and m.embedding is Embedding.TOKEN)
+    else 0,
+}
+_ACC_FLOATS = {
+    "mem_bw": lambda a: a.achievable_mem_bytes_per_s, "kernel_overhead_s": lambda a: a.kernel_overhead_us * 1e-6,
+    "share": lambda a: a.collective_compute_share, "mem_bytes": lambda a: a.mem_bytes,
+}
+
+
+def _as_bool(v: Any) -> Any:
+    return v.astype(bool) if isinstance(v, np.ndarray) else bool(v)
 
 
 def _training(c: StepColumns) -> dict[str, np.ndarray]:
-    t, i = c.trainings, c.training
-
-    def col(fn: Any, dtype: Any = np.int64) -> np.ndarray:
-        return _table(t, i, fn, dtype)
-
-    seq_tr = col(lambda x: x.seq_len or 0)
-    return {
-        "global_batch": col(lambda x: x.global_batch), "micro_batch": col(lambda x: x.micro_batch),
-        "seq": np.where(seq_tr > 0, seq_tr, _table(c.models, c.model, lambda m: m.seq_len, np.int64)),
-        "schedule": col(lambda x: SCHEDULE_CODES[x.schedule]),
-        "v": col(lambda x: x.virtual_stages if x.schedule is Schedule.INTERLEAVED else 1),
-        "virtual_stages": col(lambda x: x.virtual_stages),
-        "recompute": col(lambda x: RECOMPUTE_CODES[x.recompute]),
-        "dp_overlap": col(lambda x: x.dp_overlap, bool), "param_gather_overlap": col(lambda x: x.param_gather_overlap,
-                                                                                      bool),
-        "grad_accum_fusion": col(lambda x: x.grad_accumulation_fusion, bool),
-        "reduce_bytes": col(lambda x: FP32_GRAD_BYTES if x.grad_reduce_fp32 else GRAD_BYTES),
-        "abpe": col(lambda x: BYTES_PER_ELEMENT["bf16" if x.precision.value == "fp8" else x.precision.value]),
-    }
+    tr = _fields(c.trainings, c.training, _TRAINING_INTS, np.int64)
+    for k in ("dp_overlap", "param_gather_overlap", "grad_accum_fusion"):
+        tr[k] = _as_bool(tr[k])
+    return tr
 
 
 def step_inputs_columns(c: StepColumns) -> tuple[StepInputs, dict[str, np.ndarray]]:
     """The inputs of the step phases as columns, and the training columns the checks and results read."""
     tr = _training(c)
     lc = _layer_costs(c)
-    models, mi, accs, ai = c.models, c.model, c.accelerators, c.accelerator
-
-    def mcol(fn: Any, dtype: Any = np.float64) -> np.ndarray:
-        return _table(models, mi, fn, dtype)
-
-    def acol(fn: Any) -> np.ndarray:
-        return _table(accs, ai, fn)
-
-    hidden = mcol(lambda m: m.hidden, np.int64)
-    token = mcol(lambda m: m.embedding is Embedding.TOKEN, bool)
+    models, mi = c.models, c.model
+    mint = _fields(models, mi, _MODEL_INTS, np.int64)
+    mf = _fields(models, mi, _MODEL_FLOATS, np.float64)
+    af = _fields(c.accelerators, c.accelerator, _ACC_FLOATS, np.float64)
+    tr["seq"] = np.where(tr["seq_tr"] > 0, tr["seq_tr"], mint["seq_len"])
+    tr["heads"], tr["ffn"], tr["mem_bytes"] = mint["heads"], mint["ffn"], af["mem_bytes"]
+    hidden = mint["hidden"]
     tokens = tr["micro_batch"] * tr["seq"] // c.sp
     rows, inv = _distinct(c.model, tr["seq"], tr["global_batch"])
     flops = np.array([model_flops(models[m], s, g) for m, s, g in rows.tolist()])[inv]
@@ -119,14 +264,11 @@ def step_inputs_columns(c: StepColumns) -> tuple[StepInputs, dict[str, np.ndarra
         v=tr["v"], recompute=tr["recompute"], dp_overlap=tr["dp_overlap"],
         param_gather_overlap=tr["param_gather_overlap"], grad_accum_fusion=tr["grad_accum_fusion"],
         reduce_bytes=tr["reduce_bytes"], abpe=tr["abpe"],
-        layers=mcol(lambda m: m.layers, np.int64), hidden=hidden, kv_dim=mcol(lambda m: m.kv_dim),
-        head_dim=mcol(lambda m: m.head_dim), n_kv_heads=mcol(lambda m: m.n_kv_heads, np.int64),
-        layer_params=mcol(lambda m: m.layer_params), embedding_params=mcol(lambda m: m.embedding_params),
-        head_params=mcol(lambda m: m.head_params),
-        tied_extra_params=mcol(lambda m: m.vocab * m.hidden if (m.tied_embeddings and
-                                                                m.embedding is Embedding.TOKEN) else 0),
-        token_embedding=token, mem_bw=acol(lambda a: a.achievable_mem_bytes_per_s),
-        kernel_overhead_s=acol(lambda a: a.kernel_overhead_us * 1e-6), share=acol(lambda a: a.collective_compute_share),
+        layers=mint["layers"], hidden=hidden, kv_dim=mf["kv_dim"], head_dim=mf["head_dim"],
+        n_kv_heads=mint["n_kv_heads"], layer_params=mf["layer_params"], embedding_params=mf["embedding_params"],
+        head_params=mf["head_params"], tied_extra_params=mf["tied_extra_params"],
+        token_embedding=_as_bool(mint["token_embedding"]), mem_bw=af["mem_bw"],
+        kernel_overhead_s=af["kernel_overhead_s"], share=af["share"],
         lc_fwd=lc["fwd_s"], lc_bwd=lc["bwd_s"], lc_rec=lc["recompute_s"], attn_fwd=lc["attn_core_fwd_s"],
         attn_bwd=lc["attn_core_bwd_s"], lc_rec_flops=lc["recompute_flops"],
         act=ActivationBytes(lc["act_bytes"], lc["emb_act"], lc["head_act"],
@@ -139,10 +281,7 @@ def step_inputs_columns(c: StepColumns) -> tuple[StepInputs, dict[str, np.ndarra
 
 def priced_here(c: StepColumns, x: StepInputs, tr: dict[str, np.ndarray], failed: np.ndarray) -> np.ndarray:
     """Rows the batch path prices: the checks of `check_config` hold and the fidelity is cosmic's."""
-    models, mi = c.models, c.model
-    heads = _table(models, mi, lambda m: m.heads, np.int64)
-    kv = x.n_kv_heads
-    ffn = _table(models, mi, lambda m: m.ffn, np.int64)
+    heads, ffn, kv = tr["heads"], tr["ffn"], x.n_kv_heads
     n_npus = np.prod(c.network.npus, axis=1)
     mbs = tr["global_batch"] // (c.dp * tr["micro_batch"])
     inter = tr["schedule"] == INTERLEAVED
@@ -169,6 +308,7 @@ class BatchResult:
     figures: dict[str, np.ndarray]
     breakdown: dict[str, np.ndarray]
     comm_by_network_dim_s: np.ndarray  # (n, D)
+    timed: np.ndarray | None = None  # rows whose step was timed (all priced rows unless time_unfit=False)
     _scalar: dict[int, Result | CosmicError] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -176,7 +316,7 @@ class BatchResult:
 
     def result(self, i: int) -> Result:
         """Row `i` as a `Result` (the scalar path's for rows not priced here)."""
-        if not self.ok[i]:
+        if not self.ok[i] or (self.timed is not None and not self.timed[i]):
             got = self._scalar.get(i)
             if got is None:
                 got = self._scalar[i] = _scalar(self.columns.config(i))
@@ -220,8 +360,11 @@ def _communicator(c: StepColumns) -> ColumnCommunicator:
     )
 
 
-def simulate_columns(c: StepColumns) -> BatchResult:
+def simulate_columns(c: StepColumns, *, time_unfit: bool = True) -> BatchResult:
     """Simulate every configuration of `c` (see the module docstring).
+
+    With ``time_unfit=False`` the step is timed only for configurations whose memory fits the device (the others
+    keep their memory figures and NaN times; ``BatchResult.timed`` tells which), as exhaustive search wants.
 
     Example:
         >>> import cosmic, numpy as np
@@ -236,21 +379,39 @@ def simulate_columns(c: StepColumns) -> BatchResult:
     x, tr = step_inputs_columns(c)
     comm = _communicator(c)
     ok = priced_here(c, x, tr, comm.failed)
+    n = c.n
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         p = plan(x)
+        total_mem = p.memory.total_bytes
+        timed = ok if time_unfit else ok & (total_mem <= tr["mem_bytes"])
         lifo = c.collective.scheduling == SCHEDULINGS.index("LIFO")
-        st = run_step(x, p, comm, lifo, c.collective.chunks)
-        figs = _figures(c, x, p, st.step_s, tr)
-    figs["critical_stage"] = np.asarray(st.critical_stage) + np.zeros(c.n, dtype=np.int64)
-    per_dim = np.stack([np.broadcast_to(t, (c.n,)) for t in st.per_dim_s], axis=1)
-    bd = {k: np.broadcast_to(v, (c.n,)).astype(np.float64) for k, v in st.breakdown.items()}
-    return BatchResult(c, ok, figs, bd, per_dim)
+        chunks = c.collective.chunks
+        if timed.all():
+            st = run_step(x, p, comm, lifo, chunks)
+            idx: Any = slice(None)
+        else:
+            idx = np.flatnonzero(timed)
+            st = run_step(take(x, idx, n), take(p, idx, n), comm.take(idx), lifo[idx], chunks[idx])
+        step = np.full(n, np.nan)
+        step[idx] = st.step_s
+        figs = _figures(c, x, p, step, tr)
+    crit = np.full(n, -1, dtype=np.int64)
+    crit[idx] = st.critical_stage
+    figs["critical_stage"] = crit
+    per_dim = np.full((n, comm.n_dims), np.nan)
+    for d, t in enumerate(st.per_dim_s):
+        per_dim[idx, d] = t
+    bd = {}
+    for k, v in st.breakdown.items():
+        bd[k] = np.full(n, np.nan)
+        bd[k][idx] = v
+    return BatchResult(c, ok, figs, bd, per_dim, timed=timed)
 
 
 def _figures(c: StepColumns, x: StepInputs, p: Plan, step: np.ndarray, tr: dict[str, np.ndarray]) -> dict[str, Any]:
     accs, ai = c.accelerators, c.accelerator
     peak = np.array([[a.peak_flop_per_s(t.precision.value) for t in c.trainings] for a in accs])[ai, c.training]
-    cap = _table(accs, ai, lambda a: a.mem_bytes)
+    cap = tr["mem_bytes"]
     n_npus = c.tp * c.sp * c.dp * c.pp
     peak_total = step * n_npus * peak
     mem = p.memory
@@ -264,7 +425,8 @@ def _figures(c: StepColumns, x: StepInputs, p: Plan, step: np.ndarray, tr: dict[
         "mfu": x.model_flops / peak_total, "hfu": (x.model_flops + p.recompute_flops) / peak_total,
         "weights_bytes": mem.weights_bytes, "gradients_bytes": mem.gradients_bytes,
         "optimizer_bytes": mem.optimizer_bytes, "activations_bytes": mem.activations_bytes,
-        "memory_bytes": total_mem, "memory_capacity_bytes": cap, "fits_memory": total_mem <= cap,
+        "memory_bytes": total_mem, "memory_capacity_bytes": cap + np.zeros(c.n),
+        "fits_memory": total_mem <= cap,
         "network_cost_usd": cost, "total_bandwidth_gbps": bw, "n_npus": n_npus, "micro_batches": p.micro_batches,
         "model_flops_per_step": x.model_flops,
     }
