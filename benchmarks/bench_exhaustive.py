@@ -26,13 +26,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--batch", type=int, default=65536, help="points per ask (default 65,536)")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
     space = load_psa(SPACE)
     load_s = time.perf_counter() - t0
     budget = args.limit or space.size_feasible
-    s = run_study(space, "exhaustive", budget=budget, seed=0, persist=False, batch=4096)
+    s = run_study(space, "exhaustive", budget=budget, seed=0, persist=False, batch=args.batch)
     rate = s.evaluations / s.wall_s
     res = {
         "space": space.name,

@@ -66,7 +66,7 @@ class ExhaustiveAgent(BaseAgent):
             if self._all_feasible:
                 ok = np.ones(len(pts), dtype=bool)
             else:
-                ok = np.fromiter((self.space.is_feasible(p) for p in pts), dtype=bool, count=len(pts))
+                ok = self.space.feasible_mask(pts)
             take = np.flatnonzero(ok)[: n - have]
             if len(take) < n - have:
                 self.cursor += span

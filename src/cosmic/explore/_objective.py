@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 
 from cosmic.errors import CosmicError
+from cosmic.psa.objectives import ResultColumns
 from cosmic.sim import BREAKDOWN_KEYS, simulate
+from cosmic.sim.batch import simulate_columns
 from cosmic.sim.engine import simulate_if_fits
 from cosmic.sim.result import Memory
 
@@ -110,15 +112,141 @@ class Evaluator:
         return ev
 
     def evaluate(self, points: np.ndarray) -> list[Evaluation]:
-        """Evaluate a batch with the cyclic garbage collector paused (decode and simulate create no reference
-        cycles; the collector would only rescan the simulator's caches, about a third of the time)."""
+        """One `Evaluation` per point (the batch path, materialised; see `evaluate_batch`)."""
+        eb = self.evaluate_batch(points)
+        return [eb.evaluation(i) for i in range(len(eb))]
+
+    def evaluate_batch(self, points: np.ndarray) -> EvalBatch:
+        """Evaluate a point matrix as columns: decode to `StepColumns`, `simulate_columns`, objectives on columns.
+
+        Points the batch path does not price (decode refuses them, the simulator's checks fail, ASTRA-sim fidelity)
+        are evaluated one at a time by `evaluate_one`, which gives the same statuses, values and reasons. The
+        cyclic garbage collector is paused meanwhile (nothing here creates reference cycles).
+        """
+        pts = np.asarray(points, dtype=np.int64).reshape(len(points), -1)
         enabled = gc.isenabled()
         gc.disable()
         try:
-            return [self.evaluate_one(p) for p in np.asarray(points, dtype=np.int64).reshape(len(points), -1)]
+            return self._batch(pts)
         finally:
             if enabled:
                 gc.enable()
+
+    def _batch(self, pts: np.ndarray) -> EvalBatch:
+        n, k = len(pts), len(self.objectives)
+        eb = EvalBatch(self, pts, np.full(n, REJECTED, dtype=np.int8), np.full((n, k), np.nan),
+                       np.full((n, k), np.nan), np.full(n, math.inf))
+        if n == 0:
+            return eb
+        decode_columns = getattr(self.space, "decode_columns", None)
+        if decode_columns is None:  # a space without a column decode: one point at a time
+            for i in range(n):
+                eb.set_one(i, self.evaluate_one(pts[i]))
+            return eb
+        cols, decoded = decode_columns(pts)
+        b = simulate_columns(cols, time_unfit=self.time_unfit)
+        eb.batch = b
+        here = decoded & b.ok
+        f = b.figures
+        acc_cost = np.array([a.cost_usd or 0.0 for a in cols.accelerators])[cols.accelerator]
+        fc = ResultColumns(f)
+        with np.errstate(invalid="ignore", over="ignore"):
+            raw = np.stack([np.asarray(o.values(fc, acc_cost), dtype=np.float64) + np.zeros(n)
+                            for o in self.objectives], axis=1)
+        timed = b.timed if b.timed is not None else np.ones(n, dtype=bool)
+        fits = np.asarray(f["fits_memory"], dtype=bool)
+        cap = np.asarray(f["memory_capacity_bytes"], dtype=np.float64)
+        memory = here & ~fits if self.memory_fit else np.zeros(n, dtype=bool)
+        finite = np.isfinite(raw).all(axis=1)
+        ok = here & ~memory & finite & timed
+        bad = here & ~memory & ~(finite & timed)  # not finite: rejected with its values as reason
+        eb.status[ok] = OK
+        eb.status[memory] = MEMORY
+        eb.values[ok] = raw[ok]
+        eb.raw[here & timed] = raw[here & timed]
+        eb.violation[ok] = 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            over = np.where(cap > 0, f["memory_bytes"] / np.where(cap > 0, cap, 1.0) - 1.0, math.inf)
+        eb.violation[memory] = np.maximum(over[memory], 1e-12)
+        eb.violation[bad] = math.inf
+        for i in np.flatnonzero(~here):
+            eb.set_one(int(i), self.evaluate_one(pts[i]))
+        self.counts["ok"] += int(ok.sum())
+        self.counts["memory"] += int(memory.sum())
+        self.counts["rejected"] += int(bad.sum())
+        return eb
+
+
+OK, MEMORY, REJECTED = 0, 1, 2
+STATUS_NAMES = ("ok", "memory", "rejected")
+
+
+class EvalBatch:
+    """The outcomes of a batch of points as columns (see `Evaluation` for each field's meaning).
+
+    ``status`` holds codes into `STATUS_NAMES`; ``values``/``raw`` are NaN where an `Evaluation` has ``None``.
+    `evaluation(i)` materialises one row (its configuration is rebuilt by the space's decode, its `Result` from
+    the batch), so only the rows that are stored or shown become Python objects.
+    """
+
+    def __init__(self, evaluator: Evaluator, points: np.ndarray, status: np.ndarray, values: np.ndarray,
+                 raw: np.ndarray, violation: np.ndarray) -> None:
+        self.evaluator, self.points, self.status = evaluator, points, status
+        self.values, self.raw, self.violation = values, raw, violation
+        self.batch: Any = None
+        self.one: dict[int, Evaluation] = {}  # rows evaluated one at a time
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def set_one(self, i: int, ev: Evaluation) -> None:
+        self.one[i] = ev
+        self.status[i] = STATUS_NAMES.index(ev.status)
+        self.values[i] = ev.values if ev.values is not None else np.nan
+        self.raw[i] = ev.raw if ev.raw is not None else np.nan
+        self.violation[i] = ev.violation
+
+    def values_list(self) -> list[tuple[float, ...] | None]:
+        """Each row's objective values, ``None`` unless ok (what agents are told)."""
+        ok = self.status == OK
+        rows = self.values.tolist()
+        return [tuple(r) if o else None for r, o in zip(rows, ok.tolist(), strict=True)]
+
+    def features(self) -> np.ndarray:
+        """Each row's breakdown shares of the step time (`FEATURE_NAMES`; zeros without a timed result)."""
+        out = np.zeros((len(self), len(BREAKDOWN_KEYS)))
+        b = self.batch
+        if b is not None:
+            step = b.figures["step_time_s"]
+            good = np.isfinite(step) & (step > 0)
+            for j, key in enumerate(BREAKDOWN_KEYS):
+                out[good, j] = b.breakdown[key][good] / step[good]
+        for i, ev in self.one.items():
+            out[i] = ev.features
+        return out
+
+    def evaluation(self, i: int) -> Evaluation:
+        """Row `i` as an `Evaluation` (the same one `Evaluator.evaluate_one` gives)."""
+        ev = self.one.get(i)
+        if ev is not None:
+            return ev
+        space, b = self.evaluator.space, self.batch
+        p = self.points[i]
+        cfg = space.decode(p)
+        status = STATUS_NAMES[int(self.status[i])]
+        timed = b.timed is None or bool(b.timed[i])
+        result = b.result(i) if timed else None
+        raw = tuple(float(v) for v in self.raw[i]) if timed else None
+        values = tuple(float(v) for v in self.values[i]) if status == "ok" else None
+        reason = None
+        if status == "memory":
+            cap = float(b.figures["memory_capacity_bytes"][i])
+            gb = float(b.figures["memory_bytes"][i]) / 1e9
+            reason = f"memory: {gb:,.1f} GB per device exceeds {cap / 1e9:,.1f} GB" + ("" if timed else " (not timed)")
+        elif status == "rejected":
+            reason = f"objective not finite: {raw}"
+        return Evaluation(p, status, values, float(self.violation[i]), reason=reason, config=cfg, result=result,
+                          raw=raw)
 
 
 def with_objectives(space: Any, specs: list[Any]) -> Any:

@@ -313,24 +313,23 @@ def run_study(
             if len(pts) == 0:
                 stopped, complete = "exhausted", True
                 break
-            evs = evaluator.evaluate(pts)
+            eb = evaluator.evaluate_batch(pts)
             t3 = time.perf_counter()
             tm["evaluate"] += t3 - t2
-            vals = [e.values for e in evs]
-            viol = [e.violation for e in evs]
+            vals = eb.values_list()
+            viol = eb.violation.tolist()
             if wants_features:
-                ag.tell(pts, vals, violations=viol, features=[e.features for e in evs])  # type: ignore[call-arg]
+                ag.tell(pts, vals, violations=viol, features=list(eb.features()))  # type: ignore[call-arg]
             else:
                 ag.tell(pts, vals, violations=viol)
             t4 = time.perf_counter()
             tm["tell"] += t4 - t3
-            for e in evs:
-                if e.values is not None and signs[0] * e.values[0] < best_loss:
-                    best_loss, best_i, best_eval = signs[0] * e.values[0], len(values), e
-                values.append(e.values)
-                trace.append(None if best_i is None else values[best_i][0])  # type: ignore[index]
-                if store is not None:
-                    row = _row(space, e)
+            best_loss, best_i, best_eval = _track_best(eb, signs[0], best_loss, best_i, best_eval, len(values),
+                                                       trace)
+            values.extend(vals)
+            if store is not None:
+                for i in range(len(eb)):
+                    row = _row(space, eb.evaluation(i))
                     if worker_tag is not None:
                         row.attrs["worker"] = worker_tag
                     pending.append(row)
@@ -382,6 +381,23 @@ def run_study(
     if store is not None:
         store.close()
     return summary
+
+
+def _track_best(eb: Any, sign: float, best_loss: float, best_i: int | None, best_eval: Evaluation | None,
+                offset: int, trace: list[float | None]) -> tuple[float, int | None, Evaluation | None]:
+    """Update the incumbent (the first strictly better trial of the batch) and extend `trace` with the best value
+    after each trial of the batch, as columns (only the new incumbent is materialised)."""
+    loss = sign * eb.values[:, 0]
+    loss = np.where(np.isnan(loss), math.inf, loss)
+    prev = best_loss
+    if len(loss):
+        j = int(np.argmin(loss))
+        if loss[j] < best_loss:
+            best_loss, best_i, best_eval = float(loss[j]), offset + j, eb.evaluation(j)
+    running = np.minimum.accumulate(np.concatenate([[prev], loss]))[1:]
+    for r in (running * sign).tolist():
+        trace.append(None if r in (math.inf, -math.inf) else r)
+    return best_loss, best_i, best_eval
 
 
 def _row(space: Any, e: Evaluation) -> TrialRow:

@@ -15,24 +15,39 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cosmic._xp import safe, where
 from cosmic.errors import ConfigError, extra_keys
 
 
-def _tokens_per_usd(r: Any, c: Any) -> float:
-    price = r.network_cost_usd + (c.accelerator.cost_usd or 0.0) * r.n_npus
-    return r.tokens_per_s / price if price > 0 else 0.0
+def _tokens_per_usd(r: Any, acc_cost_usd: Any) -> Any:
+    price = r.network_cost_usd + acc_cost_usd * r.n_npus
+    return where(price > 0, r.tokens_per_s / safe(price), 0.0)
 
 
-_DEFS: dict[str, tuple[Callable[[Any, Any], float], str, str]] = {
-    "step_time": (lambda r, c: r.step_time_s, "minimize", "step time, s"),
+# Each objective is a function of a record with Result's figures (a `Result`, or columns of many: see
+# `ResultColumns`) and the accelerator's price per device (0 when the catalog has none); floats or columns.
+_DEFS: dict[str, tuple[Callable[[Any, Any], Any], str, str]] = {
+    "step_time": (lambda r, a: r.step_time_s, "minimize", "step time, s"),
     "step_time*network_cost": (
-        lambda r, c: r.step_time_s * r.network_cost_usd, "minimize", "step time x network cost, s x USD"),
+        lambda r, a: r.step_time_s * r.network_cost_usd, "minimize", "step time x network cost, s x USD"),
     "step_time*total_bandwidth": (
-        lambda r, c: r.step_time_s * r.total_bandwidth_gbps / 2000.0, "minimize",
+        lambda r, a: r.step_time_s * r.total_bandwidth_gbps / 2000.0, "minimize",
         "step time x total per-NPU bandwidth (GB/s) / 2000"),
     "tokens_per_s_per_usd": (_tokens_per_usd, "maximize", "tokens/s per USD of network (+ accelerators if priced)"),
-    "memory": (lambda r, c: r.memory_per_device_gb, "minimize", "peak memory per device, GB"),
+    "memory": (lambda r, a: r.memory_per_device_gb, "minimize", "peak memory per device, GB"),
 }
+
+
+class ResultColumns:
+    """The figures objectives read, as columns of a `cosmic.sim.batch.BatchResult`."""
+
+    def __init__(self, figures: dict[str, Any]) -> None:
+        self.step_time_s = figures["step_time_s"]
+        self.network_cost_usd = figures["network_cost_usd"]
+        self.total_bandwidth_gbps = figures["total_bandwidth_gbps"]
+        self.tokens_per_s = figures["tokens_per_s"]
+        self.n_npus = figures["n_npus"]
+        self.memory_per_device_gb = figures["memory_bytes"] / 1e9
 OBJECTIVE_NAMES: tuple[str, ...] = tuple(_DEFS)
 
 
@@ -51,7 +66,11 @@ class Objective:
 
     def value(self, result: Any, config: Any) -> float:
         """The objective's value for one simulation `result` of `config`."""
-        return float(_DEFS[self.name][0](result, config))
+        return float(_DEFS[self.name][0](result, config.accelerator.cost_usd or 0.0))
+
+    def values(self, figures: ResultColumns, acc_cost_usd: Any) -> Any:
+        """The objective's values for columns of results (`acc_cost_usd`: each row's price per device)."""
+        return _DEFS[self.name][0](figures, acc_cost_usd)
 
     @property
     def sign(self) -> float:
