@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(BIN)/cosmic demo
 
 test: $(TEST_STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --doctest-modules src/cosmic tests
 
 bench: $(STAMP)
