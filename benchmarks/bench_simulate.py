@@ -1,11 +1,18 @@
 """Simulator throughput: evaluations per second on distinct full-stack configurations, one core.
 
-Builds N distinct configurations of COSMIC's S1 GPT-3 175B case by varying every stack (parallel degrees, ZeRO,
-scheduling, chunks, per-dimension algorithms, multi-dimensional strategy, per-dimension topology, NPU counts and
-bandwidths), clears every cache, and times `cosmic.simulate` over them. Then repeats on a 131,072-NPU system
-(the same knobs on a 4-D network 16 x 16 x 16 x 32) to show the cost does not grow with NPU count.
+* ``batch``: the batch path from a PSA's integer points: 100,000 distinct points of COSMIC's S1 GPT-3 175B
+  full-stack space (every stack varies) through ``Space.decode_columns`` and ``simulate_columns`` in batches of
+  16,384, caches cleared, objects made only for nothing (no Result is materialised).
+* ``scalar``: ``cosmic.simulate`` one call at a time on N distinct pydantic configurations of the same case
+  (parallel degrees, ZeRO, scheduling, chunks, per-dimension algorithms, strategy, topology, NPU counts and
+  bandwidths all vary), caches cleared; ``simulate_many`` the same through the batch-of-configs API.
+* ``batch_configs`` and ``npus_131072``: ``simulate_columns`` on the columns of those N configurations, and of N
+  configurations of a 131,072-NPU system (the same knobs on a 4-D network 16 x 16 x 16 x 32): the cost does not
+  grow with the NPU count.
 
-    python benchmarks/bench_simulate.py [--json] [-n 10000]
+Times are CPU seconds of this single-threaded process (run it under ``taskset -c 0``).
+
+    python benchmarks/bench_simulate.py [--json] [-n 10000] [--points 100000]
 """
 
 from __future__ import annotations
@@ -16,8 +23,13 @@ import json
 import random
 import time
 
+import numpy as np
+
 import cosmic
-from cosmic.sim import engine
+from cosmic.caches import clear_caches
+from cosmic.psa import load_psa
+from cosmic.sim.batch import simulate_columns
+from cosmic.sim.columns import StepColumns
 from cosmic.collective.algorithms import Algorithm
 from cosmic.collective.model import MultiDim
 from cosmic.network.topology import Network, NetworkDim, Topology
@@ -89,7 +101,7 @@ def make_configs(base: cosmic.SystemConfig, n: int, dim_choices: list[int], seed
 
 def run(configs: list, *, batch: bool = True) -> dict:
     """Time one pass over `configs` with every cache cleared first (batch API, or one simulate() at a time)."""
-    engine.clear_caches()
+    clear_caches()
     t0 = time.perf_counter()
     c0 = time.process_time()
     if batch:
@@ -111,29 +123,62 @@ def run(configs: list, *, batch: bool = True) -> dict:
             "us_per_eval": cpu / len(configs) * 1e6}
 
 
+def run_points(preset: str, n_points: int, chunk: int = 16_384, seed: int = 0) -> dict:
+    """decode_columns + simulate_columns over `n_points` distinct points of `preset`, caches cleared."""
+    space = load_psa(preset)
+    rng = np.random.default_rng(seed)
+    pts = np.unique(space.sample(rng, int(n_points * 1.2)), axis=0)
+    pts = pts[rng.permutation(len(pts))][:n_points]
+    clear_caches()
+    c0 = time.process_time()
+    ok = 0
+    for a in range(0, len(pts), chunk):
+        cols, decoded = space.decode_columns(pts[a:a + chunk])
+        b = simulate_columns(cols)
+        ok += int((decoded & b.ok).sum())
+    cpu = time.process_time() - c0
+    return {"preset": preset, "points": len(pts), "priced_in_batch": ok, "cpu_s": cpu,
+            "evals_per_s": len(pts) / cpu, "us_per_eval": cpu / len(pts) * 1e6, "chunk": chunk}
+
+
+def run_columns(configs: list) -> dict:
+    """simulate_columns on the columns of `configs` (built before timing), caches cleared."""
+    cols = StepColumns.from_configs(configs)
+    clear_caches()
+    c0 = time.process_time()
+    b = simulate_columns(cols)
+    cpu = time.process_time() - c0
+    return {"configs": len(configs), "priced_in_batch": int(b.ok.sum()), "cpu_s": cpu,
+            "evals_per_s": len(configs) / cpu, "us_per_eval": cpu / len(configs) * 1e6}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=10_000)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--points", type=int, default=100_000, help="PSA points for the batch figure")
     args = ap.parse_args()
 
     base = cosmic.load_config("examples/cosmic-s1-gpt3-175b.yaml")
     s1_configs = make_configs(base, args.n, [4, 8, 16])
+    batch = run_points("cosmic-s1-gpt3-175b-full", args.points)
     s1 = run(s1_configs)
     s1_single = run(s1_configs, batch=False)
+    s1_cols = run_columns(s1_configs)
     big_net = base.network.model_copy(
         update={"dims": [d.model_copy(update={"npus": k}) for d, k in zip(base.network.dims, (16, 16, 16, 32))]}
     )
     big = base.model_copy(update={"network": big_net, "parallel": base.parallel.model_copy(update={"dp": 1024})})
     big = cosmic.config_from_dict(big.to_yaml_dict())
-    s_big = run(make_configs(big, args.n, [8, 16, 32, 64]))
+    big_cols = run_columns(make_configs(big, args.n, [8, 16, 32, 64]))
     res = {
-        "evals_per_s": s1["evals_per_s"],
-        "configs": s1["configs"],
-        "s1_gpt3_175b_1024": s1,
-        "s1_gpt3_175b_1024_one_call_at_a_time": s1_single,
-        "npus_131072": s_big,
-        "slowdown_131072_vs_1024": s1["evals_per_s"] / s_big["evals_per_s"],
+        "batch": batch,
+        "scalar": s1_single,
+        "simulate_many": s1,
+        "batch_configs": s1_cols,
+        "npus_131072": big_cols,
+        "slowdown_131072_vs_1024": s1_cols["evals_per_s"] / big_cols["evals_per_s"],
+        "targets": {"batch_evals_per_s": 200_000, "scalar_evals_per_s": 20_000, "slowdown_131072_max": 1.2},
     }
     if args.json:
         print(json.dumps(res, indent=2))
