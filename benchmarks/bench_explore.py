@@ -1,8 +1,8 @@
 """Exploration throughput: a 10,000-evaluation GA study on COSMIC's S1 GPT-3 175B full-stack space, stored in SQLite.
 
 Target: < 60 s on one core (goal < 30 s), storage included. Prints where the time goes (agent ask/tell, evaluation =
-decode + simulate + objective, recording = config/result dicts, storage = batched SQLite inserts), and checks that
-the study file holds every trial.
+decode + simulate + objective, recording = knobs and figures of each trial, storage = batched SQLite inserts), the
+file size (``sqlite_mb``) and checks that the study file holds every trial.
 
     python benchmarks/bench_explore.py [--json] [-n 10000] [--agent ga] [--seed 0]
 """

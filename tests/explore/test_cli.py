@@ -78,3 +78,44 @@ def test_demo_runs_and_prints_best_config_breakdown_and_report(tmp_path):
     assert len(reports) == 1
     cfg = cosmic.load_config(reports[0].parent / "best.yaml")
     assert cosmic.simulate(cfg).fits_memory
+
+
+def test_show_prints_a_stored_trial_with_its_rebuilt_config(tmp_path):
+    from cosmic.psa import load_psa
+
+    full = "cosmic-s1-gpt3-175b-full"
+    r = cosmic_cli("explore", full, "--agent", "random", "--budget", "30", "--seed", "4", "--out", "o", "--json",
+                   cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    best = summary["best_trial"]
+    show = ["explore", full, "--agent", "random", "--seed", "4", "--out", "o", "--show"]
+    j = cosmic_cli(*show, str(best), "--json", cwd=tmp_path)
+    assert j.returncode == 0, j.stderr
+    t = json.loads(j.stdout)
+    space = load_psa(full)
+    assert t["trial"] == best and t["status"] == "ok" and t["values"] == summary["best_values"]
+    assert t["config"] == space.decode(t["point"]).to_yaml_dict() == summary["best_config"]
+    assert t["result"] == summary["best_result"] and t["figures"]["step_time_s"] == summary["best_objective"]
+    assert t["knobs"] == summary["best_knobs"]
+    # the rebuilt configuration is a `cosmic simulate` config that gives the stored figures
+    cfg = tmp_path / "t.yaml"
+    import yaml
+
+    cfg.write_text(yaml.safe_dump(t["config"], sort_keys=False))
+    assert cosmic.simulate(cosmic.load_config(cfg)).step_time_s == t["figures"]["step_time_s"]
+    h = cosmic_cli(*show, str(best), cwd=tmp_path)
+    assert h.returncode == 0, h.stderr
+    assert f"trial {best}" in h.stdout and "knobs" in h.stdout and "figures" in h.stdout
+    assert "comm_dim3_s" in h.stdout and "configuration (rebuilt from the PSA" in h.stdout
+    assert "global_batch: 2048" in h.stdout
+    # no such trial, no such study, another PSA: one line each, and nothing is searched or created
+    for args, message in ((["999"], "no trial 999"),
+                          (["0", "--storage", f"o/runs/{full}-random-s4.db", "--study", "nope"], "no study 'nope'"),
+                          (["0", "--out", "elsewhere"], "no study file")):
+        e = cosmic_cli(*show, *args, cwd=tmp_path)
+        assert e.returncode == 2 and e.stderr.count("\n") == 1 and message in e.stderr, e.stderr
+    e = cosmic_cli("explore", COLLECTIVE, "--storage", f"o/runs/{full}-random-s4.db", "--study",
+                   f"{full}-random-s4", "--show", "0", cwd=tmp_path)
+    assert e.returncode == 2 and e.stderr.count("\n") == 1 and "another space" in e.stderr, e.stderr
+    assert not (tmp_path / "elsewhere").exists()

@@ -59,10 +59,12 @@ def test_every_evaluation_is_an_optuna_trial_with_its_config(tmp_path, full):
     assert n_fail == s.counts["memory"] + s.counts["rejected"] > 0  # S1 175B: many layouts exceed 80 GB
     for t in trials:
         assert list(t.params) == list(full.dim_names)
-        assert set(t.user_attrs) >= {"knobs", "config", "result", "violation", "status"}
-        cfg = cosmic.config_from_dict(t.user_attrs["config"])  # accepted by `cosmic simulate`
+        assert set(t.user_attrs) >= {"knobs", "figures", "violation", "status"}
+        assert not {"config", "result"} & set(t.user_attrs)  # no configuration per trial: decode rebuilds it
+        point = [t.params[k] for k in full.dim_names]
+        cfg = cosmic.config_from_dict(full.decode(point).to_yaml_dict())  # accepted by `cosmic simulate`
         r = cosmic.simulate(cfg)
-        assert r.step_time_s == pytest.approx(t.user_attrs["result"]["step_time_s"], rel=1e-12)
+        assert r.step_time_s == t.user_attrs["figures"]["step_time_s"]
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert t.values[0] == pytest.approx(r.step_time_s, rel=1e-12)
             assert r.fits_memory and t.user_attrs["violation"] == 0
@@ -262,8 +264,8 @@ def test_exhaustive_stores_untimed_memory_points_and_reports_them(tmp_path):
     memory = [t for t in trials if t.user_attrs.get("status") == "memory"]
     assert len(memory) == s.counts["memory"] > 0
     for t in memory:
-        assert "(not timed)" in t.user_attrs["reason"] and "result" not in t.user_attrs
-        assert t.user_attrs["config"]  # the configuration is kept, so the point can be simulated later
+        assert "(not timed)" in t.user_attrs["reason"] and "figures" not in t.user_attrs
+        assert "config" not in t.user_attrs  # decoding the point rebuilds it, so it can be simulated later
     html = render_html(s)
     assert "<html" in html.lower()
 

@@ -135,6 +135,9 @@ def explore(
     objective: Annotated[list[str] | None, typer.Option("--objective", help="replace the PSA's objectives "
                                                         "(repeatable, e.g. step_time*network_cost)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    show: Annotated[int | None, typer.Option("--show", metavar="N", help="search nothing: print stored trial N of "
+                                             "the study (knobs, figures, its configuration rebuilt from PSA)")
+                    ] = None,
 ) -> None:
     """Search PSA with an agent; every evaluation is stored as a trial, the best configuration is written as a
     YAML that `cosmic simulate` accepts, with an HTML report."""
@@ -144,6 +147,10 @@ def explore(
     hyp = dict(fileconf.get("hyper") or {})
     hyp.update(_parse_hyper(hyper))
     agent_name = agent or fileconf.get("agent") or "ga"
+    if show is not None:
+        _show(psa, show, agent=str(agent_name), seed=seed if seed is not None else fileconf.get("seed"),
+              storage=storage, study=study, out_dir=out_dir, json_out=json_out)
+        return
     n = budget if budget is not None else int(fileconf.get("budget", 1000))
     if n < 1:
         fail(f"--budget must be >= 1, got {n}")
@@ -161,6 +168,82 @@ def explore(
         return
     _print_summary(summary, paths)
     out.print(f"report: {paths['report']}")
+
+
+def _show(psa: str, number: int, *, agent: str, seed: int | None, storage: str | None, study: str | None,
+          out_dir: Path | None, json_out: bool) -> None:
+    """`cosmic explore PSA --show N`: trial N of the stored study, its configuration rebuilt by decoding its point."""
+    import yaml
+    from rich.table import Table
+
+    from cosmic.commands._output import emit_json, out
+    from cosmic.errors import StudyError
+    from cosmic.explore import load_trial
+    from cosmic.explore._study import jsonable
+    from cosmic.psa import load_psa
+
+    space = load_psa(psa)
+    name = study or f"{space.name}-{agent}-s{seed if seed is not None else 'none'}"
+    root = out_dir if out_dir is not None else Path(".")
+    t = load_trial(space, number, study_name=name, storage=storage, runs_dir=root / "runs")
+    try:
+        cfg: dict[str, Any] | None = t.config(space).to_yaml_dict()
+        cfg_error = None
+    except StudyError as exc:
+        if t.status != "rejected":
+            raise
+        cfg, cfg_error = None, str(exc)  # a point the decoder refused: the reason says why
+    if json_out:
+        emit_json({"study": name, "trial": t.number, "state": t.state, "status": t.status,
+                   "values": None if t.values is None else list(t.values), "violation": jsonable(t.violation),
+                   "reason": t.reason, "point": t.point.tolist(), "knobs": t.knobs, "figures": t.figures,
+                   "result": t.result_dict(), "config": cfg})
+        return
+    head = Table(title=f"study {name}, trial {t.number}", show_header=False, title_justify="left")
+    head.add_column("k", style="bold")
+    head.add_column("v")
+    head.add_row("state / status", f"{t.state} / {t.status}")
+    if t.values is not None:
+        head.add_row("values", ", ".join(f"{n} = {v:.6g}" for (n, _), v in
+                                         zip([(o.name, o.direction) for o in space.objectives], t.values,
+                                             strict=False)))
+    head.add_row("violation", f"{t.violation:g}")
+    if t.reason:
+        head.add_row("reason", t.reason)
+    head.add_row("point", str(t.point.tolist()))
+    out.print(head)
+    k = Table(title="knobs", title_justify="left")
+    k.add_column("knob")
+    k.add_column("value")
+    for kn, v in (t.knobs or {}).items():
+        k.add_row(kn, str(v))
+    out.print(k)
+    figs = t.figures if t.figures is not None else _flat(t.result_dict() or {})
+    if figs:
+        f = Table(title="figures" if t.figures is not None else "result (stored in the old format)",
+                  title_justify="left")
+        f.add_column("figure")
+        f.add_column("value", justify="right")
+        for fn, v in figs.items():
+            f.add_row(fn, f"{v:.10g}" if isinstance(v, float) else str(v))
+        out.print(f)
+    else:
+        out.print("figures: none (the point was not simulated)")
+    if cfg is None:
+        out.print(f"configuration: {cfg_error}", markup=False, highlight=False)
+    else:
+        out.print("configuration (rebuilt from the PSA; `cosmic simulate` accepts it):")
+        out.print(yaml.safe_dump(cfg, sort_keys=False), end="", markup=False, highlight=False)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            flat.update(_flat(v, f"{prefix}{k}."))
+        else:
+            flat[f"{prefix}{k}"] = v
+    return flat
 
 
 def _print_summary(summary: Any, paths: dict[str, Path]) -> None:

@@ -10,9 +10,14 @@ Each trial holds:
 
 * ``params``: the encoded coordinates, one ``IntDistribution(0, card - 1)`` per PSA dimension;
 * ``values``: the objective values (state ``COMPLETE``), or none (state ``FAIL``) when the point is infeasible;
-* user attributes ``knobs`` (decoded knob values), ``config`` (the full configuration, as `cosmic simulate` reads
-  it), ``result`` (the simulation result, also for memory-infeasible points), ``violation`` (0 when feasible) and,
-  for failures, ``reason``; the system attribute ``fail_reason`` repeats the reason where Optuna looks for it.
+* user attributes ``knobs`` (decoded knob values), ``status``, ``figures`` (the simulation result's figures as flat
+  numbers, also for memory-infeasible points: :func:`cosmic.explore._trials.figures`), ``violation`` (0 when
+  feasible) and, for failures, ``reason``; the system attribute ``fail_reason`` repeats the reason where Optuna
+  looks for it.
+
+No configuration is stored: ``space.decode(point)`` rebuilds it (:class:`~cosmic.explore._trials.StoredTrial`).
+Studies written before held the full configuration and ``Result.to_dict()`` as the attributes ``config`` and
+``result``; they are read (and resumed) as well.
 
 Several processes may write to one study at once (``cosmic explore --worker``): each batch transaction first
 takes the study's write lock (a no-op ``UPDATE`` of its ``studies`` row: a row lock on PostgreSQL, the database write
@@ -35,6 +40,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from cosmic.errors import StudyError
+from cosmic.explore._trials import StoredTrial
 
 STUDY_ATTR = "cosmic"
 
@@ -56,6 +62,11 @@ def storage_url(storage: str | Path | None, study_name: str, runs_dir: str | Pat
         path = Path(storage)
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+def _compact(v: Any) -> str:
+    """JSON without blanks (Optuna reads attribute and distribution JSON with ``json.loads``)."""
+    return json.dumps(v, separators=(",", ":"))
 
 
 def _creation_race(exc: BaseException) -> bool:
@@ -163,8 +174,11 @@ class StudyStore:
     def set_dimensions(self, names: Sequence[str], cards: Sequence[int]) -> None:
         optuna = _optuna()
         self._names = list(names)
+        # Optuna's own JSON without the blanks (it reads it back with json.loads): 18 parameters per trial are
+        # most of a trial's bytes
         self._dist_json = [
-            optuna.distributions.distribution_to_json(optuna.distributions.IntDistribution(0, int(c) - 1))
+            _compact(json.loads(optuna.distributions.distribution_to_json(
+                optuna.distributions.IntDistribution(0, int(c) - 1))))
             for c in cards
         ]
 
@@ -213,9 +227,9 @@ class StudyStore:
                 attrs["violation"] = r.violation if math.isfinite(r.violation) else "inf"
                 if r.reason is not None:
                     attrs["reason"] = r.reason
-                    sattrs.append({"trial_id": tid, "key": "fail_reason", "value_json": json.dumps(r.reason)})
+                    sattrs.append({"trial_id": tid, "key": "fail_reason", "value_json": _compact(r.reason)})
                 for k, v in attrs.items():
-                    uattrs.append({"trial_id": tid, "key": k, "value_json": json.dumps(v)})
+                    uattrs.append({"trial_id": tid, "key": k, "value_json": _compact(v)})
             conn.execute(M.TrialParamModel.__table__.insert(), params)
             if values:
                 conn.execute(M.TrialValueModel.__table__.insert(), values)
@@ -293,6 +307,46 @@ class StudyStore:
             q = q.where(U.c.key.in_(list(keys)))
         with self.engine.connect() as conn:
             return {k: json.loads(v) for k, v in conn.execute(q)}
+
+    def trial(self, number: int) -> StoredTrial:
+        """Trial `number` (its point in `set_dimensions` order, values, state and user attributes).
+
+        Raises:
+            StudyError: the study holds no trial of that number."""
+        M = self.models
+        T, P = M.TrialModel.__table__, M.TrialParamModel.__table__
+        V, U = M.TrialValueModel.__table__, M.TrialUserAttributeModel.__table__
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                T.select().with_only_columns(T.c.trial_id, T.c.state)
+                .where(T.c.study_id == self.study_id).where(T.c.number == int(number))
+            ).first()
+            if row is None:
+                n = conn.execute(sa.select(sa.func.count()).select_from(T).where(T.c.study_id == self.study_id)
+                                 ).scalar()
+                raise StudyError(f"study {self.study_name!r} has no trial {number} (it holds trials 0 to {n - 1})"
+                                 if n else f"study {self.study_name!r} holds no trials yet")
+            tid, state = row
+            params = dict(conn.execute(
+                P.select().with_only_columns(P.c.param_name, P.c.param_value).where(P.c.trial_id == tid)).all())
+            vals = conn.execute(
+                V.select().with_only_columns(V.c.objective, V.c.value, V.c.value_type).where(V.c.trial_id == tid)
+                .order_by(V.c.objective)).all()
+            attrs = {k: json.loads(v) for k, v in conn.execute(
+                U.select().with_only_columns(U.c.key, U.c.value_json).where(U.c.trial_id == tid))}
+        state_name = getattr(state, "name", str(state))
+        values: tuple[float, ...] | None = None
+        if state_name == "COMPLETE" and vals:
+            values = tuple(
+                float(v) if getattr(t, "name", str(t)) == "FINITE"
+                else (math.inf if getattr(t, "name", str(t)) == "INF_POS" else -math.inf)
+                for _, v, t in vals)
+        missing = [n for n in self._names if n not in params]
+        if missing:
+            raise StudyError(f"trial {number} of study {self.study_name!r} has no parameter {missing[0]!r}: the study "
+                             "was run on another space")
+        point = np.array([int(round(params[n])) for n in self._names], dtype=np.int64)
+        return StoredTrial(number=int(number), state=state_name, point=point, values=values, attrs=attrs)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -20,6 +20,7 @@ from cosmic.agents import BaseAgent, make_agent
 from cosmic.errors import ConfigError, StudyError
 from cosmic.explore._objective import Evaluation, Evaluator
 from cosmic.explore._storage import StudyStore, TrialRow, storage_url
+from cosmic.explore._trials import check_space, figures, space_fingerprint
 
 FLUSH_TRIALS = 512
 FLUSH_S = 1.0
@@ -145,6 +146,7 @@ def _space_info(space: Any) -> dict[str, Any]:
         "cardinalities": [int(c) for c in space.cardinalities],
         "objectives": [[o.name, o.direction] for o in space.objectives],
         "memory_fit": bool(getattr(space, "memory_fit", True)),
+        "fingerprint": space_fingerprint(space),
     }
 
 
@@ -366,16 +368,16 @@ def run_study(
         summary.best_index = best_i
         summary.best_values = values[best_i]
         if best_eval is not None and best_i >= n_stored:
-            row = _row(space, best_eval)
             summary.best_point = best_eval.point.tolist()
-            summary.best_knobs = row.attrs.get("knobs")
-            summary.best_config = row.attrs.get("config")
-            summary.best_result = row.attrs.get("result")
+            summary.best_knobs = jsonable(space.knobs(best_eval.point))
+            summary.best_config = space.decode(best_eval.point).to_yaml_dict()  # rebuilt as a stored trial is
+            summary.best_result = None if best_eval.result is None else jsonable(best_eval.result.to_dict())
         elif store is not None and hist_ids is not None:
-            a = store.trial_attrs(int(hist_ids[best_i]), ["knobs", "config", "result"])
-            summary.best_point = hist.points[best_i].tolist()
-            summary.best_knobs, summary.best_config, summary.best_result = a.get("knobs"), a.get("config"), \
-                a.get("result")
+            t = store.trial(int(hist.numbers[best_i]))
+            summary.best_point = t.point.tolist()
+            summary.best_knobs = t.knobs
+            summary.best_config = t.config(space).to_yaml_dict()
+            summary.best_result = t.result_dict()
     if len(signs) > 1:
         summary.pareto = pareto_front(values, signs)
     if store is not None:
@@ -401,11 +403,11 @@ def _track_best(eb: Any, sign: float, best_loss: float, best_i: int | None, best
 
 
 def _row(space: Any, e: Evaluation) -> TrialRow:
+    """What a trial stores: knobs, status and the result's figures; no configuration (``space.decode(point)``
+    rebuilds it, see `cosmic.explore._trials`)."""
     attrs: dict[str, Any] = {"knobs": jsonable(space.knobs(e.point)), "status": e.status}
-    if e.config is not None:
-        attrs["config"] = e.config.to_yaml_dict()
     if e.result is not None:
-        attrs["result"] = jsonable(e.result.to_dict())
+        attrs["figures"] = figures(e.result)
     if e.raw is not None and e.values is None:
         attrs["unconstrained_values"] = list(e.raw)
     return TrialRow(point=e.point, values=e.values, violation=e.violation, reason=e.reason, attrs=attrs)
@@ -424,12 +426,7 @@ def _open_when_ready(store: StudyStore, wait_s: float = 10.0) -> dict[str, Any]:
 
 
 def _check_same(attrs: dict[str, Any], info: dict[str, Any], agent: str, name: str, url: str) -> None:
-    stored = attrs.get("space") or {}
-    if stored.get("dim_names") != info["dim_names"] or stored.get("cardinalities") != info["cardinalities"]:
-        raise StudyError(
-            f"study {name!r} in {url} was run on another space ({stored.get('name')!r}, "
-            f"{len(stored.get('dim_names') or [])} dimensions); resume it with the same PSA or choose another --study"
-        )
+    check_space(attrs.get("space") or {}, info, name, url)
     if attrs.get("agent") != agent:
         raise StudyError(
             f"study {name!r} in {url} was run with agent {attrs.get('agent')!r}; resume it with "
