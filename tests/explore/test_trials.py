@@ -70,10 +70,10 @@ def _recording(monkeypatch) -> list:
     seen: list = []
 
     class Recording(Evaluator):
-        def evaluate(self, points):
-            evs = super().evaluate(points)
-            seen.extend(evs)
-            return evs
+        def evaluate_batch(self, points):
+            eb = super().evaluate_batch(points)
+            seen.extend(eb.evaluation(i) for i in range(len(eb)))
+            return eb
 
     monkeypatch.setattr(study_mod, "Evaluator", Recording)
     return seen
