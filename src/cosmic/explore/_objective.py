@@ -225,14 +225,15 @@ class EvalBatch:
             out[i] = ev.features
         return out
 
-    def evaluation(self, i: int) -> Evaluation:
-        """Row `i` as an `Evaluation` (the same one `Evaluator.evaluate_one` gives)."""
+    def evaluation(self, i: int, *, config: bool = True) -> Evaluation:
+        """Row `i` as an `Evaluation` (the same one `Evaluator.evaluate_one` gives); with ``config=False`` its
+        configuration is left out (``None``; what a stored trial needs, which rebuilds it from the point)."""
         ev = self.one.get(i)
         if ev is not None:
             return ev
         space, b = self.evaluator.space, self.batch
         p = self.points[i]
-        cfg = space.decode(p)
+        cfg = space.decode(p) if config else None
         status = STATUS_NAMES[int(self.status[i])]
         timed = b.timed is None or bool(b.timed[i])
         result = b.result(i) if timed else None

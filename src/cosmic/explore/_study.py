@@ -331,7 +331,7 @@ def run_study(
             values.extend(vals)
             if store is not None:
                 for i in range(len(eb)):
-                    row = _row(space, eb.evaluation(i))
+                    row = _row(space, eb.evaluation(i, config=False))
                     if worker_tag is not None:
                         row.attrs["worker"] = worker_tag
                     pending.append(row)
