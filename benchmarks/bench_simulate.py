@@ -27,12 +27,12 @@ import numpy as np
 
 import cosmic
 from cosmic.caches import clear_caches
-from cosmic.psa import load_psa
-from cosmic.sim.batch import simulate_columns
-from cosmic.sim.columns import StepColumns
 from cosmic.collective.algorithms import Algorithm
 from cosmic.collective.model import MultiDim
 from cosmic.network.topology import Network, NetworkDim, Topology
+from cosmic.psa import load_psa
+from cosmic.sim.batch import simulate_columns
+from cosmic.sim.columns import StepColumns
 from cosmic.sim.config import CollectiveConfig, ParallelConfig, Scheduling
 
 POW2 = [1 << i for i in range(11)]

@@ -25,10 +25,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("COSMIC_FUZZ_CASE_LIMIT_S", "10")  # the speed target per case (the test suite allows 30 s)
 
-from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
-from hypothesis.errors import HypothesisWarning  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis.errors import HypothesisWarning
 
-from tests.fuzz.generators import Case, all_cases, check_case  # noqa: E402
+from tests.fuzz.generators import Case, all_cases, check_case
 
 
 def run(n_cases: int, seed_value: int, *, shown: int = 5) -> dict[str, object]:

@@ -28,16 +28,16 @@ from cosmic.sim import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BREAKDOWN_KEYS",
+    "ConfigError",
+    "CosmicError",
+    "InfeasibleError",
+    "Result",
+    "StudyError",
+    "SystemConfig",
+    "UnknownNameError",
+    "config_from_dict",
+    "load_config",
     "simulate",
     "simulate_many",
-    "load_config",
-    "config_from_dict",
-    "SystemConfig",
-    "Result",
-    "BREAKDOWN_KEYS",
-    "CosmicError",
-    "ConfigError",
-    "InfeasibleError",
-    "UnknownNameError",
-    "StudyError",
 ]

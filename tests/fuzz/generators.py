@@ -17,12 +17,12 @@ The Python API raises nothing but :class:`cosmic.CosmicError`.
 
 from __future__ import annotations
 
-import os
 import contextlib
 import copy
 import io
 import json
 import math
+import os
 import signal
 import sys
 import tempfile
@@ -457,7 +457,7 @@ def all_cases() -> st.SearchStrategy[Case]:
 # ---- running a case ----------------------------------------------------------------------------------------------
 
 
-class CaseTimeout(BaseException):  # noqa: N818  (BaseException: cosmic code must not swallow it)
+class CaseTimeout(BaseException):
     """Raised by the alarm inside a case that runs longer than HANG_LIMIT_S."""
 
 
@@ -510,7 +510,7 @@ def run_cli(args: list[str]) -> Outcome:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except CaseTimeout:
         code, error = None, f"timeout: still running after {HANG_LIMIT_S:.0f} s"
-    except BaseException:  # noqa: BLE001  (anything escaping main() is a failure to report)
+    except BaseException:
         code, error = None, traceback.format_exc()
     finally:
         sys.argv = old_argv
@@ -607,7 +607,7 @@ def _check_psa(o: Outcome, file: str) -> None:
         pass
     except CaseTimeout:
         o.problems.append(f"sampling: timeout after {HANG_LIMIT_S:.0f} s")
-    except Exception:  # noqa: BLE001
+    except Exception:
         o.problems.append("sampling: " + traceback.format_exc())
     if time.perf_counter() - t0 > CASE_LIMIT_S:
         o.problems.append(f"sampling took {time.perf_counter() - t0:.1f} s")
@@ -648,7 +648,7 @@ def run_api(data: Any) -> Outcome:
     except CaseTimeout:
         o.code, o.error = None, "timeout"
         o.problems.append(f"timeout: still running after {HANG_LIMIT_S:.0f} s")
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         o.code = None
         o.problems.append(traceback.format_exc())
     o.elapsed_s = time.perf_counter() - t0

@@ -153,7 +153,7 @@ class OptunaAgent(BaseAgent):
                 self._constraint(trial, 0.0)
             self._study.tell(trial, list(self.signs * loss))
             return
-        if math.isinf(violation) and not static or self._worst is None:
+        if (math.isinf(violation) and not static) or self._worst is None:
             self._study.tell(trial, state=TS.FAIL)
             return
         if self.constrained:

@@ -13,14 +13,14 @@ from cosmic.psa.presets import list_presets, load_psa
 from cosmic.psa.space import Constraint, Derived, Space
 
 __all__ = [
-    "load_psa",
-    "list_presets",
-    "Space",
-    "Objective",
     "OBJECTIVE_NAMES",
-    "Knob",
-    "Domain",
-    "DimMode",
-    "Derived",
     "Constraint",
+    "Derived",
+    "DimMode",
+    "Domain",
+    "Knob",
+    "Objective",
+    "Space",
+    "list_presets",
+    "load_psa",
 ]

@@ -172,4 +172,4 @@ def _top(space: Any, points: list[np.ndarray], values: list[Any]) -> list[dict[s
     return out
 
 
-__all__ = ["Job", "JobResult", "TOP_K", "metrics", "run_job"]
+__all__ = ["TOP_K", "Job", "JobResult", "metrics", "run_job"]

@@ -135,7 +135,7 @@ def _model(row: Row, defaults: list[str]) -> dict[str, Any]:
         m["kv_heads"] = kv
     llama_like = "llama" in row.get("model").lower()
     f = m.get("ffn_hidden")
-    if f is not None and f != 4 * m["hidden"] or llama_like:
+    if (f is not None and f != 4 * m["hidden"]) or llama_like:
         # SwiGLU models size the MLP at ~8h/3 (Llama 2) or 3.5h (Llama 3); plain GPT MLPs use 4h
         m.setdefault("gated_mlp", True)
         m.setdefault("position", "rotary")
