@@ -18,6 +18,7 @@ the GPT-3 175B shape). Times are CPU seconds of this process (run under ``taskse
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import logging
@@ -94,10 +95,8 @@ def run_cosmic(space: Space, pts: np.ndarray, reps: int) -> tuple[dict, dict]:
         clear_caches()
         c0 = time.process_time()
         for p in pts:
-            try:
+            with contextlib.suppress(cosmic.InfeasibleError):
                 cosmic.simulate(space.decode(p))
-            except cosmic.InfeasibleError:
-                pass
         scalar += time.process_time() - c0
         clear_caches()
         c0 = time.process_time()
