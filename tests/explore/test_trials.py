@@ -28,7 +28,7 @@ from cosmic.explore import (
 from cosmic.explore._storage import TrialRow
 from cosmic.explore._study import _space_info, jsonable
 from cosmic.psa import load_psa
-from cosmic.psa.presets import _presets
+from cosmic.psa.presets import preset_data
 from cosmic.psa.space import Space
 
 FULL = "cosmic-s1-gpt3-175b-full"
@@ -43,7 +43,7 @@ def full():
 def astra():
     """The S1 full space at ASTRA-sim fidelity: points whose algorithms ASTRA-sim cannot run are rejected by the
     simulator (the PSA's constraint keeps sampling agents away from them; the box agent below asks them)."""
-    _, data = _presets()[FULL]
+    _, data = preset_data(FULL)
     d = copy.deepcopy(data)
     d["name"] = "s1-full-astra"
     d["base"].setdefault("collective", {})["fidelity"] = "astra-sim"
@@ -193,7 +193,7 @@ def test_old_format_study_opens_shows_and_resumes(tmp_path, full):
     assert not t_new.legacy and t_new.figures is not None
     assert t_new.result().to_dict() == cosmic.simulate(t_new.config(full)).to_dict()
     # an old trial read with a PSA that decodes its point differently is refused (it has no fingerprint)
-    _, data = _presets()[FULL]
+    _, data = preset_data(FULL)
     d = copy.deepcopy(data)
     d["base"]["training"]["global_batch"] = 4096
     other = Space(d)
@@ -205,7 +205,7 @@ def test_old_format_study_opens_shows_and_resumes(tmp_path, full):
 def test_study_of_another_psa_version_is_refused_in_one_line(tmp_path, full):
     url = f"sqlite:///{tmp_path / 'fp.db'}"
     run_study(full, "random", budget=10, seed=0, storage=url, study_name="fp")
-    _, data = _presets()[FULL]
+    _, data = preset_data(FULL)
     d = copy.deepcopy(data)
     d["base"]["training"]["global_batch"] = 4096
     other = Space(d)
