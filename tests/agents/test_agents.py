@@ -228,8 +228,8 @@ def test_ga_random_immigrants(collective, monkeypatch):
     from cosmic.agents._ga import GeneticAgent
 
     bred: list[int] = []
-    real_children = GeneticAgent._children
-    monkeypatch.setattr(GeneticAgent, "_children", lambda self, k: bred.extend([1] * k) or real_children(self, k))
+    real_child = GeneticAgent._child
+    monkeypatch.setattr(GeneticAgent, "_child", lambda self: bred.append(1) or real_child(self))
     drive(make_agent("ga", collective, seed=0, population=4, immigrants=1.0), collective, 4, 8)
     assert bred == []
     drive(make_agent("ga", collective, seed=0, population=4, immigrants=0.0), collective, 4, 8)

@@ -80,18 +80,15 @@ class GeneticAgent(BaseAgent):
     # ---- ask ---------------------------------------------------------------------------------------------------
 
     def ask(self, n: int = 1) -> np.ndarray:
-        """`n` new feasible points: fresh samples while the population fills (and as immigrants), else children.
-        Children are drawn for the whole batch at once and checked with the space's `feasible_mask`."""
-        fresh = (self.n_asked + np.arange(n) < self.population) | (len(self.pop) < 2)
-        fresh |= self.rng.random(n) < self.immigrants
         out = np.empty((n, self.d), dtype=np.int64)
-        idx = np.flatnonzero(~fresh)
-        if len(idx):
-            out[idx] = self._children(len(idx))
-        for i in np.flatnonzero(fresh):
-            out[i] = self._fresh_sample()
-            self.seen.add(key(out[i]))
-        self.n_asked += n
+        for i in range(n):
+            if len(self.pop) < 2 or self.n_asked < self.population or self.rng.random() < self.immigrants:
+                child = self._fresh_sample()
+            else:
+                child = self._child()
+            self.seen.add(key(child))
+            out[i] = child
+            self.n_asked += 1
         return out
 
     def _fresh_sample(self) -> np.ndarray:
@@ -101,49 +98,30 @@ class GeneticAgent(BaseAgent):
                 return p
         return p
 
-    def _pick(self, k: int) -> np.ndarray:
-        """`k` parents by tournament: the population is kept sorted best first, so the best of a tournament is its
-        smallest index."""
-        idx = self.rng.integers(0, len(self.pop), size=(k, self.tournament))
-        return self.pop[idx.min(axis=1)]
+    def _pick(self) -> np.ndarray:
+        idx = self.rng.integers(0, len(self.pop), size=self.tournament)
+        best = min(idx, key=lambda j: (self.rank_keys[j, 0], self.rank_keys[j, 1]))
+        return self.pop[best]
 
-    def _vary(self, p1: np.ndarray) -> np.ndarray:
-        """Uniform crossover with a second tournament parent (probability `crossover`) and per-gene mutation."""
-        k = len(p1)
-        p2 = self._pick(k)
-        do_cross = (self.rng.random(k) < self.crossover)[:, None]
-        c = np.where(do_cross, np.where(self.rng.random((k, self.d)) < 0.5, p1, p2), p1)
-        mut = self.rng.random((k, self.d)) < self.mutation
-        # redraw to a different value in the coordinate's domain
-        shift = self.rng.integers(1, np.maximum(self.cards, 2), size=(k, self.d))
-        return np.where(mut, (c + shift) % self.cards, c)
-
-    def _children(self, k: int) -> np.ndarray:
-        """`k` children, each feasible and never asked before (re-drawn up to 16 times, then repaired)."""
-        out = np.empty((k, self.d), dtype=np.int64)
-        p1 = self._pick(k)
-        todo = np.arange(k)
+    def _child(self) -> np.ndarray:
+        p1 = self._pick()
         for _ in range(_TRIES):
-            if not len(todo):
-                break
-            cand = self._vary(p1[todo])
-            ok = self.space.feasible_mask(cand)
-            left = []
-            for j, c, good in zip(todo.tolist(), cand, ok.tolist(), strict=True):
-                kc = key(c)
-                if good and kc not in self.seen:
-                    self.seen.add(kc)
-                    out[j] = c
-                else:
-                    left.append(j)
-            todo = np.array(left, dtype=np.int64)
-        for j in todo.tolist():
-            out[j] = self._repair(p1[j])
-            self.seen.add(key(out[j]))
-        return out
-
-    def _repair(self, p1: np.ndarray) -> np.ndarray:
-        """A feasible one-knob neighbour of the first parent that was never asked, else a fresh sample."""
+            p2 = self._pick()
+            if self.rng.random() < self.crossover:
+                mask = self.rng.random(self.d) < 0.5
+                c = np.where(mask, p1, p2)
+            else:
+                c = p1.copy()
+            mut = self.rng.random(self.d) < self.mutation
+            if mut.any():
+                # redraw to a different value in the coordinate's domain
+                shift = self.rng.integers(1, np.maximum(self.cards[mut], 2))
+                c[mut] = (c[mut] + shift) % self.cards[mut]
+            if key(c) in self.seen:
+                continue
+            if self.space.is_feasible(c):
+                return c
+        # repair: a feasible one-knob neighbour of the first parent that was never asked
         nbrs = [np.asarray(q, dtype=np.int64) for q in self.space.neighbours(p1)]
         fresh = [q for q in nbrs if key(q) not in self.seen]
         if fresh:
