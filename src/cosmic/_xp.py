@@ -42,6 +42,13 @@ def any_(cond: Any) -> bool:
     return bool(cond)
 
 
+def all_(cond: Any) -> bool:
+    """Whether `cond` holds everywhere."""
+    if type(cond) is np.ndarray:
+        return bool(cond.all())
+    return bool(cond)
+
+
 def safe(den: Num) -> Num:
     """`den` with its zeros replaced by 1, for divisions whose result is masked where `den` is 0."""
     return where(den == 0, 1.0, den)

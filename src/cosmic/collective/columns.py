@@ -20,7 +20,7 @@ from cosmic.collective.communicator import (
     Coefficients,
     Priced,
     collective_cost,
-    merge_dpsp,
+    group_shapes,
     p2p_cost,
     structure_coefficients,
 )
@@ -108,18 +108,17 @@ class ColumnCommunicator:
         m_arr = np.stack([np.stack(x, axis=1) for x in members], axis=1)  # (n, 4 positions, D)
         s_arr = np.stack([np.stack(x, axis=1) for x in strides], axis=1)
         pos_of = np.argsort(order_groups, axis=1)  # rank-order position of each group
-        self.members: dict[str, tuple[np.ndarray, ...]] = {}
-        self.strides: dict[str, tuple[np.ndarray, ...]] = {}
+        members: dict[str, tuple[np.ndarray, ...]] = {}
+        strides: dict[str, tuple[np.ndarray, ...]] = {}
         for gi, g in enumerate(PARALLEL_DIMS):
             pos = pos_of[:, gi][:, None, None]
             mg = np.take_along_axis(m_arr, pos, axis=1)[:, 0, :]
             sg = np.take_along_axis(s_arr, pos, axis=1)[:, 0, :]
-            self.members[g] = tuple(mg[:, d] for d in range(n_dims))
-            self.strides[g] = tuple(sg[:, d] for d in range(n_dims))
-        md = [merge_dpsp(self.members["dp"][d], self.strides["dp"][d], self.members["sp"][d],
-                         self.strides["sp"][d]) for d in range(n_dims)]
-        self.members["dpsp"] = tuple(x[0] for x in md)
-        self.strides["dpsp"] = tuple(x[1] for x in md)
+            members[g] = tuple(mg[:, d] for d in range(n_dims))
+            strides[g] = tuple(sg[:, d] for d in range(n_dims))
+        self.shapes = group_shapes(members, strides)
+        self.members = {g: sh.members for g, sh in self.shapes.items()}
+        self.strides = {g: sh.strides for g, sh in self.shapes.items()}
         self._ids: dict[str, tuple[np.ndarray, ...]] = {}
         self._coef: dict[tuple[str, int], Coefficients] = {}
         zeros = np.zeros(len(chunks))
@@ -143,13 +142,13 @@ class ColumnCommunicator:
                 algo = self.algorithms_[:, kind, d] if kind != P2P else 0
                 a.append(self.lat[:, d] * STRUCTURES.a[ids[d], kind, algo])
                 b.append(STRUCTURES.b[ids[d], kind, algo] / self.bw[:, d])
-            c = self._coef[key] = Coefficients(tuple(a), tuple(b), self.members[group])
+            c = self._coef[key] = Coefficients(tuple(a), tuple(b))
         return c
 
     def __call__(self, kind: Any, size_bytes: Any, group: str) -> Priced:
         k = kind if isinstance(kind, int) else KINDS.index(kind)
-        return collective_cost(k, size_bytes, lambda q: self.coefficients(group, q), self.members[group],
+        return collective_cost(k, size_bytes, lambda q: self.coefficients(group, q), self.shapes[group],
                                self.chunks, self.baseline)
 
     def p2p(self, size_bytes: Any) -> Priced:
-        return p2p_cost(size_bytes, self.coefficients("pp", P2P))
+        return p2p_cost(size_bytes, self.coefficients("pp", P2P), self.shapes["pp"])

@@ -5,7 +5,7 @@ collectives as closed forms per network dimension on exactly the part of the net
 (`cosmic.collective.communicator`); the step composed by the phases of `cosmic.sim.step`, which the batch path
 (`cosmic.sim.batch.simulate_columns`) runs on columns with the same formulas. The cost never grows with the NPU
 count. Sub-configurations are remembered: configurations that differ only in the network share their plan, and
-configurations that share a layout and a network share their communicator.
+configurations that share a layout share its group shapes (`cosmic.collective.communicator.layout_shapes`).
 """
 
 from __future__ import annotations
@@ -136,26 +136,20 @@ def layout_order(cfg: SystemConfig) -> tuple[str, ...]:
     return _layout_order_of(p.tp, p.sp, p.dp, p.pp, p.rank_order)
 
 
-_COMMS = register(BoundedMemo(1 << 14))
-
-
 def communicator(cfg: SystemConfig, order: tuple[str, ...] | None = None) -> Communicator:
-    """The (remembered) `Communicator` of `cfg`'s layout, network and collective settings."""
-    net, coll, par = cfg.network, cfg.collective, cfg.parallel
-    order = order or layout_order(cfg)
-    key = (id(net), id(coll), par.tp, par.sp, par.dp, par.pp, order)
-    comm = _COMMS.get(key)
-    if comm is None:
-        comm = _COMMS.put(key, Communicator(net, coll, (par.tp, par.sp, par.dp, par.pp), order))
-    return comm
+    """The `Communicator` of `cfg`'s layout, network and collective settings. It is made anew for each step (it is
+    cheap: the layout's group shapes and the algorithm choices are remembered by value), so that a simulation
+    leaves no priced collectives behind for the garbage collector to scan."""
+    par = cfg.parallel
+    return Communicator(cfg.network, cfg.collective, (par.tp, par.sp, par.dp, par.pp), order or layout_order(cfg))
 
 
 def dp_shares_tp(comm: Any) -> Any:
     """Whether the gradient group shares a network dimension with the TP or SP group (their traffic contends)."""
-    m = comm.members
+    dpsp, tp, sp = comm.shapes["dpsp"].spanned, comm.shapes["tp"].spanned, comm.shapes["sp"].spanned
     out: Any = False
-    for d in range(comm.n_dims):
-        out = out | ((m["dpsp"][d] > 1) & ((m["tp"][d] > 1) | (m["sp"][d] > 1)))
+    for d in comm.shapes["dpsp"].dims:
+        out = out | (dpsp[d] & (tp[d] | sp[d]))
     return out
 
 
