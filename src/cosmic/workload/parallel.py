@@ -73,6 +73,20 @@ def span_columns(degrees_in_order: list[Any], dim_sizes: list[Any]) -> tuple[lis
 
 
 @register
+@lru_cache(maxsize=4096)
+def layout_order(tp: int, sp: int, dp: int, pp: int, rank_order: tuple[str, ...]) -> tuple[str, ...]:
+    """`rank_order` with the groups of degree 1 moved to the end: a group of one rank has no extent, so rank orders
+    that differ only in where it sits place every group identically (and fit the network alike).
+
+    Example:
+        >>> layout_order(8, 1, 4, 1, ("sp", "tp", "pp", "dp"))
+        ('tp', 'dp', 'sp', 'pp')
+    """
+    deg = {"tp": tp, "sp": sp, "dp": dp, "pp": pp}
+    return tuple(n for n in rank_order if deg[n] > 1) + tuple(n for n in rank_order if deg[n] == 1)
+
+
+@register
 @lru_cache(maxsize=65536)
 def _group_spans(
     degrees_in_order: tuple[int, ...], rank_order: tuple[str, ...], dim_sizes: tuple[int, ...]
