@@ -18,6 +18,11 @@ _ARRAY = np.ndarray
 _maximum, _minimum, _where = np.maximum, np.minimum, np.where
 
 
+def is_column(v: Any) -> bool:
+    """Whether `v` is a column (an array of one value per configuration) rather than one value."""
+    return type(v) is _ARRAY
+
+
 def vmax(a: Num, b: Num) -> Num:
     """Elementwise maximum."""
     if type(a) is _ARRAY or type(b) is _ARRAY:
