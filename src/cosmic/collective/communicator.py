@@ -228,26 +228,39 @@ def group_shapes(members: dict[str, tuple[Num, ...]], strides: dict[str, tuple[N
     return out
 
 
-@register
-@lru_cache(maxsize=1 << 14)
+_SHAPES = register(BoundedMemo(1 << 14))  # (members, strides) -> GroupShape of one layout
+_LAYOUTS = register(BoundedMemo(1 << 14))  # (degrees, order, dim sizes) -> {group: GroupShape}
+
+
 def layout_shapes(degrees: tuple[int, int, int, int], order: tuple[str, ...],
                   dim_sizes: tuple[int, ...]) -> dict[str, GroupShape]:
     """The `GroupShape` of every group of `GROUPS` for degrees ``(tp, sp, dp, pp)`` laid out in rank order `order`
-    on network dimensions of `dim_sizes` NPUs (remembered; the dict is shared, never change it). Raises
-    InfeasibleError when a group does not fit the dimensions."""
-    from cosmic.workload.parallel import group_spans
+    on network dimensions of `dim_sizes` NPUs. Raises InfeasibleError when a group does not fit the dimensions.
 
-    tp, sp, dp, pp = degrees
-    spans = group_spans({"tp": tp, "sp": sp, "dp": dp, "pp": pp}, order, dim_sizes)
-    n = len(dim_sizes)
-    members: dict[str, tuple[int, ...]] = {}
-    strides: dict[str, tuple[int, ...]] = {}
-    for name in ("tp", "sp", "dp", "pp"):
-        m, s = [1] * n, [1] * n
-        for i, mem, stride in spans[name]:
-            m[i], s[i] = mem, stride
-        members[name], strides[name] = tuple(m), tuple(s)
-    return group_shapes(members, strides)
+    Remembered by value (the dict and the shapes are shared, never change them); layouts share the shapes of
+    their groups, so that few objects stay behind for the garbage collector to scan."""
+    key = (degrees, order, dim_sizes)
+    hit = _LAYOUTS.get(key)
+    if hit is not None:
+        return hit
+    from cosmic.workload.parallel import PARALLEL_DIMS, layout_spans
+
+    in_order = dict(zip(PARALLEL_DIMS, degrees, strict=True))
+    members, strides = layout_spans(tuple(in_order[g] for g in order), order, dim_sizes)
+    pos = {g: j for j, g in enumerate(order)}
+    m = {g: tuple(members[pos[g]]) for g in PARALLEL_DIMS}
+    s = {g: tuple(strides[pos[g]]) for g in PARALLEL_DIMS}
+    md = [merge_dpsp(a, b, c, e) for a, b, c, e in zip(m["dp"], s["dp"], m["sp"], s["sp"], strict=True)]
+    m["dpsp"], s["dpsp"] = tuple(x[0] for x in md), tuple(x[1] for x in md)
+    return _LAYOUTS.put(key, {g: _shared_shape(m[g], s[g]) for g in GROUPS})
+
+
+def _shared_shape(members: tuple[int, ...], strides: tuple[int, ...]) -> GroupShape:
+    key = (members, strides)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        shape = _SHAPES.put(key, GroupShape(members, strides))
+    return shape
 
 
 _ALGORITHM_CODES = register(BoundedMemo(1 << 14))
