@@ -266,15 +266,18 @@ def _shared_shape(members: tuple[int, ...], strides: tuple[int, ...]) -> GroupSh
 _ALGORITHM_CODES = register(BoundedMemo(1 << 14))
 
 
-def algorithm_codes(collective: Any, topologies: tuple[Topology, ...]) -> tuple[tuple[int, ...], ...]:
-    """``[kind][d]``: the code (into `ALGORITHMS`) of the algorithm of each collective kind of `KINDS` on each
-    network dimension, by `CollectiveConfig.algorithms`; remembered by the four algorithm settings it reads."""
-    key = (_spec(collective.all_reduce), _spec(collective.all_gather), _spec(collective.reduce_scatter),
-           _spec(collective.all_to_all), topologies)
+_KIND_FIELDS = tuple(k.value for k in KINDS)  # the CollectiveConfig field of each kind
+
+
+def algorithm_codes(collective: Any, kind: int, topologies: tuple[Topology, ...]) -> tuple[int, ...]:
+    """The code (into `ALGORITHMS`) of the algorithm of collective kind `kind` (a `KINDS` code) on each network
+    dimension, by `CollectiveConfig.algorithms`; remembered by the settings it reads (the kind's own and the
+    all-reduce's, which the others default to)."""
+    key = (kind, _spec(getattr(collective, _KIND_FIELDS[kind])), _spec(collective.all_reduce), topologies)
     codes = _ALGORITHM_CODES.get(key)
     if codes is None:
-        codes = _ALGORITHM_CODES.put(key, tuple(tuple(_ALGO_CODE[a] for a in collective.algorithms(k, topologies))
-                                                for k in KINDS))
+        codes = _ALGORITHM_CODES.put(key, tuple(_ALGO_CODE[a] for a in collective.algorithms(KINDS[kind],
+                                                                                               topologies)))
     return codes
 
 
@@ -323,7 +326,7 @@ class Communicator:
         self.shapes = layout_shapes(degrees, order, npus)
         self.lat = tuple(d.latency_s for d in dims)
         self.bw = tuple(d.link_bytes_per_s * (1.0 if astra else d.efficiency) for d in dims)
-        self._algos: tuple[tuple[int, ...], ...] | None = None
+        self._algos: dict[int, tuple[int, ...]] = {}
         self._coef: dict[tuple[str, int], Coefficients] = {}
         self._memo: dict[tuple[int, str, float], Priced] = {}
         self.zero = zero_priced(self.n_dims)
@@ -346,9 +349,10 @@ class Communicator:
 
     def algorithms(self, kind: int) -> tuple[int, ...]:
         """Algorithm codes of collective `kind` per network dimension."""
-        if self._algos is None:
-            self._algos = algorithm_codes(self.collective, self.topologies)
-        return self._algos[kind]
+        a = self._algos.get(kind)
+        if a is None:
+            a = self._algos[kind] = algorithm_codes(self.collective, kind, self.topologies)
+        return a
 
     def coefficients(self, group: str, kind: int) -> Coefficients:
         """The phase coefficients of `group` for phase kind `kind` (a `KINDS` code or `P2P`)."""

@@ -326,16 +326,22 @@ def tails(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, ...
         shares = (t_dp > 0) & x.dp_overlap & dp_shares_tp
         # LIFO: the newest (TP) collectives of the backward go first and DP uses the gaps; FIFO: each TP
         # collective of the last backward waits for the DP chunk in flight
-        window = where(shares & lifo, vmax(0.0, window - r.layers * (c.tp_bwd + c.sp_bwd)), window)
-        penalty = where(shares & (lifo == 0), vmin(t_dp, r.layers * 2 * n_tp * t_dp / vmax(1, chunks)), 0.0)
+        first_in, waits = shares & lifo, shares & (lifo == 0)
+        if any_(first_in):
+            window = where(first_in, vmax(0.0, window - r.layers * (c.tp_bwd + c.sp_bwd)), window)
+        penalty: Num = 0.0
+        if any_(waits):
+            penalty = where(waits, vmin(t_dp, r.layers * 2 * n_tp * t_dp / vmax(1, chunks)), 0.0)
         # what outlasts the backward and the wait for later stages, plus the backward slowed down while the
         # reduction runs beside it (it overlaps only the stage's own compute, not the wait)
         exposed = vmax(0.0, t_dp - window - slack) + x.share * vmin(t_dp, window) + penalty
         # ZeRO-1/2 (distributed optimizer): gather the updated weights after the step; with
         # --overlap-param-gather each bucket's gather hides behind the first micro-batch's forward
-        gather = comm(AG, params * WEIGHT_BYTES / dp_group, "dpsp") if any_(gathers) else comm.zero
-        gather_s = where(gathers, gather.total_s, 0.0)
-        gather_s = where(x.param_gather_overlap, overlap_cost_s(gather_s, row.fwd, x.share), gather_s)
+        gather, gather_s = comm.zero, 0.0
+        if any_(gathers):
+            gather = comm(AG, params * WEIGHT_BYTES / dp_group, "dpsp")
+            gather_s = where(gathers, gather.total_s, 0.0)
+            gather_s = where(x.param_gather_overlap, overlap_cost_s(gather_s, row.fwd, x.share), gather_s)
         out.append(Tail(exposed + gather_s + opt_s, exposed, dp_coll, t_dp, gather, gather_s, opt_s))
         slack = slack + r.count * (row.bwd + row.rec + c.p2p_hop_s * x.v)
     return tuple(out)
@@ -425,12 +431,14 @@ def _per_dim(x: StepInputs, p: Plan, c: LayerComm, rs: list[tuple[int, StageRow]
     m = p.micro_batches
     acc = DimAccount(n_dims)
     tp_times = m * (cr["tp"] / safe(c.tp_one))
-    acc.add(c.tp_ag, c.tp_ag.total_s, where(x.seqpar, tp_times, 0.0))
-    acc.add(c.tp_rs, c.tp_rs.total_s, where(x.seqpar, tp_times, 0.0))
+    sp_times = where(x.seqpar, tp_times, 0.0)
+    acc.add(c.tp_ag, c.tp_ag.total_s, sp_times)
+    acc.add(c.tp_rs, c.tp_rs.total_s, sp_times)
     acc.add(c.tp_ar, c.tp_ar.total_s, where(x.seqpar, 0.0, tp_times))
     sp_tot = safe(c.sp_ag.total_s + c.sp_rs.total_s)
-    acc.add(c.sp_ag, c.sp_ag.total_s, where(cr["sp"] > 0, m * cr["sp"] / sp_tot, 0.0))
-    acc.add(c.sp_rs, c.sp_rs.total_s, where(cr["sp"] > 0, m * cr["sp"] / sp_tot, 0.0))
+    cp_times = where(cr["sp"] > 0, m * cr["sp"] / sp_tot, 0.0)
+    acc.add(c.sp_ag, c.sp_ag.total_s, cp_times)
+    acc.add(c.sp_rs, c.sp_rs.total_s, cp_times)
     hop = where(c.p2p_hop_s > 0, m * cr["pp"] / safe(c.p2p_hop_s), 0.0)
     acc.add(c.p2p, c.p2p.total_s, hop)
     acc.add(c.tp_ag, c.p2p_gather_s, hop)
