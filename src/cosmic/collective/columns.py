@@ -108,15 +108,15 @@ class ColumnCommunicator:
         m_arr = np.stack([np.stack(x, axis=1) for x in members], axis=1)  # (n, 4 positions, D)
         s_arr = np.stack([np.stack(x, axis=1) for x in strides], axis=1)
         pos_of = np.argsort(order_groups, axis=1)  # rank-order position of each group
-        members: dict[str, tuple[np.ndarray, ...]] = {}
-        strides: dict[str, tuple[np.ndarray, ...]] = {}
+        by_group: dict[str, tuple[np.ndarray, ...]] = {}
+        strides_by_group: dict[str, tuple[np.ndarray, ...]] = {}
         for gi, g in enumerate(PARALLEL_DIMS):
             pos = pos_of[:, gi][:, None, None]
             mg = np.take_along_axis(m_arr, pos, axis=1)[:, 0, :]
             sg = np.take_along_axis(s_arr, pos, axis=1)[:, 0, :]
-            members[g] = tuple(mg[:, d] for d in range(n_dims))
-            strides[g] = tuple(sg[:, d] for d in range(n_dims))
-        self.shapes = group_shapes(members, strides)
+            by_group[g] = tuple(mg[:, d] for d in range(n_dims))
+            strides_by_group[g] = tuple(sg[:, d] for d in range(n_dims))
+        self.shapes = group_shapes(by_group, strides_by_group)
         self.members = {g: sh.members for g, sh in self.shapes.items()}
         self.strides = {g: sh.strides for g, sh in self.shapes.items()}
         self._ids: dict[str, tuple[np.ndarray, ...]] = {}

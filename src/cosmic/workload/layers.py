@@ -112,7 +112,7 @@ def _up_width(model: ModelSpec, tp: int) -> float:
 def attention_core(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tuple[float, float, float]:
     """(forward seconds, backward seconds, forward FLOPs) of the attention core, QK^T and AV over the full key
     length (keys are gathered over SP), fused or as its unfused kernels."""
-    h, a = model.hidden, model.heads
+    h = model.hidden
     attn_flops = 4.0 * shard.micro_batch * (shard.seq_len // shard.sp) * shard.seq_len * h / shard.tp
     if shard.flash:
         fwd_s, bwd_s = _fused_attention_s(model, acc, shard, attn_flops)
