@@ -153,9 +153,10 @@ def collective_cost(kind: int, size_bytes: Num, coef: Any, shape: GroupShape, ch
         for d in dims:
             t = a[d] + b[d] * chunk
             if hier:
+                # below the outermost spanned dimension: reduce-scatter up and all-gather down
                 x = chunk / shape.below[d]
-                t = where(flat, t, where(shape.later[d], rs.a[d] + rs.b[d] * x + ag.a[d] + ag.b[d] * (x / shape.members[d]),
-                                         a[d] + b[d] * x))
+                up_down = rs.a[d] + rs.b[d] * x + ag.a[d] + ag.b[d] * (x / shape.members[d])
+                t = where(flat, t, where(shape.later[d], up_down, a[d] + b[d] * x))
             busy.append(t)
     elif kind == _RS:
         busy = [a[d] + b[d] * (chunk / shape.below[d]) for d in dims]
