@@ -274,7 +274,8 @@ def algorithm_codes(collective: Any, kind: int, topologies: tuple[Topology, ...]
     """The code (into `ALGORITHMS`) of the algorithm of collective kind `kind` (a `KINDS` code) on each network
     dimension, by `CollectiveConfig.algorithms`; remembered by the settings it reads (the kind's own and the
     all-reduce's, which the others default to)."""
-    key = (kind, _spec(getattr(collective, _KIND_FIELDS[kind])), _spec(collective.all_reduce), topologies)
+    key = (kind, _spec(getattr(collective, _KIND_FIELDS[kind])), _spec(collective.all_reduce),
+           tuple([_TOPO_CODE[t] for t in topologies]))
     codes = _ALGORITHM_CODES.get(key)
     if codes is None:
         codes = _ALGORITHM_CODES.put(key, tuple(_ALGO_CODE[a] for a in collective.algorithms(KINDS[kind],
@@ -283,7 +284,11 @@ def algorithm_codes(collective: Any, kind: int, topologies: tuple[Topology, ...]
 
 
 def _spec(value: Any) -> Any:
-    return tuple(value) if type(value) is list else value
+    """An algorithm setting as a key of plain strings (a key holding enum members would be an object the cyclic
+    garbage collector keeps scanning)."""
+    if type(value) is list:
+        return tuple([str(a) for a in value])
+    return value if value is None else str(value)
 
 
 class Communicator:
