@@ -2,7 +2,8 @@
 
 The simulator writes each formula once: the scalar path (`simulate`) passes floats, the batch path
 (`simulate_columns`) passes arrays of one value per configuration. Plain operators already work on both; these
-helpers cover the rest (max, min, choice) and stay on the fast float path when no argument is an array.
+helpers cover the rest (max, min, choice) and stay on the fast float path when no argument is an array (the test
+is one identity comparison of types, against a module-level name).
 """
 
 from __future__ import annotations
@@ -13,38 +14,55 @@ import numpy as np
 
 Num = Any  # float | np.ndarray
 
+_ARRAY = np.ndarray
+_maximum, _minimum, _where = np.maximum, np.minimum, np.where
+
+
+def is_column(v: Any) -> bool:
+    """Whether `v` is a column (an array of one value per configuration) rather than one value."""
+    return type(v) is _ARRAY
+
 
 def vmax(a: Num, b: Num) -> Num:
     """Elementwise maximum."""
-    if type(a) is np.ndarray or type(b) is np.ndarray:
-        return np.maximum(a, b)
+    if type(a) is _ARRAY or type(b) is _ARRAY:
+        return _maximum(a, b)
     return a if a >= b else b
 
 
 def vmin(a: Num, b: Num) -> Num:
     """Elementwise minimum."""
-    if type(a) is np.ndarray or type(b) is np.ndarray:
-        return np.minimum(a, b)
+    if type(a) is _ARRAY or type(b) is _ARRAY:
+        return _minimum(a, b)
     return a if a <= b else b
 
 
 def where(cond: Any, a: Num, b: Num) -> Num:
     """`a` where `cond` holds, else `b` (both are evaluated)."""
-    if type(cond) is np.ndarray:
-        return np.where(cond, a, b)
+    if type(cond) is _ARRAY:
+        return _where(cond, a, b)
     return a if cond else b
 
 
 def any_(cond: Any) -> bool:
     """Whether `cond` holds anywhere (for skipping work that no configuration of a batch needs)."""
-    if type(cond) is np.ndarray:
+    if type(cond) is _ARRAY:
         return bool(cond.any())
+    return bool(cond)
+
+
+def all_(cond: Any) -> bool:
+    """Whether `cond` holds everywhere."""
+    if type(cond) is _ARRAY:
+        return bool(cond.all())
     return bool(cond)
 
 
 def safe(den: Num) -> Num:
     """`den` with its zeros replaced by 1, for divisions whose result is masked where `den` is 0."""
-    return where(den == 0, 1.0, den)
+    if type(den) is _ARRAY:
+        return _where(den == 0, 1.0, den)
+    return 1.0 if den == 0 else den
 
 
 def take(obj: Any, idx: np.ndarray, n: int) -> Any:
@@ -52,7 +70,7 @@ def take(obj: Any, idx: np.ndarray, n: int) -> Any:
     `idx`; constants stay as they are."""
     import dataclasses
 
-    if type(obj) is np.ndarray:
+    if type(obj) is _ARRAY:
         return obj[idx] if obj.ndim and obj.shape[0] == n else obj
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.replace(obj, **{f.name: take(getattr(obj, f.name), idx, n)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 
 from cosmic.collective.algorithms import Algorithm, Collective
@@ -279,8 +278,6 @@ def test_unit_dimensions_are_skipped() -> None:
 
 
 def test_multi_dimension_double_binary_tree_runs_per_npu_class() -> None:
-    from cosmic.collective.astra import _tree_finish
-
     dims = (dim(Topology.SWITCH, 8, index=0), dim(Topology.RING, 4, index=1))
     pr = params(splits=1, multidim=MultiDim.LOCAL_BW_AWARE)
     lone = simulate_collective(AR, 2**24, dims, (DBT, RING), pr)
@@ -289,10 +286,13 @@ def test_multi_dimension_double_binary_tree_runs_per_npu_class() -> None:
     # one chunk, per NPU: tree (root p-1), then the ring among NPUs of the same tree position, then the second tree
     # phase of the dimension (ASTRA-sim alternates trees per phase created: root 0) starting when each NPU is ready
     t_ring = ref_ring(AR, Topology.RING, 4, 2**24)
-    first = _tree_finish(dims[0], 2**24, pr, np.zeros(8, dtype=np.int64), root_max=True)
-    second = _tree_finish(dims[0], 2**24, pr, first + t_ring, root_max=False)
-    assert lone.time_ns == int(second.max())
-    assert lone.time_ns < 2 * int(first.max()) + t_ring  # NPUs that finish early start the next phase early
+    d, depth, n = 2**24, 3, N(2**24, 2)
+    tree = 2 * E + (2 * depth - 1) * (n + E + R(d)) + n  # one tree phase with every NPU starting together
+    assert simulate_collective(AR, d, dims[:1], (DBT,), pr, total_npus=8).time_ns == tree
+    # the last NPU out of the first tree still has its ring and its part of the second tree ahead of it ...
+    assert lone.time_ns > tree + t_ring + n
+    # ... but NPUs that finish early start the next phase early: less than two trees run back to back
+    assert lone.time_ns < 2 * tree + t_ring
     many = simulate_collective(AR, 2**24, dims, (DBT, RING), params(splits=8, active_chunks=2,
                                                                     multidim=MultiDim.LOCAL_BW_AWARE))
     assert lone.time_ns / 8 < many.time_ns < lone.time_ns  # chunks pipeline across the dimensions

@@ -20,7 +20,7 @@ from cosmic.collective.communicator import (
     Coefficients,
     Priced,
     collective_cost,
-    merge_dpsp,
+    group_shapes,
     p2p_cost,
     structure_coefficients,
 )
@@ -97,6 +97,9 @@ class ColumnCommunicator:
     def __init__(self, *, topology: np.ndarray, npus: np.ndarray, link_bytes_per_s: np.ndarray,
                  latency_s: np.ndarray, algorithms: np.ndarray, chunks: np.ndarray, baseline: np.ndarray,
                  degrees: dict[str, np.ndarray], order_groups: np.ndarray) -> None:
+        self._args = {"topology": topology, "npus": npus, "link_bytes_per_s": link_bytes_per_s,
+                      "latency_s": latency_s, "algorithms": algorithms, "chunks": chunks, "baseline": baseline,
+                      "degrees": degrees, "order_groups": order_groups}
         self.n_dims = n_dims = npus.shape[1]
         self.topology, self.npus, self.algorithms_ = topology, npus, algorithms
         self.lat, self.bw = latency_s, link_bytes_per_s
@@ -108,18 +111,17 @@ class ColumnCommunicator:
         m_arr = np.stack([np.stack(x, axis=1) for x in members], axis=1)  # (n, 4 positions, D)
         s_arr = np.stack([np.stack(x, axis=1) for x in strides], axis=1)
         pos_of = np.argsort(order_groups, axis=1)  # rank-order position of each group
-        self.members: dict[str, tuple[np.ndarray, ...]] = {}
-        self.strides: dict[str, tuple[np.ndarray, ...]] = {}
+        by_group: dict[str, tuple[np.ndarray, ...]] = {}
+        strides_by_group: dict[str, tuple[np.ndarray, ...]] = {}
         for gi, g in enumerate(PARALLEL_DIMS):
             pos = pos_of[:, gi][:, None, None]
             mg = np.take_along_axis(m_arr, pos, axis=1)[:, 0, :]
             sg = np.take_along_axis(s_arr, pos, axis=1)[:, 0, :]
-            self.members[g] = tuple(mg[:, d] for d in range(n_dims))
-            self.strides[g] = tuple(sg[:, d] for d in range(n_dims))
-        md = [merge_dpsp(self.members["dp"][d], self.strides["dp"][d], self.members["sp"][d],
-                         self.strides["sp"][d]) for d in range(n_dims)]
-        self.members["dpsp"] = tuple(x[0] for x in md)
-        self.strides["dpsp"] = tuple(x[1] for x in md)
+            by_group[g] = tuple(mg[:, d] for d in range(n_dims))
+            strides_by_group[g] = tuple(sg[:, d] for d in range(n_dims))
+        self.shapes = group_shapes(by_group, strides_by_group)
+        self.members = {g: sh.members for g, sh in self.shapes.items()}
+        self.strides = {g: sh.strides for g, sh in self.shapes.items()}
         self._ids: dict[str, tuple[np.ndarray, ...]] = {}
         self._coef: dict[tuple[str, int], Coefficients] = {}
         zeros = np.zeros(len(chunks))
@@ -127,19 +129,9 @@ class ColumnCommunicator:
 
     def take(self, idx: np.ndarray) -> ColumnCommunicator:
         """The communicator of the rows `idx` only."""
-        out = object.__new__(ColumnCommunicator)
-        n = len(self.chunks)
-        out.n_dims = self.n_dims
-        out.topology, out.npus, out.algorithms_ = self.topology[idx], self.npus[idx], self.algorithms_[idx]
-        out.lat, out.bw, out.chunks = self.lat[idx], self.bw[idx], self.chunks[idx]
-        out.baseline, out.failed = self.baseline[idx], self.failed[idx]
-        out.members = {g: tuple(m[idx] if np.ndim(m) else m for m in ms) for g, ms in self.members.items()}
-        out.strides = {g: tuple(m[idx] if np.ndim(m) else m for m in ms) for g, ms in self.strides.items()}
-        out._ids, out._coef = {}, {}
-        zeros = np.zeros(len(idx))
-        out.zero = Priced(zeros, (zeros,) * self.n_dims)
-        del n
-        return out
+        args = {k: ({g: c[idx] for g, c in v.items()} if isinstance(v, dict) else v[idx])
+                for k, v in self._args.items()}
+        return ColumnCommunicator(**args)
 
     def _structure(self, group: str) -> tuple[np.ndarray, ...]:
         ids = self._ids.get(group)
@@ -159,13 +151,13 @@ class ColumnCommunicator:
                 algo = self.algorithms_[:, kind, d] if kind != P2P else 0
                 a.append(self.lat[:, d] * STRUCTURES.a[ids[d], kind, algo])
                 b.append(STRUCTURES.b[ids[d], kind, algo] / self.bw[:, d])
-            c = self._coef[key] = Coefficients(tuple(a), tuple(b), self.members[group])
+            c = self._coef[key] = Coefficients(tuple(a), tuple(b))
         return c
 
     def __call__(self, kind: Any, size_bytes: Any, group: str) -> Priced:
         k = kind if isinstance(kind, int) else KINDS.index(kind)
-        return collective_cost(k, size_bytes, lambda q: self.coefficients(group, q), self.members[group],
+        return collective_cost(k, size_bytes, lambda q: self.coefficients(group, q), self.shapes[group],
                                self.chunks, self.baseline)
 
     def p2p(self, size_bytes: Any) -> Priced:
-        return p2p_cost(size_bytes, self.coefficients("pp", P2P))
+        return p2p_cost(size_bytes, self.coefficients("pp", P2P), self.shapes["pp"])

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from cosmic._xp import Num, any_, safe, vmax, where
-from cosmic.caches import register
+from cosmic._xp import Num, all_, any_, safe, vmax, where
+from cosmic.caches import BoundedMemo, register
 from cosmic.collective.algorithms import Algorithm, Collective, GroupDim, phase_time_s
 from cosmic.network.topology import Topology
 
@@ -87,83 +87,114 @@ class Priced:
 class Coefficients:
     """The scaled phase coefficients of one group for one kind: ``a[d] + x * b[d]`` on dimension d."""
 
-    __slots__ = ("a", "b", "members")
+    __slots__ = ("a", "b")
 
-    def __init__(self, a: tuple[Num, ...], b: tuple[Num, ...], members: tuple[Num, ...]) -> None:
-        self.a, self.b, self.members = a, b, members
+    def __init__(self, a: tuple[Num, ...], b: tuple[Num, ...]) -> None:
+        self.a, self.b = a, b
 
 
-def collective_cost(kind: int, size_bytes: Num, coef: Any, members: tuple[Num, ...], chunks: Num,
-                    baseline: Num) -> Priced:
+class GroupShape:
+    """Where one group lies on the network dimensions, for one layout (ints) or many (int columns).
+
+    Attributes:
+        members, strides: per dimension (members 1 and stride 1 where the group does not span it).
+        dims: the dimensions the group spans in some configuration, innermost first.
+        spanned: per dimension, whether the group spans it (``members > 1``).
+        full: whether every configuration's group spans every dimension of `dims` (always so for one layout).
+        n_spanned: how many dimensions the group spans.
+        below, above: per dimension, the product of the members of the dimensions below it and above it.
+        later: per dimension, whether the group spans a dimension above it.
+    """
+
+    __slots__ = ("members", "strides", "dims", "spanned", "full", "n_spanned", "below", "above", "later")
+
+    def __init__(self, members: tuple[Num, ...], strides: tuple[Num, ...]) -> None:
+        n = len(members)
+        self.members, self.strides = members, strides
+        self.spanned = spanned = tuple(m > 1 for m in members)
+        self.dims = dims = tuple(d for d in range(n) if any_(spanned[d]))
+        self.full = all(all_(spanned[d]) for d in dims)
+        self.n_spanned = sum(1 * spanned[d] for d in dims)
+        below: list[Num] = [1] * n
+        above: list[Num] = [1] * n
+        later: list[Num] = [False] * n
+        for d in range(1, n):
+            below[d] = below[d - 1] * members[d - 1]
+        for d in range(n - 2, -1, -1):
+            above[d] = above[d + 1] * members[d + 1]
+            later[d] = later[d + 1] | spanned[d + 1]
+        self.below, self.above, self.later = tuple(below), tuple(above), tuple(later)
+
+
+def collective_cost(kind: int, size_bytes: Num, coef: Any, shape: GroupShape, chunks: Num, baseline: Num) -> Priced:
     """Time of collective `kind` of `size_bytes` per NPU (for all-gather: each NPU's input shard).
 
-    `coef(kind)` gives the group's `Coefficients` for a phase kind; `members` are the group's members per network
-    dimension (1 where it does not span); `baseline` selects the baseline multi-dimensional all-reduce (the full
-    all-reduce on each dimension in turn) over the hierarchical one (reduce-scatter up the dimensions, all-reduce
-    on the outermost spanned one, all-gather back down). Chunks pipeline through the dimensions like jobs through
-    a flow shop: the first chunk pays every phase, each further chunk the busiest dimension's time.
+    `coef(kind)` gives the group's `Coefficients` for a phase kind; `shape` is the group's `GroupShape`;
+    `baseline` selects the baseline multi-dimensional all-reduce (the full all-reduce on each dimension in turn)
+    over the hierarchical one (reduce-scatter up the dimensions, all-reduce on the outermost spanned one,
+    all-gather back down). Chunks pipeline through the dimensions like jobs through a flow shop: the first chunk
+    pays every phase, each further chunk the busiest dimension's time.
     """
-    n_dims = len(members)
+    n_dims = len(shape.members)
+    live = size_bytes > 0
+    dims = shape.dims
+    if not dims or not any_(live):
+        return zero_priced(n_dims)
     chunk = size_bytes / chunks
-    live = (size_bytes > 0)
-    spanned = [m > 1 for m in members]
-    used = [any_(live & s) for s in spanned]  # dimensions some configuration's group spans
     c = coef(kind)
-    busy: list[Num] = [0.0] * n_dims
+    a, b = c.a, c.b
+    busy: list[Num] = []
     if kind == _AR:
-        rs, ag = coef(_RS), coef(_AG)
-        flat = baseline | (sum(1 * s for s in spanned) <= 1)
-        later: Num = False  # whether a spanned dimension lies above d
-        for d in range(n_dims - 1, -1, -1):
-            if used[d]:
-                x = chunk / _prod(members, 0, d)
-                hier = where(later, rs.a[d] + rs.b[d] * x + ag.a[d] + ag.b[d] * (x / members[d]),
-                             c.a[d] + c.b[d] * x)
-                busy[d] = where(flat, c.a[d] + c.b[d] * chunk, hier)
-            later = later | spanned[d]
+        # baseline, or a group on one dimension: the full all-reduce on each dimension
+        flat = baseline | (shape.n_spanned <= 1)
+        hier = not all_(flat)
+        if hier:
+            rs, ag = coef(_RS), coef(_AG)
+        for d in dims:
+            t = a[d] + b[d] * chunk
+            if hier:
+                # below the outermost spanned dimension: reduce-scatter up and all-gather down
+                x = chunk / shape.below[d]
+                up_down = rs.a[d] + rs.b[d] * x + ag.a[d] + ag.b[d] * (x / shape.members[d])
+                t = where(flat, t, where(shape.later[d], up_down, a[d] + b[d] * x))
+            busy.append(t)
     elif kind == _RS:
-        for d in range(n_dims):
-            if used[d]:
-                busy[d] = c.a[d] + c.b[d] * (chunk / _prod(members, 0, d))
+        busy = [a[d] + b[d] * (chunk / shape.below[d]) for d in dims]
     elif kind == _AG:
-        for d in range(n_dims):
-            if used[d]:
-                busy[d] = c.a[d] + c.b[d] * (chunk * _prod(members, d + 1, n_dims))
+        busy = [a[d] + b[d] * (chunk * shape.above[d]) for d in dims]
     else:
-        for d in range(n_dims):
-            if used[d]:
-                busy[d] = c.a[d] + c.b[d] * chunk
-    busy = [where(live & s, t, 0.0) if u else 0.0 for t, s, u in zip(busy, spanned, used, strict=True)]
-    all_busy = sum(busy)
+        busy = [a[d] + b[d] * chunk for d in dims]
+    if not (shape.full and live is True):
+        busy = [where(live & shape.spanned[d], t, 0.0) for d, t in zip(dims, busy, strict=True)]
+    all_busy = busy[0]
     top = busy[0]
     for t in busy[1:]:
+        all_busy = all_busy + t
         top = vmax(top, t)
     total = all_busy + (chunks - 1) * top
     scale = total / safe(all_busy)
-    return Priced(where(all_busy > 0, total, 0.0), tuple(t * scale for t in busy))
+    per_dim: list[Num] = [0.0] * n_dims
+    for d, t in zip(dims, busy, strict=True):
+        per_dim[d] = t * scale
+    return Priced(where(all_busy > 0, total, 0.0), tuple(per_dim))
 
 
-def _prod(members: tuple[Num, ...], lo: int, hi: int) -> Num:
-    """Product of the members of dimensions lo..hi-1 (1 when empty)."""
-    out: Num = 1
-    for d in range(lo, hi):
-        out = out * members[d]
-    return out
-
-
-def p2p_cost(size_bytes: Num, coef: Coefficients) -> Priced:
+def p2p_cost(size_bytes: Num, coef: Coefficients, shape: GroupShape) -> Priced:
     """A send between neighbouring pipeline stages: the slowest spanned dimension sets the pace (the first one on
     ties), and carries all of it."""
-    n_dims = len(coef.members)
+    n_dims = len(shape.members)
     best: Num = -1.0
     best_d: Num = -1
-    for d in range(n_dims):
+    for d in shape.dims:
         t = coef.a[d] + coef.b[d] * size_bytes
-        better = (coef.members[d] > 1) & (t > best)
+        better = shape.spanned[d] & (t > best)
         best = where(better, t, best)
         best_d = where(better, d, best_d)
     total = vmax(best, 0.0)
-    return Priced(total, tuple(where(best_d == d, total, 0.0) for d in range(n_dims)))
+    per_dim: list[Num] = [0.0] * n_dims
+    for d in shape.dims:
+        per_dim[d] = where(best_d == d, total, 0.0)
+    return Priced(total, tuple(per_dim))
 
 
 ZERO_PRICE_CACHE: dict[int, Priced] = {}
@@ -189,6 +220,77 @@ def merge_dpsp(m_dp: Num, s_dp: Num, m_sp: Num, s_sp: Num) -> tuple[Num, Num]:
     return m_dp * m_sp, stride
 
 
+def group_shapes(members: dict[str, tuple[Num, ...]], strides: dict[str, tuple[Num, ...]]) -> dict[str, GroupShape]:
+    """The `GroupShape` of every group of `GROUPS`, from the members and strides of the four parallel groups."""
+    md = [merge_dpsp(a, b, c, e) for a, b, c, e in zip(members["dp"], strides["dp"], members["sp"], strides["sp"],
+                                                       strict=True)]
+    out = {g: GroupShape(members[g], strides[g]) for g in ("tp", "sp", "dp", "pp")}
+    out["dpsp"] = GroupShape(tuple(x[0] for x in md), tuple(x[1] for x in md))
+    return out
+
+
+_SHAPES = register(BoundedMemo(1 << 14))  # (members, strides) -> GroupShape of one layout
+_LAYOUTS = register(BoundedMemo(1 << 14))  # (degrees, order, dim sizes) -> {group: GroupShape}
+
+
+def layout_shapes(degrees: tuple[int, int, int, int], order: tuple[str, ...],
+                  dim_sizes: tuple[int, ...]) -> dict[str, GroupShape]:
+    """The `GroupShape` of every group of `GROUPS` for degrees ``(tp, sp, dp, pp)`` laid out in rank order `order`
+    on network dimensions of `dim_sizes` NPUs. Raises InfeasibleError when a group does not fit the dimensions.
+
+    Remembered by value (the dict and the shapes are shared, never change them); layouts share the shapes of
+    their groups, so that few objects stay behind for the garbage collector to scan."""
+    key = (degrees, order, dim_sizes)
+    hit = _LAYOUTS.get(key)
+    if hit is not None:
+        return hit
+    from cosmic.workload.parallel import PARALLEL_DIMS, layout_spans
+
+    in_order = dict(zip(PARALLEL_DIMS, degrees, strict=True))
+    members, strides = layout_spans(tuple(in_order[g] for g in order), order, dim_sizes)
+    pos = {g: j for j, g in enumerate(order)}
+    m = {g: tuple(members[pos[g]]) for g in PARALLEL_DIMS}
+    s = {g: tuple(strides[pos[g]]) for g in PARALLEL_DIMS}
+    md = [merge_dpsp(a, b, c, e) for a, b, c, e in zip(m["dp"], s["dp"], m["sp"], s["sp"], strict=True)]
+    m["dpsp"], s["dpsp"] = tuple(x[0] for x in md), tuple(x[1] for x in md)
+    return _LAYOUTS.put(key, {g: _shared_shape(m[g], s[g]) for g in GROUPS})
+
+
+def _shared_shape(members: tuple[int, ...], strides: tuple[int, ...]) -> GroupShape:
+    key = (members, strides)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        shape = _SHAPES.put(key, GroupShape(members, strides))
+    return shape
+
+
+_ALGORITHM_CODES = register(BoundedMemo(1 << 14))
+
+
+_KIND_FIELDS = tuple(k.value for k in KINDS)  # the CollectiveConfig field of each kind
+
+
+def algorithm_codes(collective: Any, kind: int, topologies: tuple[Topology, ...]) -> tuple[int, ...]:
+    """The code (into `ALGORITHMS`) of the algorithm of collective kind `kind` (a `KINDS` code) on each network
+    dimension, by `CollectiveConfig.algorithms`; remembered by the settings it reads (the kind's own and the
+    all-reduce's, which the others default to)."""
+    key = (kind, _spec(getattr(collective, _KIND_FIELDS[kind])), _spec(collective.all_reduce),
+           tuple([_TOPO_CODE[t] for t in topologies]))
+    codes = _ALGORITHM_CODES.get(key)
+    if codes is None:
+        codes = _ALGORITHM_CODES.put(key, tuple(_ALGO_CODE[a] for a in collective.algorithms(KINDS[kind],
+                                                                                               topologies)))
+    return codes
+
+
+def _spec(value: Any) -> Any:
+    """An algorithm setting as a key of plain strings (a key holding enum members would be an object the cyclic
+    garbage collector keeps scanning)."""
+    if type(value) is list:
+        return tuple([str(a) for a in value])
+    return value if value is None else str(value)
+
+
 class Communicator:
     """Prices the collectives of one parallel layout on one network with one collective configuration.
 
@@ -200,7 +302,9 @@ class Communicator:
         order: the rank order (innermost first).
 
     ``comm(kind, size_bytes, group)`` is the `Priced` collective of `size_bytes` per NPU over `group` (one of
-    `GROUPS`); ``comm.p2p(size_bytes)`` a send between neighbouring pipeline stages.
+    `GROUPS`); ``comm.p2p(size_bytes)`` a send between neighbouring pipeline stages. ``comm.members[group]`` and
+    ``comm.strides[group]`` give the group's footprint per network dimension, ``comm.shapes[group]`` its
+    `GroupShape`; ``comm.zero`` is a collective that costs nothing on this network.
 
     Example:
         >>> from cosmic.network.topology import Network
@@ -211,56 +315,49 @@ class Communicator:
         0.0075
     """
 
-    __slots__ = ("network", "collective", "n_dims", "members", "strides", "lat", "bw", "_algos", "astra",
-                 "_coef", "_memo", "topologies", "_topo_codes", "_npus")
+    __slots__ = ("network", "collective", "n_dims", "shapes", "lat", "bw", "astra", "chunks", "baseline",
+                 "topologies", "_topo_codes", "_npus", "_algos", "_coef", "_memo", "zero")
 
     def __init__(self, network: Any, collective: Any, degrees: tuple[int, int, int, int],
                  order: tuple[str, ...]) -> None:
-        from cosmic.workload.parallel import group_spans
-
         self.network, self.collective = network, collective
         dims = network.dims
-        self.n_dims = n = len(dims)
-        self.astra = collective.fidelity.value == "astra-sim"
-        tp, sp, dp, pp = degrees
-        spans = group_spans({"tp": tp, "sp": sp, "dp": dp, "pp": pp}, order, tuple(d.npus for d in dims))
-        self.members: dict[str, tuple[int, ...]] = {}
-        self.strides: dict[str, tuple[int, ...]] = {}
-        for name in ("tp", "sp", "dp", "pp"):
-            m, s = [1] * n, [1] * n
-            for i, members, stride in spans[name]:
-                m[i], s[i] = members, stride
-            self.members[name], self.strides[name] = tuple(m), tuple(s)
-        md = [merge_dpsp(a, b, c, e) for a, b, c, e in zip(self.members["dp"], self.strides["dp"],
-                                                           self.members["sp"], self.strides["sp"], strict=True)]
-        self.members["dpsp"] = tuple(x[0] for x in md)
-        self.strides["dpsp"] = tuple(x[1] for x in md)
-        self.lat = tuple(d.latency_s for d in dims)
-        self.bw = tuple(d.link_bytes_per_s * (1.0 if self.astra else d.efficiency) for d in dims)
+        self.n_dims = len(dims)
+        self.astra = astra = collective.fidelity == "astra-sim"
+        self.chunks = collective.chunks
+        self.baseline = collective.multidim == "baseline"
         self.topologies = tuple(d.topology for d in dims)
         self._topo_codes = tuple(_TOPO_CODE[t] for t in self.topologies)
-        self._npus = tuple(d.npus for d in dims)
+        self._npus = npus = tuple(d.npus for d in dims)
+        self.shapes = layout_shapes(degrees, order, npus)
+        self.lat = tuple(d.latency_s for d in dims)
+        self.bw = tuple(d.link_bytes_per_s * (1.0 if astra else d.efficiency) for d in dims)
         self._algos: dict[int, tuple[int, ...]] = {}
         self._coef: dict[tuple[str, int], Coefficients] = {}
         self._memo: dict[tuple[int, str, float], Priced] = {}
+        self.zero = zero_priced(self.n_dims)
 
     @property
-    def zero(self) -> Priced:
-        """A collective that costs nothing on this network."""
-        return zero_priced(self.n_dims)
+    def members(self) -> dict[str, tuple[int, ...]]:
+        """Members of each group of `GROUPS` per network dimension (1 where it does not span)."""
+        return {g: s.members for g, s in self.shapes.items()}
+
+    @property
+    def strides(self) -> dict[str, tuple[int, ...]]:
+        """Stride of each group of `GROUPS` per network dimension."""
+        return {g: s.strides for g, s in self.shapes.items()}
 
     def group_dims(self, group: str) -> tuple[GroupDim, ...]:
         """The `GroupDim` of every dimension `group` spans, innermost first."""
-        m, s = self.members[group], self.strides[group]
-        return tuple(GroupDim(i, self.topologies[i], m[i], s[i], d.npus, self.bw[i], self.lat[i])
-                     for i, d in enumerate(self.network.dims) if m[i] > 1)
+        sh = self.shapes[group]
+        return tuple(GroupDim(i, self.topologies[i], sh.members[i], sh.strides[i], self._npus[i], self.bw[i],
+                              self.lat[i]) for i in sh.dims)
 
     def algorithms(self, kind: int) -> tuple[int, ...]:
         """Algorithm codes of collective `kind` per network dimension."""
         a = self._algos.get(kind)
         if a is None:
-            a = self._algos[kind] = tuple(
-                _ALGO_CODE[x] for x in self.collective.algorithms(KINDS[kind], self.topologies))
+            a = self._algos[kind] = algorithm_codes(self.collective, kind, self.topologies)
         return a
 
     def coefficients(self, group: str, kind: int) -> Coefficients:
@@ -268,19 +365,19 @@ class Communicator:
         key = (group, kind)
         c = self._coef.get(key)
         if c is None:
-            m, s = self.members[group], self.strides[group]
+            sh = self.shapes[group]
+            m, s = sh.members, sh.strides
             algos = self.algorithms(kind) if kind != P2P else (0,) * self.n_dims
             a: list[float] = [0.0] * self.n_dims
             b: list[float] = [0.0] * self.n_dims
-            for d in range(self.n_dims):
-                if m[d] > 1:
-                    u, w = structure_coefficients(self._topo_codes[d], m[d], s[d], self._npus[d])[kind][algos[d]]
-                    a[d], b[d] = self.lat[d] * u, w / self.bw[d]
-            c = self._coef[key] = Coefficients(tuple(a), tuple(b), m)
+            for d in sh.dims:
+                u, w = structure_coefficients(self._topo_codes[d], m[d], s[d], self._npus[d])[kind][algos[d]]
+                a[d], b[d] = self.lat[d] * u, w / self.bw[d]
+            c = self._coef[key] = Coefficients(tuple(a), tuple(b))
         return c
 
     def __call__(self, kind: Collective | int, size_bytes: float, group: str) -> Priced:
-        k = kind if isinstance(kind, int) else KINDS.index(kind)
+        k = kind if type(kind) is int else KINDS.index(kind)
         key = (k, group, size_bytes)
         hit = self._memo.get(key)
         if hit is not None:
@@ -288,8 +385,8 @@ class Communicator:
         if self.astra:
             out = self._astra(k, size_bytes, group)
         else:
-            out = collective_cost(k, size_bytes, lambda q: self.coefficients(group, q), self.members[group],
-                                  self.collective.chunks, self.collective.multidim.value == "baseline")
+            out = collective_cost(k, size_bytes, lambda q: self.coefficients(group, q), self.shapes[group],
+                                  self.chunks, self.baseline)
         self._memo[key] = out
         return out
 
@@ -298,7 +395,7 @@ class Communicator:
         key = (P2P, "pp", size_bytes)
         hit = self._memo.get(key)
         if hit is None:
-            hit = self._memo[key] = p2p_cost(size_bytes, self.coefficients("pp", P2P))
+            hit = self._memo[key] = p2p_cost(size_bytes, self.coefficients("pp", P2P), self.shapes["pp"])
         return hit
 
     def _astra(self, kind: int, size_bytes: float, group: str) -> Priced:

@@ -23,6 +23,7 @@ from cosmic.collective.communicator import (
     KINDS,
     TOPOLOGIES,
     Coefficients,
+    GroupShape,
     Priced,
     collective_cost,
     p2p_cost,
@@ -51,8 +52,11 @@ def _coefficients(group: tuple[GroupDim, ...], algorithms: tuple[Algorithm, ...]
     ab = [unit_coefficients(kind, ALGORITHMS.index(algorithms[g.dim_index]) if kind != P2P else 0,
                             TOPOLOGIES.index(g.topology), g.members, g.stride, g.dim_npus) for g in group]
     return Coefficients(tuple(g.latency_s * a for g, (a, _) in zip(group, ab, strict=True)),
-                        tuple(b / g.link_bytes_per_s for g, (_, b) in zip(group, ab, strict=True)),
-                        tuple(g.members for g in group))
+                        tuple(b / g.link_bytes_per_s for g, (_, b) in zip(group, ab, strict=True)))
+
+
+def _shape(group: tuple[GroupDim, ...]) -> GroupShape:
+    return GroupShape(tuple(g.members for g in group), tuple(g.stride for g in group))
 
 
 def _sparse(group: tuple[GroupDim, ...], priced: Priced, *, charged_only: bool = False) -> CollectiveTime:
@@ -81,8 +85,8 @@ def collective_time(
     if not group or size_bytes <= 0:
         return ZERO
     k = KINDS.index(Collective(kind))
-    priced = collective_cost(k, size_bytes, lambda q: _coefficients(group, algorithms, q),
-                             tuple(g.members for g in group), max(1, int(chunks)), multidim is MultiDim.BASELINE)
+    priced = collective_cost(k, size_bytes, lambda q: _coefficients(group, algorithms, q), _shape(group),
+                             max(1, int(chunks)), multidim is MultiDim.BASELINE)
     return _sparse(group, priced)
 
 
@@ -95,4 +99,4 @@ def p2p_time(msg_bytes: float, group: tuple[GroupDim, ...]) -> CollectiveTime:
     from cosmic.collective.communicator import P2P
     if not group:
         return ZERO
-    return _sparse(group, p2p_cost(msg_bytes, _coefficients(group, (), P2P)), charged_only=True)
+    return _sparse(group, p2p_cost(msg_bytes, _coefficients(group, (), P2P), _shape(group)), charged_only=True)

@@ -9,11 +9,10 @@ COSMIC's bandwidths are ASTRA-sim GB/s; cosmic applies the table to the link ban
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from cosmic._xp import where
-from cosmic.caches import register
+from cosmic.caches import BoundedMemo, register
 from cosmic.network.topology import Network, Topology, links_per_npu
 from cosmic.units import GB
 
@@ -61,16 +60,24 @@ def figures(topology: list[Any], npus: list[Any], link_bytes_per_s: list[Any]) -
     return cost, bw
 
 
-@register
-@lru_cache(maxsize=1 << 16)
+_FIGURES = register(BoundedMemo(1 << 14))  # id(network) -> (network, cost, bandwidth)
+
+
 def network_figures(network: Network) -> tuple[float, float]:
-    """(network cost in USD, total per-NPU bandwidth in GB/s), cached per network."""
-    return figures(*_dims(network))
+    """(network cost in USD, total per-NPU bandwidth in GB/s), remembered per network object (held by the memo,
+    so that its id is not reused while remembered)."""
+    hit = _FIGURES.get(id(network))
+    if hit is None:
+        hit = _FIGURES.put(id(network), (network, *figures(*_dims(network))))
+    return hit[1], hit[2]
+
+
+_TOPOLOGY_CODES = {t: i for i, t in enumerate(Topology)}
 
 
 def _dims(network: Network) -> tuple[list[int], list[int], list[float]]:
-    topo = [tuple(Topology).index(d.topology) for d in network.dims]
-    return topo, [d.npus for d in network.dims], [d.link_bytes_per_s for d in network.dims]
+    dims = network.dims
+    return [_TOPOLOGY_CODES[d.topology] for d in dims], [d.npus for d in dims], [d.link_bytes_per_s for d in dims]
 
 
 def network_cost_usd(network: Network) -> float:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cosmic import catalog
 from cosmic.caches import BoundedMemo, register
 from cosmic.collective.algorithms import Algorithm, Collective
+from cosmic.collective.communicator import layout_shapes
 from cosmic.collective.config import (
     CollectiveConfig,
     Fidelity,
@@ -26,7 +27,7 @@ from cosmic.compute.accelerator import Accelerator
 from cosmic.errors import ConfigError, CosmicError, KeyedValueError, UnknownNameError
 from cosmic.network.topology import Network
 from cosmic.workload.model import ModelSpec
-from cosmic.workload.parallel import group_spans
+from cosmic.workload.parallel import layout_order
 from cosmic.workload.schemas import (
     ParallelConfig,
     Precision,
@@ -140,6 +141,7 @@ class SystemConfig(BaseModel):
 
 
 _COLLECTIVE_FIELDS = tuple(k.value for k in Collective)
+_INTERLEAVED, _ASTRA_SIM = Schedule.INTERLEAVED, Fidelity.ASTRA_SIM
 
 
 _LAYOUTS_CHECKED = register(BoundedMemo(1 << 16))
@@ -161,7 +163,7 @@ def check_config(c: SystemConfig) -> None:
             "training.global_batch",
             f"global_batch {tr.global_batch} must be a multiple of dp*micro_batch = {par.dp}*{tr.micro_batch}",
         )
-    if tr.schedule is Schedule.INTERLEAVED:
+    if tr.schedule is _INTERLEAVED:
         v = tr.virtual_stages
         if m.layers % (par.pp * v):
             raise KeyedValueError(
@@ -190,36 +192,39 @@ def check_layout(c: SystemConfig) -> None:
 def _check_layout(c: SystemConfig) -> None:
     """The checks of `check_config` that involve no training knob."""
     par, m = c.parallel, c.model
-    dim_sizes = tuple(d.npus for d in c.network.dims)
+    tp, sp, dp, pp = par.tp, par.sp, par.dp, par.pp
+    dim_sizes = tuple([d.npus for d in c.network.dims])
     n = math.prod(dim_sizes)
-    if par.n_npus != n:
+    if dp * tp * pp * sp != n:
         raise KeyedValueError(
             "parallel",
-            f"dp*tp*pp*sp = {par.dp}*{par.tp}*{par.pp}*{par.sp} = {par.n_npus} but the network has {n} NPUs "
+            f"dp*tp*pp*sp = {dp}*{tp}*{pp}*{sp} = {par.n_npus} but the network has {n} NPUs "
             f"(product of network.dims[*].npus); they must be equal",
         )
-    if m.heads % par.tp:
-        raise KeyedValueError("parallel.tp", f"tp={par.tp} must divide the model's {m.heads} attention heads")
+    if m.heads % tp:
+        raise KeyedValueError("parallel.tp", f"tp={tp} must divide the model's {m.heads} attention heads")
     kv = m.n_kv_heads
-    if kv % par.tp and par.tp % kv:
-        raise KeyedValueError("parallel.tp", f"tp={par.tp} and the model's {kv} kv_heads must divide one another")
-    if m.ffn % par.tp:
-        raise KeyedValueError("parallel.tp", f"tp={par.tp} must divide the model's ffn_hidden {m.ffn}")
-    if par.pp > m.layers:
-        raise KeyedValueError("parallel.pp", f"pp={par.pp} exceeds the model's {m.layers} layers")
+    if kv % tp and tp % kv:
+        raise KeyedValueError("parallel.tp", f"tp={tp} and the model's {kv} kv_heads must divide one another")
+    if m.ffn % tp:
+        raise KeyedValueError("parallel.tp", f"tp={tp} must divide the model's ffn_hidden {m.ffn}")
+    if pp > m.layers:
+        raise KeyedValueError("parallel.pp", f"pp={pp} exceeds the model's {m.layers} layers")
     n_dims = len(dim_sizes)
     coll = c.collective
     for name in _COLLECTIVE_FIELDS:
         spec = getattr(coll, name)
-        if isinstance(spec, list) and len(spec) != n_dims:
+        if type(spec) is list and len(spec) != n_dims:
             raise KeyedValueError(
                 f"collective.{name}", f"has {len(spec)} entries but the network has {n_dims} dimensions"
             )
     try:
-        group_spans(par.degrees, par.rank_order, dim_sizes)
+        # the shapes the communicator prices with (a group of degree 1 fits anywhere: the order that moves them to
+        # the end fits exactly when the configured one does)
+        layout_shapes((tp, sp, dp, pp), layout_order(tp, sp, dp, pp, par.rank_order), dim_sizes)
     except CosmicError as exc:
         raise KeyedValueError("parallel.rank_order", str(exc)) from None
-    if c.collective.fidelity is Fidelity.ASTRA_SIM:
+    if coll.fidelity is _ASTRA_SIM:
         _check_astra(c)
 
 

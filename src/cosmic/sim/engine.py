@@ -5,18 +5,20 @@ collectives as closed forms per network dimension on exactly the part of the net
 (`cosmic.collective.communicator`); the step composed by the phases of `cosmic.sim.step`, which the batch path
 (`cosmic.sim.batch.simulate_columns`) runs on columns with the same formulas. The cost never grows with the NPU
 count. Sub-configurations are remembered: configurations that differ only in the network share their plan, and
-configurations that share a layout and a network share their communicator.
+configurations that share a layout share its group shapes (`cosmic.collective.communicator.layout_shapes`).
 """
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from cosmic.caches import BoundedMemo, clear_caches, register
 from cosmic.collective.communicator import Communicator
+from cosmic.collective.config import Fidelity
 from cosmic.errors import InfeasibleError, KeyedValueError
 from cosmic.network.cost import network_figures
 from cosmic.sim.config import SystemConfig, check_config, check_layout
@@ -40,6 +42,7 @@ from cosmic.workload.memory import (
     ActivationBytes,
 )
 from cosmic.workload.model import Embedding, ModelSpec
+from cosmic.workload.parallel import layout_order as _layout_order
 from cosmic.workload.schemas import Recompute, Schedule
 
 SCHEDULE_CODES = {s: i for i, s in enumerate(Schedule)}
@@ -98,6 +101,35 @@ def step_inputs(cfg: SystemConfig) -> StepInputs:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedStep:
+    """The network-free part of a configuration's step and the figures of its `Result` that follow from it."""
+
+    inputs: StepInputs
+    plan: Plan
+    memory: Memory
+    fits_memory: bool
+    memory_capacity_bytes: float
+    peak_flop_per_s: float  # of one device at the training precision
+    n_npus: int
+    tokens_per_step: int
+    model: ModelSpec  # held, so that their ids in the memo key are not reused while remembered
+    accelerator: Any
+
+
+def planned_step(cfg: SystemConfig) -> PlannedStep:
+    """The `PlannedStep` of a checked `cfg`."""
+    x = step_inputs(cfg)
+    p = plan(x)
+    m = p.memory
+    mem = Memory(float(m.weights_bytes), float(m.gradients_bytes), float(m.optimizer_bytes),
+                 float(m.activations_bytes))
+    acc, par = cfg.accelerator, cfg.parallel
+    return PlannedStep(x, p, mem, mem.total_bytes <= acc.mem_bytes, acc.mem_bytes,
+                       acc.peak_flop_per_s(cfg.training.precision.value), par.n_npus,
+                       cfg.training.global_batch * cfg.seq_len, cfg.model, acc)
+
+
 _PLANS = register(BoundedMemo(1 << 15))
 
 
@@ -113,49 +145,39 @@ def _plan_key(cfg: SystemConfig) -> tuple[Any, ...]:
     )
 
 
-def _plan(cfg: SystemConfig) -> tuple[StepInputs, Plan]:
+def _checked_plan(cfg: SystemConfig) -> PlannedStep:
+    """Check `cfg` (raising InfeasibleError) and return its remembered plan. Plans are made for checked configs
+    only and their key holds all the training checks read: with a remembered plan only the layout (rank order,
+    network, collectives) remains to check."""
     key = _plan_key(cfg)
     hit = _PLANS.get(key)
-    if hit is None:
-        x = step_inputs(cfg)
-        hit = _PLANS.put(key, (x, plan(x), cfg.model, cfg.accelerator))
-    return hit[0], hit[1]
-
-
-@register
-@lru_cache(maxsize=4096)
-def _layout_order_of(tp: int, sp: int, dp: int, pp: int, order: tuple[str, ...]) -> tuple[str, ...]:
-    deg = {"tp": tp, "sp": sp, "dp": dp, "pp": pp}
-    return tuple(n for n in order if deg[n] > 1) + tuple(n for n in order if deg[n] == 1)
+    if hit is not None:
+        _check(cfg, layout_only=True)
+        return hit
+    _check(cfg)
+    return _PLANS.put(key, planned_step(cfg))
 
 
 def layout_order(cfg: SystemConfig) -> tuple[str, ...]:
-    """The rank order with the groups of degree 1 moved to the end: a group of one rank has no extent, so rank
-    orders that differ only in where it sits place every group identically."""
+    """The rank order with the groups of degree 1 moved to the end (`cosmic.workload.parallel.layout_order`)."""
     p = cfg.parallel
-    return _layout_order_of(p.tp, p.sp, p.dp, p.pp, p.rank_order)
-
-
-_COMMS = register(BoundedMemo(1 << 14))
+    return _layout_order(p.tp, p.sp, p.dp, p.pp, p.rank_order)
 
 
 def communicator(cfg: SystemConfig, order: tuple[str, ...] | None = None) -> Communicator:
-    """The (remembered) `Communicator` of `cfg`'s layout, network and collective settings."""
-    net, coll, par = cfg.network, cfg.collective, cfg.parallel
-    order = order or layout_order(cfg)
-    key = (id(net), id(coll), par.tp, par.sp, par.dp, par.pp, order)
-    comm = _COMMS.get(key)
-    if comm is None:
-        comm = _COMMS.put(key, Communicator(net, coll, (par.tp, par.sp, par.dp, par.pp), order))
-    return comm
+    """The `Communicator` of `cfg`'s layout, network and collective settings. It is made anew for each step (it is
+    cheap: the layout's group shapes and the algorithm choices are remembered by value), so that a simulation
+    leaves no priced collectives behind for the garbage collector to scan."""
+    par = cfg.parallel
+    return Communicator(cfg.network, cfg.collective, (par.tp, par.sp, par.dp, par.pp), order or layout_order(cfg))
 
 
 def dp_shares_tp(comm: Any) -> Any:
     """Whether the gradient group shares a network dimension with the TP or SP group (their traffic contends)."""
-    m = comm.members
+    dpsp, tp, sp = comm.shapes["dpsp"].spanned, comm.shapes["tp"].spanned, comm.shapes["sp"].spanned
     out: Any = False
-    for d in range(comm.n_dims):
-        out = out | ((m["dpsp"][d] > 1) & ((m["tp"][d] > 1) | (m["sp"][d] > 1)))
+    for d in comm.shapes["dpsp"].dims:
+        out = out | (dpsp[d] & (tp[d] | sp[d]))
     return out
 
 
@@ -167,44 +189,25 @@ def run_step(x: StepInputs, p: Plan, comm: Any, lifo: Any, chunks: Any) -> Step:
     return compose(x, p, c, rows, tl, comm.n_dims)
 
 
-def _result(cfg: SystemConfig, x: StepInputs, p: Plan, st: Step) -> Result:
-    acc = cfg.accelerator
-    mem = Memory(float(p.memory.weights_bytes), float(p.memory.gradients_bytes), float(p.memory.optimizer_bytes),
-                 float(p.memory.activations_bytes))
-    n_npus = cfg.parallel.n_npus
+_FIDELITY_NAMES = {f: f.value for f in Fidelity}
+
+
+def _result(cfg: SystemConfig, ps: PlannedStep, st: Step) -> Result:
     step = st.step_s
-    peak_total = step * n_npus * acc.peak_flop_per_s(cfg.training.precision.value)
+    peak_total = step * ps.n_npus * ps.peak_flop_per_s
+    flops = ps.inputs.model_flops
     net_cost, net_bw = network_figures(cfg.network)
     return Result(
-        step_time_s=step, tokens_per_s=cfg.training.global_batch * cfg.seq_len / step,
-        mfu=x.model_flops / peak_total, hfu=(x.model_flops + p.recompute_flops) / peak_total, memory=mem,
-        memory_capacity_bytes=acc.mem_bytes, fits_memory=mem.total_bytes <= acc.mem_bytes,
-        network_cost_usd=net_cost, total_bandwidth_gbps=net_bw, breakdown=st.breakdown,
-        comm_by_network_dim_s=tuple(st.per_dim_s), n_npus=n_npus, micro_batches=p.micro_batches,
-        critical_stage=st.critical_stage, model_flops_per_step=x.model_flops, fidelity=cfg.collective.fidelity.value,
+        step_time_s=step, tokens_per_s=ps.tokens_per_step / step, mfu=flops / peak_total,
+        hfu=(flops + ps.plan.recompute_flops) / peak_total, memory=ps.memory,
+        memory_capacity_bytes=ps.memory_capacity_bytes, fits_memory=ps.fits_memory, network_cost_usd=net_cost,
+        total_bandwidth_gbps=net_bw, breakdown=st.breakdown, comm_by_network_dim_s=st.per_dim_s,
+        n_npus=ps.n_npus, micro_batches=ps.plan.micro_batches, critical_stage=st.critical_stage,
+        model_flops_per_step=flops, fidelity=_FIDELITY_NAMES[cfg.collective.fidelity],
     )
 
 
-_RESULTS = register(BoundedMemo(1 << 14))  # key -> ((objects whose ids are in the key), Result)
-
-
-def _simulate(cfg: SystemConfig) -> Result:
-    """`simulate` of a checked config, remembered by what the step depends on (the memo holds the sub-objects
-    whose ids it keys on, so no id can be reused while remembered)."""
-    model, acc, net, coll, par, tr = cfg.model, cfg.accelerator, cfg.network, cfg.collective, cfg.parallel, \
-        cfg.training
-    order = layout_order(cfg)
-    key = (id(model), id(acc), id(net), id(coll), id(tr), par.tp, par.sp, par.dp, par.pp, par.zero,
-           par.sequence_parallel, order)
-    hit = _RESULTS.get(key)
-    if hit is not None:
-        return hit[1]
-    x, p = _plan(cfg)
-    comm = communicator(cfg, order)
-    st = run_step(x, p, comm, coll.scheduling.value == "LIFO", coll.chunks)
-    result = _result(cfg, x, p, st)
-    _RESULTS.put(key, ((model, acc, net, coll, tr), result))
-    return result
+_RESULTS = register(BoundedMemo(1 << 14))  # key -> (the objects whose ids are in the key..., Result)
 
 
 def _check(config: SystemConfig, *, layout_only: bool = False) -> None:
@@ -225,8 +228,22 @@ def simulate(config: SystemConfig) -> Result:
         >>> abs(sum(r.breakdown.values()) - r.step_time_s) < 1e-9 * r.step_time_s
         True
     """
-    _check(config)
-    return _simulate(config)
+    model, acc, net, coll, par, tr = config.model, config.accelerator, config.network, config.collective, \
+        config.parallel, config.training
+    order = _layout_order(par.tp, par.sp, par.dp, par.pp, par.rank_order)
+    # remembered by what the step depends on (the memo holds the sub-objects whose ids it keys on, so no id can be
+    # reused while remembered); only checked configurations are remembered, and the key holds everything the
+    # checks read (a rank order that moves a group of degree 1 fits exactly when this one does)
+    key = (id(model), id(acc), id(net), id(coll), id(tr), par.tp, par.sp, par.dp, par.pp, par.zero,
+           par.sequence_parallel, order)
+    hit = _RESULTS.get(key)
+    if hit is not None:
+        return hit[5]
+    ps = _checked_plan(config)
+    comm = Communicator(net, coll, (par.tp, par.sp, par.dp, par.pp), order)
+    result = _result(config, ps, run_step(ps.inputs, ps.plan, comm, coll.scheduling == "LIFO", coll.chunks))
+    _RESULTS.put(key, (model, acc, net, coll, tr, result))
+    return result
 
 
 def memory_footprint(config: SystemConfig) -> Memory:
@@ -235,23 +252,13 @@ def memory_footprint(config: SystemConfig) -> Memory:
     Raises InfeasibleError for a configuration the simulator rejects. Exhaustive search uses it to rule out the
     configurations that cannot fit before timing them.
     """
-    _check(config)
-    m = _plan(config)[1].memory
-    return Memory(float(m.weights_bytes), float(m.gradients_bytes), float(m.optimizer_bytes),
-                  float(m.activations_bytes))
+    return _checked_plan(config).memory
 
 
 def simulate_if_fits(config: SystemConfig) -> Result | Memory:
     """`simulate(config)` if its peak memory fits the device, else that `Memory` (the step is not timed)."""
-    remembered = _plan_key(config) in _PLANS
-    # plans are made for checked configs only, and the key holds all the training checks read: with a remembered
-    # plan only the layout (rank order, network, collectives) remains to check
-    _check(config, layout_only=remembered)
-    m = _plan(config)[1].memory
-    if m.total_bytes > config.accelerator.mem_bytes:
-        return Memory(float(m.weights_bytes), float(m.gradients_bytes), float(m.optimizer_bytes),
-                      float(m.activations_bytes))
-    return _simulate(config)
+    ps = _checked_plan(config)
+    return simulate(config) if ps.fits_memory else ps.memory
 
 
 def simulate_many(configs: Iterable[SystemConfig]) -> list[Result | InfeasibleError]:

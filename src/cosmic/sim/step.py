@@ -1,6 +1,7 @@
 """One training step composed from the four stacks, written once for a float and for a column of configurations.
 
-The phases exchange frozen records:
+The phases exchange records (frozen for the inputs and the plan, which are remembered; plain slotted ones, which are
+cheaper to make, for the rest):
 
 1. :func:`plan` (workload and compute): stage runs, their parameters, peak memory, optimizer time, FLOP counts;
    nothing here depends on the network.
@@ -21,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cosmic._xp import Num, any_, safe, vmax, vmin, where
+from cosmic._xp import Num, all_, any_, is_column, safe, vmax, vmin, where
 from cosmic.collective.algorithms import Collective
-from cosmic.collective.communicator import Priced
+from cosmic.collective.communicator import KINDS, Priced
 from cosmic.workload.memory import (
     GRAD_BYTES,
     MAIN_GRAD_BYTES,
@@ -38,7 +39,7 @@ from cosmic.workload.memory import (
 )
 from cosmic.workload.pipeline import StageRun, stage_runs
 
-AR, AG, RS = Collective.ALL_REDUCE, Collective.ALL_GATHER, Collective.REDUCE_SCATTER
+AR, AG, RS = (KINDS.index(k) for k in (Collective.ALL_REDUCE, Collective.ALL_GATHER, Collective.REDUCE_SCATTER))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,9 @@ class Plan:
     present: tuple[Num, ...]  # whether each slot holds stages
     params: tuple[Num, ...]  # parameters of one stage of each run, on one rank
     optimizer_s: tuple[Num, ...]
+    fwd_s: tuple[Num, ...]  # compute of one micro-batch on one stage of each run: forward,
+    bwd_s: tuple[Num, ...]  # backward (with the gradient accumulation and ZeRO-3 gradient copies),
+    rec_s: tuple[Num, ...]  # recompute
     memory: MemoryParts
     micro_batches: Num
     recompute_flops: Num
@@ -119,14 +123,45 @@ def plan(x: StepInputs) -> Plan:
     opt = tuple(p / shard * OPTIMIZER_TRAFFIC_BYTES_PER_PARAM / x.mem_bw + x.kernel_overhead_s for p in params)
     mems = [stage_memory(r, p, pp=x.pp, zero=x.zero, dp_group=x.dp * x.sp, schedule=x.schedule, m=m, v=x.v,
                          recompute=x.recompute, act=x.act) for r, p in zip(runs, params, strict=True)]
+    fwd, bwd, rec = stage_compute(x, runs, params, present)
     return Plan(
-        runs=runs, present=present, params=params, optimizer_s=opt, memory=peak_memory(mems, list(present)),
+        runs=runs, present=present, params=params, optimizer_s=opt, fwd_s=fwd, bwd_s=bwd, rec_s=rec,
+        memory=peak_memory(mems, list(present)),
         micro_batches=m,
         recompute_flops=x.global_batch / x.micro_batch * x.sp * x.layers * x.lc_rec_flops * x.tp,
         act_bytes=x.micro_batch * x.seq // x.sp * x.hidden * x.abpe,
         # GQA: kv heads replicate over TP
         kv_width=where(x.n_kv_heads >= x.tp, x.kv_dim / x.tp, x.head_dim),
     )
+
+
+def stage_compute(x: StepInputs, runs: tuple[StageRun, ...], params: tuple[Num, ...],
+                  present: tuple[Num, ...]) -> tuple[tuple[Num, ...], tuple[Num, ...], tuple[Num, ...]]:
+    """Forward, backward and recompute seconds of one micro-batch on one stage of each run (0 for an empty slot)."""
+    dp_group = x.dp * x.sp
+    z3 = (x.zero == 3) & (dp_group > 1)
+    unfused = (x.grad_accum_fusion == 0) & (x.zero < 3)
+    fwds, bwds, recs = [], [], []
+    for r, p, here in zip(runs, params, present, strict=True):
+        if not any_(here):
+            fwds.append(0.0)
+            bwds.append(0.0)
+            recs.append(0.0)
+            continue
+        n, first = r.layers, r.first == 0
+        last = r.first + r.count == x.pp
+        fwd = n * x.lc_fwd + where(first, x.emb_fwd, 0.0) + where(last, x.head_fwd, 0.0)
+        bwd = n * x.lc_bwd + where(first, x.emb_bwd, 0.0) + where(last, x.head_bwd, 0.0)
+        # each micro-batch's weight gradients are added to the fp32 main-grad buffer by a separate kernel: read
+        # the new gradient, read and write the accumulator
+        bwd = bwd + where(unfused, p * (GRAD_BYTES + 2 * MAIN_GRAD_BYTES) / x.mem_bw, 0.0)
+        if any_(z3 & here):
+            # FSDP: the unsharded gradient is copied, cast and scaled before its reduce-scatter, every micro-batch
+            bwd = bwd + where(z3, p * zero3_grad_traffic_bytes(x.reduce_bytes) / x.mem_bw, 0.0)
+        fwds.append(fwd)
+        bwds.append(bwd)
+        recs.append(n * x.lc_rec)
+    return tuple(fwds), tuple(bwds), tuple(recs)
 
 
 def overlap_cost_s(comm_s: Num, compute_s: Num, share: Num) -> Num:
@@ -141,7 +176,7 @@ def overlap_cost_s(comm_s: Num, compute_s: Num, share: Num) -> Num:
     return where(comm_s > 0, vmax(comm_s - compute_s, share * comm_s), 0.0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LayerComm:
     """The collectives of one layer per micro-batch, and the pipeline send."""
 
@@ -176,8 +211,9 @@ def layer_comm(x: StepInputs, p: Plan, comm: Any) -> LayerComm:
     tp_one = where(x.seqpar, tp_ag.total_s + tp_rs.total_s, tp_ar.total_s)
     full = x.recompute == RECOMPUTE_FULL
     kv_shard = 2 * p.kv_width / x.hidden * act  # K and V of the local tokens
-    sp_ag = comm(AG, kv_shard, "sp")
-    sp_rs = comm(RS, kv_shard * x.sp, "sp")
+    has_sp = any_(x.sp > 1)
+    sp_ag = comm(AG, kv_shard, "sp") if has_sp else zero
+    sp_rs = comm(RS, kv_shard * x.sp, "sp") if has_sp else zero
     sp_fwd = overlap_cost_s(sp_ag.total_s, x.attn_fwd, x.share)
     p2p = comm.p2p(act / x.tp) if any_(x.pp > 1) else zero
     gather_s = where((x.pp > 1) & no_sp, tp_ag.total_s, 0.0)
@@ -190,7 +226,7 @@ def layer_comm(x: StepInputs, p: Plan, comm: Any) -> LayerComm:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StageRow:
     """One stage run's time per micro-batch, by component; `z3_ag`/`z3_rs` are its ZeRO-3 collectives."""
 
@@ -206,27 +242,21 @@ class StageRow:
     z3_rs: Priced
 
 
-def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRow, ...]:
-    """The per-micro-batch timeline of each stage run."""
+def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRow | None, ...]:
+    """The per-micro-batch timeline of each stage run (None for an empty slot)."""
     dp_group = x.dp * x.sp
     z3 = (x.zero == 3) & (dp_group > 1)
-    unfused = (x.grad_accum_fusion == 0) & (x.zero < 3)
     pp_c = where(x.pp > 1, 2 * x.v * c.p2p_hop_s, 0.0)
-    rows = []
-    for r, params, here in zip(p.runs, p.params, p.present, strict=True):
+    tp_layer = c.tp_fwd + c.tp_bwd + c.tp_rec
+    sp_layer = c.sp_fwd + c.sp_bwd + c.sp_rec
+    rows: list[StageRow | None] = []
+    for r, params, here, fwd, bwd, rec in zip(p.runs, p.params, p.present, p.fwd_s, p.bwd_s, p.rec_s, strict=True):
         if not any_(here):
             rows.append(None)
             continue
         n, first = r.layers, r.first == 0
-        last = r.first + r.count == x.pp
-        fwd = n * x.lc_fwd + where(first, x.emb_fwd, 0.0) + where(last, x.head_fwd, 0.0)
-        bwd = n * x.lc_bwd + where(first, x.emb_bwd, 0.0) + where(last, x.head_bwd, 0.0)
-        rec = n * x.lc_rec
-        tp = n * (c.tp_fwd + c.tp_bwd + c.tp_rec) + where(first, c.emb_tp, 0.0)
-        sp = n * (c.sp_fwd + c.sp_bwd + c.sp_rec)
-        # each micro-batch's weight gradients are added to the fp32 main-grad buffer by a separate kernel: read
-        # the new gradient, read and write the accumulator
-        bwd = bwd + where(unfused, params * (GRAD_BYTES + 2 * MAIN_GRAD_BYTES) / x.mem_bw, 0.0)
+        tp = n * tp_layer + where(first, c.emb_tp, 0.0)
+        sp = n * sp_layer
         dp_mb, ag, rs = 0.0, comm.zero, comm.zero
         if any_(z3 & here):
             # FSDP: each layer gathers its weights before its forward and its backward and reduce-scatters its
@@ -235,8 +265,6 @@ def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRo
             units = vmax(1, n)
             ag = comm(AG, params * WEIGHT_BYTES / units / dp_group, "dpsp")
             rs = comm(RS, params * x.reduce_bytes / units, "dpsp")
-            # the unsharded gradient is copied, cast and scaled before its reduce-scatter, every micro-batch
-            bwd = bwd + where(z3, params * zero3_grad_traffic_bytes(x.reduce_bytes) / x.mem_bw, 0.0)
             fwd_stream = fwd + n * (c.tp_fwd + c.sp_fwd) + where(first, c.emb_tp, 0.0)
             bwd_stream = bwd + rec + n * (c.tp_bwd + c.tp_rec + c.sp_bwd + c.sp_rec)
             ag_s, rs_s = units * ag.total_s, units * rs.total_s
@@ -260,7 +288,7 @@ def first_max(values: list[Num], present: tuple[Num, ...]) -> tuple[Num, Num]:
     return best_i, best
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Tail:
     """One stage run's end of step: exposed gradient reduction, weight gather, optimizer."""
 
@@ -298,24 +326,33 @@ def tails(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, ...
         shares = (t_dp > 0) & x.dp_overlap & dp_shares_tp
         # LIFO: the newest (TP) collectives of the backward go first and DP uses the gaps; FIFO: each TP
         # collective of the last backward waits for the DP chunk in flight
-        window = where(shares & lifo, vmax(0.0, window - r.layers * (c.tp_bwd + c.sp_bwd)), window)
-        penalty = where(shares & (lifo == 0), vmin(t_dp, r.layers * 2 * n_tp * t_dp / vmax(1, chunks)), 0.0)
+        first_in, waits = shares & lifo, shares & (lifo == 0)
+        if any_(first_in):
+            window = where(first_in, vmax(0.0, window - r.layers * (c.tp_bwd + c.sp_bwd)), window)
+        penalty: Num = 0.0
+        if any_(waits):
+            penalty = where(waits, vmin(t_dp, r.layers * 2 * n_tp * t_dp / vmax(1, chunks)), 0.0)
         # what outlasts the backward and the wait for later stages, plus the backward slowed down while the
         # reduction runs beside it (it overlaps only the stage's own compute, not the wait)
         exposed = vmax(0.0, t_dp - window - slack) + x.share * vmin(t_dp, window) + penalty
         # ZeRO-1/2 (distributed optimizer): gather the updated weights after the step; with
         # --overlap-param-gather each bucket's gather hides behind the first micro-batch's forward
-        gather = comm(AG, params * WEIGHT_BYTES / dp_group, "dpsp") if any_(gathers) else comm.zero
-        gather_s = where(gathers, gather.total_s, 0.0)
-        gather_s = where(x.param_gather_overlap, overlap_cost_s(gather_s, row.fwd, x.share), gather_s)
+        gather, gather_s = comm.zero, 0.0
+        if any_(gathers):
+            gather = comm(AG, params * WEIGHT_BYTES / dp_group, "dpsp")
+            gather_s = where(gathers, gather.total_s, 0.0)
+            gather_s = where(x.param_gather_overlap, overlap_cost_s(gather_s, row.fwd, x.share), gather_s)
         out.append(Tail(exposed + gather_s + opt_s, exposed, dp_coll, t_dp, gather, gather_s, opt_s))
         slack = slack + r.count * (row.bwd + row.rec + c.p2p_hop_s * x.v)
     return tuple(out)
 
 
 def _pick(cond: Num, a: Priced, b: Priced) -> Priced:
-    if a is b:
+    """`a` where `cond` holds, else `b`, per configuration."""
+    if a is b or all_(cond):
         return a
+    if not any_(cond):
+        return b
     return Priced(where(cond, a.total_s, b.total_s),
                   tuple(where(cond, u, w) for u, w in zip(a.per_dim_s, b.per_dim_s, strict=True)))
 
@@ -338,7 +375,7 @@ class DimAccount:
             self.per_dim[i] = self.per_dim[i] + t * scale
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Step:
     """A composed step: its time, the critical stage's breakdown and the communication per network dimension."""
 
@@ -346,6 +383,19 @@ class Step:
     breakdown: dict[str, Num]
     per_dim_s: tuple[Num, ...]
     critical_stage: Num
+
+
+def at(items: list[tuple[int, Any]], idx: Num, field: str) -> Num:
+    """`field` of the item whose key is `idx`, per configuration (the first item's where no key is)."""
+    if not is_column(idx):
+        for k, it in items:
+            if k == idx:
+                return getattr(it, field)
+        return getattr(items[0][1], field)
+    val = getattr(items[0][1], field)
+    for k, it in items[1:]:
+        val = where(idx == k, getattr(it, field), val)
+    return val
 
 
 def compose(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, ...],
@@ -359,13 +409,6 @@ def compose(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, .
     tail_i, tail_s = first_max([t.total if t is not None else None for t in tl], present)
     rs = [(k, r) for k, r in enumerate(rows) if r is not None]
     ts = [(k, t) for k, t in enumerate(tl) if t is not None]
-
-    def at(items: list[tuple[int, Any]], idx: Num, field: str) -> Num:
-        val = getattr(items[0][1], field)
-        for k, it in items[1:]:
-            val = where(idx == k, getattr(it, field), val)
-        return val
-
     cr = {f: at(rs, crit, f) for f in ("fwd", "bwd", "rec", "tp", "sp", "pp", "dp")}
     exposed_dp, gather_s = at(ts, tail_i, "exposed_dp"), at(ts, tail_i, "gather_s")
     breakdown = {
@@ -374,14 +417,28 @@ def compose(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, .
         "comm_dp_s": m * cr["dp"] + exposed_dp + gather_s,
         "bubble_s": t_pipe - m * x_max, "optimizer_s": at(ts, tail_i, "optimizer_s"),
     }
+    per_dim = _per_dim(x, p, c, rs, ts, cr, crit, tail_i, n_dims)
+    crit_stage = p.runs[0].first
+    for k, _ in rs[1:]:
+        crit_stage = where(crit == k, p.runs[k].first, crit_stage)
+    return Step(t_pipe + tail_s, breakdown, per_dim, crit_stage)
+
+
+def _per_dim(x: StepInputs, p: Plan, c: LayerComm, rs: list[tuple[int, StageRow]], ts: list[tuple[int, Tail]],
+             cr: dict[str, Num], crit: Num, tail_i: Num, n_dims: int) -> tuple[Num, ...]:
+    """The exposed communication of the critical stage (`cr`, run `crit`) and of the tail of run `tail_i` per
+    network dimension."""
+    m = p.micro_batches
     acc = DimAccount(n_dims)
     tp_times = m * (cr["tp"] / safe(c.tp_one))
-    acc.add(c.tp_ag, c.tp_ag.total_s, where(x.seqpar, tp_times, 0.0))
-    acc.add(c.tp_rs, c.tp_rs.total_s, where(x.seqpar, tp_times, 0.0))
+    sp_times = where(x.seqpar, tp_times, 0.0)
+    acc.add(c.tp_ag, c.tp_ag.total_s, sp_times)
+    acc.add(c.tp_rs, c.tp_rs.total_s, sp_times)
     acc.add(c.tp_ar, c.tp_ar.total_s, where(x.seqpar, 0.0, tp_times))
     sp_tot = safe(c.sp_ag.total_s + c.sp_rs.total_s)
-    acc.add(c.sp_ag, c.sp_ag.total_s, where(cr["sp"] > 0, m * cr["sp"] / sp_tot, 0.0))
-    acc.add(c.sp_rs, c.sp_rs.total_s, where(cr["sp"] > 0, m * cr["sp"] / sp_tot, 0.0))
+    cp_times = where(cr["sp"] > 0, m * cr["sp"] / sp_tot, 0.0)
+    acc.add(c.sp_ag, c.sp_ag.total_s, cp_times)
+    acc.add(c.sp_rs, c.sp_rs.total_s, cp_times)
     hop = where(c.p2p_hop_s > 0, m * cr["pp"] / safe(c.p2p_hop_s), 0.0)
     acc.add(c.p2p, c.p2p.total_s, hop)
     acc.add(c.tp_ag, c.p2p_gather_s, hop)
@@ -395,7 +452,4 @@ def compose(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, .
         acc.add(t.dp_coll, t.dp_coll.total_s, where(on & (t.exposed_dp > 0) & (t.t_dp > 0),
                                                     t.exposed_dp / safe(t.t_dp), 0.0))
         acc.add(t.gather, where(on, t.gather_s, 0.0))
-    crit_stage = p.runs[0].first
-    for k, _ in rs[1:]:
-        crit_stage = where(crit == k, p.runs[k].first, crit_stage)
-    return Step(t_pipe + tail_s, breakdown, tuple(acc.per_dim), crit_stage)
+    return tuple(acc.per_dim)

@@ -79,58 +79,95 @@ def _gemm(acc: ComputeModel, m: float, k: float, n: float, prec: str, bpe: int) 
     return acc.gemm_time_s(m, k, n, precision=prec, bytes_per_element=bpe), 2.0 * m * k * n
 
 
-@register
-@lru_cache(maxsize=1 << 16)
-def layer_cost(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> LayerCost:
-    """Cost of one layer on one rank for one micro-batch (priced once, reused for every layer)."""
-    tp, sp, micro_batch, seq_len = shard.tp, shard.sp, shard.micro_batch, shard.seq_len
-    precision, sequence_parallel, flash = shard.precision, shard.sequence_parallel, shard.flash
-    recompute, attention_kernel = shard.recompute, shard.attention_kernel
+def _act_precision(precision: str) -> str:
+    """Precision of attention, norms and activations: fp8 training (Transformer Engine) runs the linear layers in
+    fp8; the rest stays bf16."""
+    return "bf16" if precision == "fp8" else precision
+
+
+def _tokens(shard: LayerShard) -> int:
+    """Tokens of one micro-batch on one rank (the sequence split over SP)."""
+    return shard.micro_batch * (shard.seq_len // shard.sp)
+
+
+def weight_gemms(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tuple[float, float]:
+    """(forward seconds, forward FLOPs) of the layer's four weight GEMMs (QKV, output projection, MLP up and down)
+    on one rank: Megatron's column/row split over TP (Shoeybi et al. 2019)."""
+    tp, precision = shard.tp, shard.precision
     bpe = BYTES_PER_ELEMENT[precision]
-    # fp8 training (Transformer Engine) runs the linear layers in fp8; attention, norms and activations stay bf16
-    act_prec = "bf16" if precision == "fp8" else precision
-    abpe = BYTES_PER_ELEMENT[act_prec]
-    h, f, kv, a = model.hidden, model.ffn, model.kv_dim, model.heads
-    s_local = seq_len // sp
-    tokens = micro_batch * s_local
-    # --- weight GEMMs (Megatron column/row split over TP; Shoeybi et al. 2019) ---
+    h, f, kv = model.hidden, model.ffn, model.kv_dim
+    tokens = _tokens(shard)
     t_qkv, f_qkv = _gemm(acc, tokens, h, (h + 2 * kv) / tp, precision, bpe)
     t_proj, f_proj = _gemm(acc, tokens, h / tp, h, precision, bpe)
-    up_width = f * (2 if model.gated_mlp else 1) / tp  # gate and up projections side by side when gated
-    t_up, f_up = _gemm(acc, tokens, h, up_width, precision, bpe)
+    t_up, f_up = _gemm(acc, tokens, h, _up_width(model, tp), precision, bpe)
     t_down, f_down = _gemm(acc, tokens, f / tp, h, precision, bpe)
-    gemm_fwd_s = t_qkv + t_proj + t_up + t_down
-    gemm_flops = f_qkv + f_proj + f_up + f_down
-    # --- attention core: QK^T and AV over the full key length (keys are gathered over SP) ---
-    heads_local = a / tp
-    attn_flops = 4.0 * micro_batch * s_local * seq_len * h / tp
-    causal_frac = 0.5 if (model.causal and flash) else 1.0  # fused kernels skip fully masked blocks
-    if flash:
-        # fused attention runs at its own measured fraction of peak (FlashAttention papers), not at GEMM speed
-        attn_rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency_for(attention_kernel)
-        attn_bytes = micro_batch * (2 * s_local * h / tp + 2 * seq_len * kv / tp) * abpe
-        mem_rate = acc.achievable_mem_bytes_per_s
-        attn_fwd_s = max(attn_flops * causal_frac / attn_rate, attn_bytes / mem_rate)
-        # backward: dQ, dK, dV and the recomputed scores: 2.5x the forward matmuls (Dao 2023, FlashAttention-2)
-        attn_bwd_s = max(2.5 * attn_flops * causal_frac / attn_rate, 2 * attn_bytes / mem_rate)
+    return t_qkv + t_proj + t_up + t_down, f_qkv + f_proj + f_up + f_down
+
+
+def _up_width(model: ModelSpec, tp: int) -> float:
+    """Width of the MLP up projection on one rank (gate and up projections side by side when gated)."""
+    return model.ffn * (2 if model.gated_mlp else 1) / tp
+
+
+def attention_core(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tuple[float, float, float]:
+    """(forward seconds, backward seconds, forward FLOPs) of the attention core, QK^T and AV over the full key
+    length (keys are gathered over SP), fused or as its unfused kernels."""
+    h = model.hidden
+    attn_flops = 4.0 * shard.micro_batch * (shard.seq_len // shard.sp) * shard.seq_len * h / shard.tp
+    if shard.flash:
+        fwd_s, bwd_s = _fused_attention_s(model, acc, shard, attn_flops)
     else:
-        # unfused: separate kernels that run one after the other (Korthikanti et al. 2022, sec. 4.1): QK^T writes
-        # the scores, softmax reads and writes them, dropout reads and writes them, AV reads them. The two batched
-        # GEMMs are priced by their own shapes (inner dimension = head size for QK^T, key length for AV).
-        scores = micro_batch * heads_local * s_local * seq_len
-        rows = micro_batch * heads_local * s_local
-        head_dim = h / a
-        t_qk = acc.gemm_time_s(rows, head_dim, seq_len, precision=act_prec, bytes_per_element=abpe)
-        t_av = acc.gemm_time_s(rows, seq_len, head_dim, precision=act_prec, bytes_per_element=abpe)
-        softmax_dropout_s = acc.op_time_s(flops=0.0, bytes_moved=4 * scores * abpe, precision=act_prec, n_kernels=2)
-        attn_fwd_s = t_qk + t_av + softmax_dropout_s
-        # backward: dV, dP, dQ, dK (two GEMMs per forward GEMM, same shapes), dropout backward (read, write) and
-        # softmax backward (read the gradient and the probabilities, write): 10 passes over the scores in all
-        attn_bwd_s = 2 * (t_qk + t_av) + acc.op_time_s(
-            flops=0.0, bytes_moved=5 * scores * abpe, precision=act_prec, n_kernels=2
-        )
-    # --- element-wise: 2 norms (r+w), 2 residual adds (2r+w), activation over the MLP width ---
-    act_tokens = tokens / tp if sequence_parallel else tokens
+        fwd_s, bwd_s = _unfused_attention_s(model, acc, shard)
+    return fwd_s, bwd_s, attn_flops
+
+
+def _fused_attention_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard,
+                       attn_flops: float) -> tuple[float, float]:
+    """Fused attention runs at its own measured fraction of peak (FlashAttention papers), not at GEMM speed, and
+    skips the fully masked blocks of a causal mask."""
+    tp, s_local, seq_len = shard.tp, shard.seq_len // shard.sp, shard.seq_len
+    act_prec = _act_precision(shard.precision)
+    abpe = BYTES_PER_ELEMENT[act_prec]
+    causal_frac = 0.5 if model.causal else 1.0
+    attn_rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency_for(shard.attention_kernel)
+    attn_bytes = shard.micro_batch * (2 * s_local * model.hidden / tp + 2 * seq_len * model.kv_dim / tp) * abpe
+    mem_rate = acc.achievable_mem_bytes_per_s
+    fwd_s = max(attn_flops * causal_frac / attn_rate, attn_bytes / mem_rate)
+    # backward: dQ, dK, dV and the recomputed scores: 2.5x the forward matmuls (Dao 2023, FlashAttention-2)
+    bwd_s = max(2.5 * attn_flops * causal_frac / attn_rate, 2 * attn_bytes / mem_rate)
+    return fwd_s, bwd_s
+
+
+def _unfused_attention_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tuple[float, float]:
+    """Unfused attention: separate kernels that run one after the other (Korthikanti et al. 2022, sec. 4.1): QK^T
+    writes the scores, softmax reads and writes them, dropout reads and writes them, AV reads them. The two batched
+    GEMMs are priced by their own shapes (inner dimension = head size for QK^T, key length for AV)."""
+    s_local, seq_len = shard.seq_len // shard.sp, shard.seq_len
+    act_prec = _act_precision(shard.precision)
+    abpe = BYTES_PER_ELEMENT[act_prec]
+    heads_local = model.heads / shard.tp
+    scores = shard.micro_batch * heads_local * s_local * seq_len
+    rows = shard.micro_batch * heads_local * s_local
+    head_dim = model.hidden / model.heads
+    t_qk = acc.gemm_time_s(rows, head_dim, seq_len, precision=act_prec, bytes_per_element=abpe)
+    t_av = acc.gemm_time_s(rows, seq_len, head_dim, precision=act_prec, bytes_per_element=abpe)
+    softmax_dropout_s = acc.op_time_s(flops=0.0, bytes_moved=4 * scores * abpe, precision=act_prec, n_kernels=2)
+    fwd_s = t_qk + t_av + softmax_dropout_s
+    # backward: dV, dP, dQ, dK (two GEMMs per forward GEMM, same shapes), dropout backward (read, write) and
+    # softmax backward (read the gradient and the probabilities, write): 10 passes over the scores in all
+    bwd_s = 2 * (t_qk + t_av) + acc.op_time_s(flops=0.0, bytes_moved=5 * scores * abpe, precision=act_prec,
+                                              n_kernels=2)
+    return fwd_s, bwd_s
+
+
+def elementwise_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tuple[float, float]:
+    """(forward, backward) seconds of the element-wise passes: 2 norms (r+w), 2 residual adds (2r+w), the
+    activation over the MLP width, rotary embeddings, and the fp8 casts."""
+    tp, precision = shard.tp, shard.precision
+    abpe = BYTES_PER_ELEMENT[_act_precision(precision)]
+    h, f, kv = model.hidden, model.ffn, model.kv_dim
+    tokens = _tokens(shard)
+    act_tokens = tokens / tp if shard.sequence_parallel else tokens
     ew_bytes = (2 * 2 + 2 * 3) * act_tokens * h * abpe + (3 if model.gated_mlp else 2) * tokens * f / tp * abpe
     ew_bwd_bytes = 2 * ew_bytes
     if model.position is Position.ROTARY:
@@ -147,42 +184,55 @@ def layer_cost(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> LayerC
         # written transposed, 1 byte per element (TE docs, "Handling transposes": cast-transpose kernels).
         tn = 1 if acc.fp8_tn_only else 0
         gemm_in_width = h + h / tp + h + f / tp  # QKV, output projection, MLP up, MLP down inputs
-        gemm_out_width = (h + 2 * kv) / tp + h + up_width + h
+        gemm_out_width = (h + 2 * kv) / tp + h + _up_width(model, tp) + h
         ew_bytes += tokens * (3 * h / tp + tn * gemm_in_width)
         ew_bwd_bytes += tokens * (3 + tn) * gemm_out_width
-    ew_fwd_s = acc.op_time_s(flops=0.0, bytes_moved=ew_bytes, precision=precision, n_kernels=5)
-    ew_bwd_s = acc.op_time_s(flops=0.0, bytes_moved=ew_bwd_bytes, precision=precision, n_kernels=5)
+    return (acc.op_time_s(flops=0.0, bytes_moved=ew_bytes, precision=precision, n_kernels=5),
+            acc.op_time_s(flops=0.0, bytes_moved=ew_bwd_bytes, precision=precision, n_kernels=5))
 
-    fwd_s = gemm_fwd_s + attn_fwd_s + ew_fwd_s
-    # backward GEMMs: activation gradient and weight gradient, each as many FLOPs as the forward
-    bwd_s = 2 * gemm_fwd_s + attn_bwd_s + ew_bwd_s
-    fwd_flops = gemm_flops + attn_flops
-    bwd_flops = 2 * gemm_flops + 2 * attn_flops
-    if recompute is Recompute.FULL:
-        rec_s, rec_flops = fwd_s, fwd_flops
-    elif recompute is Recompute.SELECTIVE:
-        rec_s, rec_flops = attn_fwd_s, attn_flops
-    else:
-        rec_s, rec_flops = 0.0, 0.0
 
-    # --- stored activations per layer (Korthikanti et al. 2022, eqs. 1-5), generalised to GQA and gated MLPs ---
-    sbh = tokens * h
+def stored_activation_bytes(model: ModelSpec, shard: LayerShard) -> float:
+    """Activation bytes one layer stores per micro-batch on one rank (Korthikanti et al. 2022, eqs. 1-5),
+    generalised to GQA and gated MLPs."""
+    tp, sequence_parallel = shard.tp, shard.sequence_parallel
+    h, f, kv, a = model.hidden, model.ffn, model.kv_dim, model.heads
+    sbh = _tokens(shard) * h
+    if shard.recompute is Recompute.FULL:
+        return 2 * sbh / (tp if sequence_parallel else 1)
     attn_coef = 2 + 2 + 4 * kv / h + 2 + 1  # QKV input, Q, K+V, projection input, dropout mask (11 for MHA)
     mlp_coef = 2 + (f / h) * 2 * (1 + (2 if model.gated_mlp else 1)) + 1  # 19 for a 4h GELU MLP
     norm_coef = 4
-    score_coef = 0.0 if flash else 5.0 * a * seq_len / h
-    if recompute is Recompute.FULL:
-        act = 2 * sbh / (tp if sequence_parallel else 1)
+    if sequence_parallel:
+        base = (attn_coef + mlp_coef + norm_coef) * sbh / tp
     else:
-        if sequence_parallel:
-            base = (attn_coef + mlp_coef + norm_coef) * sbh / tp
-        else:
-            # layer-norm inputs, dropout masks and the first-linear inputs are replicated across TP
-            replicated = 10.0 * sbh
-            base = replicated + (attn_coef + mlp_coef + norm_coef - 10.0) * sbh / tp
-        if recompute is Recompute.NONE:
-            base += score_coef * sbh / tp
-        act = base
+        # layer-norm inputs, dropout masks and the first-linear inputs are replicated across TP
+        replicated = 10.0 * sbh
+        base = replicated + (attn_coef + mlp_coef + norm_coef - 10.0) * sbh / tp
+    if shard.recompute is Recompute.NONE:
+        score_coef = 0.0 if shard.flash else 5.0 * a * shard.seq_len / h
+        base += score_coef * sbh / tp
+    return base
+
+
+@register
+@lru_cache(maxsize=1 << 16)
+def layer_cost(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> LayerCost:
+    """Cost of one layer on one rank for one micro-batch (priced once, reused for every layer): the weight GEMMs,
+    the attention core and the element-wise passes; the backward GEMMs (activation and weight gradients) take
+    twice the forward's FLOPs."""
+    gemm_fwd_s, gemm_flops = weight_gemms(model, acc, shard)
+    attn_fwd_s, attn_bwd_s, attn_flops = attention_core(model, acc, shard)
+    ew_fwd_s, ew_bwd_s = elementwise_s(model, acc, shard)
+    fwd_s = gemm_fwd_s + attn_fwd_s + ew_fwd_s
+    bwd_s = 2 * gemm_fwd_s + attn_bwd_s + ew_bwd_s
+    fwd_flops = gemm_flops + attn_flops
+    bwd_flops = 2 * gemm_flops + 2 * attn_flops
+    if shard.recompute is Recompute.FULL:
+        rec_s, rec_flops = fwd_s, fwd_flops
+    elif shard.recompute is Recompute.SELECTIVE:
+        rec_s, rec_flops = attn_fwd_s, attn_flops
+    else:
+        rec_s, rec_flops = 0.0, 0.0
     return LayerCost(
         fwd_s=fwd_s,
         bwd_s=bwd_s,
@@ -192,7 +242,7 @@ def layer_cost(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> LayerC
         fwd_flops=fwd_flops,
         bwd_flops=bwd_flops,
         recompute_flops=rec_flops,
-        act_bytes=act,
+        act_bytes=stored_activation_bytes(model, shard),
     )
 
 

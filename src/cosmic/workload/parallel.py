@@ -73,17 +73,45 @@ def span_columns(degrees_in_order: list[Any], dim_sizes: list[Any]) -> tuple[lis
 
 
 @register
+@lru_cache(maxsize=4096)
+def layout_order(tp: int, sp: int, dp: int, pp: int, rank_order: tuple[str, ...]) -> tuple[str, ...]:
+    """`rank_order` with the groups of degree 1 moved to the end: a group of one rank has no extent, so rank orders
+    that differ only in where it sits place every group identically (and fit the network alike).
+
+    Example:
+        >>> layout_order(8, 1, 4, 1, ("sp", "tp", "pp", "dp"))
+        ('tp', 'dp', 'sp', 'pp')
+    """
+    deg = {"tp": tp, "sp": sp, "dp": dp, "pp": pp}
+    return tuple(n for n in rank_order if deg[n] > 1) + tuple(n for n in rank_order if deg[n] == 1)
+
+
+@register
 @lru_cache(maxsize=65536)
 def _group_spans(
     degrees_in_order: tuple[int, ...], rank_order: tuple[str, ...], dim_sizes: tuple[int, ...]
 ) -> tuple[tuple[str, tuple[Span, ...]], ...]:
-    """Footprint of every parallel group on the network dimensions (`span_columns` for one layout).
+    """Footprint of every parallel group on the network dimensions (`layout_spans`, remembered).
 
     Example:
         >>> s = group_spans({"tp": 8, "sp": 1, "dp": 4, "pp": 2}, ("tp", "sp", "dp", "pp"), (8, 8))
         >>> s["tp"], s["dp"]
         ((Span(dim_index=0, members=8, stride=1),), (Span(dim_index=1, members=4, stride=1),))
     """
+    members, stride = layout_spans(degrees_in_order, rank_order, dim_sizes)
+    out = []
+    for j, name in enumerate(rank_order):
+        spans = tuple(
+            Span(i, members[j][i], stride[j][i]) for i in range(len(dim_sizes)) if members[j][i] > 1
+        )
+        out.append((name, spans))
+    return tuple(out)
+
+
+def layout_spans(degrees_in_order: tuple[int, ...], rank_order: tuple[str, ...],
+                 dim_sizes: tuple[int, ...]) -> tuple[list[list[int]], list[list[int]]]:
+    """``(members, stride)`` of `span_columns` for one layout (position j of `rank_order`, dimension i), or
+    InfeasibleError naming the first group that does not align with a dimension."""
     members, stride, failed = span_columns(list(degrees_in_order), list(dim_sizes))
     if failed >= 0:
         j, i = divmod(failed, len(dim_sizes))
@@ -92,10 +120,4 @@ def _group_spans(
             f"parallel group {rank_order[j]}={degrees_in_order[j]} (ranks {apart} apart) does not fit network "
             f"dimension {i} of {dim_sizes[i]} NPUs: choose degrees whose products align with the dimension sizes"
         )
-    out = []
-    for j, name in enumerate(rank_order):
-        spans = tuple(
-            Span(i, members[j][i], stride[j][i]) for i in range(len(dim_sizes)) if members[j][i] > 1
-        )
-        out.append((name, spans))
-    return tuple(out)
+    return members, stride
