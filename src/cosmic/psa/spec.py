@@ -203,7 +203,9 @@ def bandwidth_view(space: Space, view: str, auth: str) -> Derived:
                    params=(to_bytes, unit, view.startswith("npu_")), implicit=True)
 
 
-def make_rule(space: Space, target: str, rule: Any, src: list[str] | None, key: str, *, implicit: bool = False) -> Derived:
+def make_rule(
+    space: Space, target: str, rule: Any, src: list[str] | None, key: str, *, implicit: bool = False
+) -> Derived:
     file = space.file
     tdef = KNOBS[target]
 
@@ -290,8 +292,9 @@ def parse_constraints(space: Space, raw: Any) -> tuple[Constraint, ...]:
     degrees_vary = group_ci is not None or quotient
     npus_ci = next((i for i, c in enumerate(space._coords) if c.name == "npus"), None)
     if degrees_vary or npus_ci is not None or "rank_order" in kd:
-        coords = encoding.coords_of(space, "dp", None) | encoding.coords_of(space, "tp", None) | encoding.coords_of(space, "pp", None) \
-            | encoding.coords_of(space, "sp", None) | encoding.coords_of(space, "rank_order", None) | encoding.coords_of(space, "npus", None)
+        coords = frozenset().union(
+            *(encoding.coords_of(space, k, None) for k in ("dp", "tp", "pp", "sp", "rank_order", "npus"))
+        )
 
         def aligned(v: dict[str, Any]) -> bool:
             try:

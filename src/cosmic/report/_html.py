@@ -91,7 +91,7 @@ def render_html(s: StudySummary) -> str:
         figs.append(_pareto(s))
     parts = []
     for i, f in enumerate(figs):
-        parts.append(f.to_html(full_html=False, include_plotlyjs=(True if i == 0 else False)))
+        parts.append(f.to_html(full_html=False, include_plotlyjs=(i == 0)))
     summary_rows: list[tuple[str, Any]] = [
         ("study", s.study_name), ("space", s.space_name), ("agent", s.agent), ("hyper-parameters", s.hyper),
         ("seed", s.seed), ("objectives", ", ".join(f"{n} ({d})" for n, d in s.objectives)),

@@ -95,7 +95,7 @@ def make_jobs(
     else:
         cells = [(s, m, b) for m in (models or SCALING_MODELS) for s in (systems or (SCALING_SYSTEM,))
                  for b in (batches or SCALING_BATCHES)]
-    for s, m, _ in cells:
+    for s, *_ in cells:
         if s not in SYSTEMS:
             raise ConfigError(f"unknown system {s!r}; known: {', '.join(SYSTEMS)}")
     return [

@@ -507,7 +507,7 @@ def implied_recompute(row: Row, model: dict[str, Any], global_batch: int, n: int
     tflops = row.n("tflops_per_accel")
     if not tflops or (basis and "hardware" not in basis):
         return False
-    seq, l, h, v = model["seq_len"], model["layers"], model["hidden"], model.get("vocab") or 0
+    seq, layers, h, v = model["seq_len"], model["layers"], model["hidden"], model.get("vocab") or 0
     tokens = global_batch * seq
     if row.n("step_time_s"):
         step_s = row.n("step_time_s") or 0.0
@@ -518,8 +518,8 @@ def implied_recompute(row: Row, model: dict[str, Any], global_batch: int, n: int
     else:
         return False
     implied = tflops * 1e12 * step_s * n
-    four_pass = megatron_eq3(global_batch, seq, l, h, v, passes=4)
-    three_pass = megatron_eq3(global_batch, seq, l, h, v, passes=3)
+    four_pass = megatron_eq3(global_batch, seq, layers, h, v, passes=4)
+    three_pass = megatron_eq3(global_batch, seq, layers, h, v, passes=3)
     return abs(implied / four_pass - 1) < 0.05 and abs(implied - four_pass) < abs(implied - three_pass)
 
 
