@@ -171,7 +171,7 @@ def parse_derived(space: Space, raw: Any) -> tuple[Derived, ...]:
     if "zero" in changed and "weight_sharded" not in changed:
         implicit.append(derived("weight_sharded", "weight_sharded_of", ("zero",), space._codecs, implicit=True))
     npb = [k for k in ("npu_bandwidth_gibps", "npu_bandwidth_gbps") if k in changed]
-    links = [k for k in ("link_gibps", "link_gbps") if k in changed]
+    links: list[str] = [k for k in ("link_gibps", "link_gbps") if k in changed]
     if npb and not links:
         tgt = "link_gibps" if npb[0].endswith("gibps") else "link_gbps"
         implicit.append(make_rule(space, tgt, "per_link", [npb[0]], f"derived.{tgt}", implicit=True))

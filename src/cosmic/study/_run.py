@@ -90,6 +90,7 @@ def make_jobs(
         if m not in MODES:
             raise ConfigError(f"unknown mode {m!r}; known: {', '.join(MODES)}")
     bud = budgets_for(agents, budget)
+    cells: list[tuple[str, str, int | None]]  # (system, model, global_batch)
     if study == "cosmic-paper":
         cells = [(s, m, None) for m in (models or PAPER_MODELS) for s in (systems or SYSTEMS)]
     else:

@@ -108,6 +108,8 @@ def read_table(path: str | Path) -> tuple[Kind, list[Row]]:
         raise ConfigError(f"line 1: {exc}", file=file) from None
     header = [h.strip() for h in header]
     cols = set(header)
+    required: tuple[str, ...]
+    numeric: tuple[str, ...]
     if "collective" in cols or "busbw_GBps" in cols:
         kind = Kind.COLLECTIVES
         required, numeric = COLLECTIVES_REQUIRED, COLLECTIVES_NUMERIC

@@ -8,6 +8,7 @@ documented in ``docs/validation.md``; each default used is listed in the row's `
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -428,7 +429,11 @@ def plan_row(row: Row) -> Plan:
     raise Skip("no micro-batch size divides the per-replica batch")
 
 
-def _search_layout(row, n, cp, node, model, zero, vpp, make, micro_batches, defaults) -> Plan:  # type: ignore[no-untyped-def]
+def _search_layout(
+    row: Row, n: int, cp: int, node: int, model: dict[str, Any], zero: int, vpp: int | None,
+    make: Callable[[int, int, int, int, int, int | None], SystemConfig],
+    micro_batches: Callable[[int, int], list[int]], defaults: list[str],
+) -> Plan:
     """Layout not stated: the fastest layout that fits memory (tp within a node, then pp), as the authors tuned;
     among those with tp * pp equal to the model-parallel size when the notes state one."""
     best: tuple[float, SystemConfig] | None = None
