@@ -26,10 +26,12 @@ demo: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/lint-imports
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --doctest-modules src/cosmic tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_simulate.py
 
 clean:
-	rm -rf $(VENV) runs reports .pytest_cache
+	rm -rf $(VENV) runs reports .pytest_cache .mypy_cache .ruff_cache

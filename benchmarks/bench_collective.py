@@ -104,9 +104,13 @@ def main() -> None:
                     "collective": "all-reduce",
                     "npus": npus,
                     "time_ns": res.time_ns,
-                    "core_us": round(_median_us(lambda: simulate_collective(kind, SIZE, adims, tuple(algos), params),
-                                                args.repeat), 1),
-                    "call_us": round(_median_us(lambda: run_collective(kind, SIZE, net, sysf), args.repeat), 1),
+                    "core_us": round(_median_us(
+                        lambda kind=kind, adims=adims, algos=algos, params=params:
+                            simulate_collective(kind, SIZE, adims, tuple(algos), params),
+                        args.repeat), 1),
+                    "call_us": round(_median_us(
+                        lambda kind=kind, net=net, sysf=sysf: run_collective(kind, SIZE, net, sysf),
+                        args.repeat), 1),
                 }
             )
         net, sysf = _files(folder, [("Switch", 4096)], [Algorithm.HALVING_DOUBLING])

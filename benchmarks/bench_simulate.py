@@ -170,8 +170,9 @@ def main() -> None:
     s1 = run(s1_configs)
     s1_single = run(s1_configs, batch=False)
     s1_cols = run_columns(s1_configs)
+    big_npus = (16, 16, 16, 32)  # one per dimension of the example's network: zip refuses a mismatch
     big_net = base.network.model_copy(
-        update={"dims": [d.model_copy(update={"npus": k}) for d, k in zip(base.network.dims, (16, 16, 16, 32))]}
+        update={"dims": [d.model_copy(update={"npus": k}) for d, k in zip(base.network.dims, big_npus, strict=True)]}
     )
     big = base.model_copy(update={"network": big_net, "parallel": base.parallel.model_copy(update={"dp": 1024})})
     big = cosmic.config_from_dict(big.to_yaml_dict())

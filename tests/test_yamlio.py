@@ -53,11 +53,11 @@ def test_broken_yaml_is_one_line_naming_file_and_line(tmp_path: Path, text: str,
 
 
 def test_missing_and_undecodable_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="missing.yaml: file not found"):
+    with pytest.raises(ConfigError, match=r"missing\.yaml: file not found"):
         read_yaml(tmp_path / "missing.yaml")
     bad = tmp_path / "latin1.yaml"
     bad.write_bytes(b"name: caf\xe9\n")
-    with pytest.raises(ConfigError, match="latin1.yaml: cannot read: UnicodeDecodeError"):
+    with pytest.raises(ConfigError, match=r"latin1\.yaml: cannot read: UnicodeDecodeError"):
         read_yaml(bad)
 
 

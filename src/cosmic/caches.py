@@ -13,7 +13,7 @@ T = TypeVar("T")
 _REGISTRY: list[Any] = []
 
 
-class BoundedMemo(dict):  # type: ignore[type-arg]
+class BoundedMemo(dict[Any, Any]):
     """A dict that empties itself instead of growing past `limit` entries.
 
     Keys built from object ids must have their objects held in the value, so an id cannot be reused by another

@@ -70,7 +70,8 @@ def read_text(path: str | Path, what: str = "") -> str:
     except FileNotFoundError:
         raise ConfigError(f"{what or 'file'} not found", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read{' ' + what if what else ''}: {exc.__class__.__name__}", file=str(path)) from None
+        what_ = f" {what}" if what else ""
+        raise ConfigError(f"cannot read{what_}: {exc.__class__.__name__}", file=str(path)) from None
 
 
 def parse(text: str, file: str) -> Any:

@@ -374,7 +374,8 @@ def dump_yaml(data: Any) -> bytes:
 
 
 _YAML_TEXTS = [
-    b"", b"---\n", b"--- 1\n--- 2\n", b"[", b"{a: 1", b"a: b: c", b"\t- x", b"\xff\xfe\x00", b"!!python/object/apply:os.system ['true']",
+    b"", b"---\n", b"--- 1\n--- 2\n", b"[", b"{a: 1", b"a: b: c", b"\t- x", b"\xff\xfe\x00",
+    b"!!python/object/apply:os.system ['true']",
     b"a: &a [1, 2]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
     b"d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
     b"model: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\nnetwork: [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n",

@@ -82,7 +82,8 @@ REGRESSIONS = {
     "newline inside a value": b"system: cosmic-s1\nmodel: gpt3-175b\nparallel: {rank_order: \"a\\nb\"}\n"
                               b"training: {global_batch: 8}\n",
     "kernel overhead inf": b"model: gpt3-13b\naccelerator: {base: a100-80gb, kernel_overhead_us: .inf}\n"
-                           b"network: {dims: [{topology: Switch, npus: 1, link_gbps: 1}]}\ntraining: {global_batch: 8}\n",
+                           b"network: {dims: [{topology: Switch, npus: 1, link_gbps: 1}]}\n"
+                           b"training: {global_batch: 8}\n",
     "denormal bandwidth": b"model: gpt3-13b\naccelerator: a100-80gb\n"
                           b"network: {dims: [{topology: Switch, npus: 1, link_gbps: 5.0e-324}]}\n"
                           b"training: {global_batch: 8}\n",

@@ -33,7 +33,9 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_non_numeric_value_names_line_and_column(tmp_path: Path) -> None:
-    p = _write(tmp_path, "row_id,model,num_accel,accel,seq_len,step_time_s,tp\nA,m,8,H100,2048,1.0,2\nB,m,8,H100,2048,1.0,eight\n")
+    p = _write(tmp_path, "row_id,model,num_accel,accel,seq_len,step_time_s,tp\n"
+                         "A,m,8,H100,2048,1.0,2\n"
+                         "B,m,8,H100,2048,1.0,eight\n")
     with pytest.raises(ConfigError) as exc:
         read_table(p)
     msg = str(exc.value)
@@ -41,7 +43,9 @@ def test_non_numeric_value_names_line_and_column(tmp_path: Path) -> None:
 
 
 def test_quoted_multiline_cells_keep_line_numbers(tmp_path: Path) -> None:
-    p = _write(tmp_path, 'row_id,model,num_accel,accel,seq_len,step_time_s,notes\nA,m,8,H100,2048,1.0,"two\nlines"\nB,m,x,H100,2048,1.0,\n')
+    p = _write(tmp_path, 'row_id,model,num_accel,accel,seq_len,step_time_s,notes\n'
+                         'A,m,8,H100,2048,1.0,"two\nlines"\n'
+                         'B,m,x,H100,2048,1.0,\n')
     with pytest.raises(ConfigError, match=r"line 4, column 'num_accel'"):
         read_table(p)
 

@@ -117,8 +117,10 @@ def test_megatron_eq3() -> None:
     from cosmic import load_config
 
     cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "megatron-gpt3-175b-1024xa100.yaml")
-    b, s, l, h, v = 1536, 2048, 96, 12288, 51200
-    assert megatron_eq3_flops(cfg) == pytest.approx(96 * b * s * l * h * h * (1 + s / (6 * h) + v / (16 * l * h)))
+    b, s, layers, h, v = 1536, 2048, 96, 12288, 51200
+    assert megatron_eq3_flops(cfg) == pytest.approx(
+        96 * b * s * layers * h * h * (1 + s / (6 * h) + v / (16 * layers * h))
+    )
 
 
 # ---- pinned published rows (../shared/validation/training_runs.csv) -----------------------------------------------

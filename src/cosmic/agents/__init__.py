@@ -52,7 +52,7 @@ def agent_class(name: str) -> type[BaseAgent]:
     if key not in AGENTS:
         raise UnknownNameError("agent", str(name), AGENTS)
     module, _, cls = AGENTS[key].partition(":")
-    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), cls)
 
 
 def hyperparameter_defaults(name: str) -> dict[str, Any]:

@@ -245,9 +245,9 @@ class GPAgent(OptunaAgent):
     """`bo`: Bayesian optimisation with Optuna's Gaussian-process sampler (needs torch and scipy: extra ``[bo]``).
 
     Sets torch to one thread (process-wide): an ask then takes about 0.3 to 0.5 s on an 18-coordinate space instead
-    of 1 to 5 s with torch's thread pool on a busy machine. A GP's cost grows with the cube of the history; ``max_history`` caps the trials the sampler sees: past it, the
-    private study is rebuilt from the best quarter and the most recent quarter of that many (default 400), which keeps
-    each ask under a second.
+    of 1 to 5 s with torch's thread pool on a busy machine. A GP's cost grows with the cube of the history;
+    ``max_history`` caps the trials the sampler sees: past it, the private study is rebuilt from the best quarter and
+    the most recent quarter of that many (default 400), which keeps each ask under a second.
 
     Args:
         n_startup_trials: uniform trials before the GP is used (default 10).

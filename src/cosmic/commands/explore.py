@@ -115,7 +115,8 @@ def explore(
     psa: Annotated[str, typer.Argument(help="PSA YAML file or preset name (see `cosmic psa list`)")],
     agent: Annotated[str | None, typer.Option("--agent", "-a", help="random, walk, ga, aco, bo, tpe, cmaes, nsga2, "
                                               "rl, exhaustive (default ga)")] = None,
-    budget: Annotated[int | None, typer.Option("--budget", "-n", help="evaluations in the study (default 1000)")] = None,
+    budget: Annotated[int | None,
+                      typer.Option("--budget", "-n", help="evaluations in the study (default 1000)")] = None,
     time_limit: Annotated[float | None, typer.Option("--time-limit", help="stop after S seconds")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="seed: the same seed gives the same trials")] = None,
     storage: Annotated[str | None, typer.Option("--storage", help="SQLAlchemy URL or SQLite file "

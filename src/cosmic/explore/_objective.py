@@ -14,7 +14,7 @@ from cosmic.psa.objectives import ResultColumns
 from cosmic.sim import BREAKDOWN_KEYS, simulate
 from cosmic.sim.batch import simulate_columns
 from cosmic.sim.engine import simulate_if_fits
-from cosmic.sim.result import Memory
+from cosmic.sim.result import Memory, Result
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f"{k.removesuffix('_s')}_share" for k in BREAKDOWN_KEYS)
 """The observation features an evaluation gives the RL env: each breakdown component's share of the step time."""
@@ -75,6 +75,7 @@ class Evaluator:
         p = np.asarray(point, dtype=np.int64)
         try:
             cfg = self.space.decode(p)
+            result: Result | Memory
             if self.time_unfit:
                 result = simulate(cfg)
             else:
@@ -169,8 +170,8 @@ class Evaluator:
             over = np.where(cap > 0, f["memory_bytes"] / np.where(cap > 0, cap, 1.0) - 1.0, math.inf)
         eb.violation[memory] = np.maximum(over[memory], 1e-12)
         eb.violation[bad] = math.inf
-        for i in np.flatnonzero(~here):
-            eb.set_one(int(i), self.evaluate_one(pts[i]))
+        for i in np.flatnonzero(~here).tolist():
+            eb.set_one(i, self.evaluate_one(pts[i]))
         self.counts["ok"] += int(ok.sum())
         self.counts["memory"] += int(memory.sum())
         self.counts["rejected"] += int(bad.sum())

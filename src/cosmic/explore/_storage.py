@@ -228,8 +228,8 @@ class StudyStore:
                 if r.reason is not None:
                     attrs["reason"] = r.reason
                     sattrs.append({"trial_id": tid, "key": "fail_reason", "value_json": _compact(r.reason)})
-                for k, v in attrs.items():
-                    uattrs.append({"trial_id": tid, "key": k, "value_json": _compact(v)})
+                for key, val in attrs.items():
+                    uattrs.append({"trial_id": tid, "key": key, "value_json": _compact(val)})
             conn.execute(M.TrialParamModel.__table__.insert(), params)
             if values:
                 conn.execute(M.TrialValueModel.__table__.insert(), values)

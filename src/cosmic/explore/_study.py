@@ -248,7 +248,7 @@ def run_study(
             except StudyError:
                 if not worker:
                     raise
-                _check_same(_open_when_ready(store), info, agent_name, name, url)  # another worker created it
+                _check_same(_open_when_ready(store), info, agent_name, name, store.url)  # another worker created it
                 resume = True
 
     signs = np.array([1.0 if d == "minimize" else -1.0 for _, d in info["objectives"]])
@@ -269,7 +269,7 @@ def run_study(
                 best_loss, best_i = signs[0] * v[0], i
             trace.append(None if best_i is None else values[best_i][0])  # type: ignore[index]
         if len(hist):
-            ag.rebuild(hist.points, hist.values, hist.violations)
+            ag.rebuild(hist.points, hist.values, hist.violations.tolist())
     n_stored = len(values)
     target = n_stored + budget if worker else budget
     worker_tag = f"{socket.gethostname()}:{os.getpid()}" if worker else None

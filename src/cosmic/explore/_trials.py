@@ -166,7 +166,7 @@ class StoredTrial:
         if self.figures is not None:
             from cosmic.explore._study import jsonable
 
-            return jsonable(result_from_figures(self.figures).to_dict())  # type: ignore[no-any-return]
+            return jsonable(result_from_figures(self.figures).to_dict())
         return self.attrs.get("result")
 
     def config(self, space: Any) -> Any:

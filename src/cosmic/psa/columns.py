@@ -189,7 +189,8 @@ def decode_columns(space: Space, points: Any) -> tuple[StepColumns, np.ndarray]:
     cols = knob_columns(space, pc, space._build_rules)
     b = space.base
     trs, tr = _section(space, pc, space._train_keys, partial(decode.training_of, space), b.training, space._do_train)
-    accs, acc = _section(space, pc, space._acc_keys, partial(decode.accelerator_of, space), b.accelerator, space._do_acc)
+    accs, acc = _section(space, pc, space._acc_keys, partial(decode.accelerator_of, space), b.accelerator,
+                         space._do_acc)
     rank_orders = space._codecs["rank_order"].table or ()
     columns = StepColumns(
         n=n,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -66,7 +67,7 @@ def prepare_builders(space: Space) -> None:
     space._par_get = tuple_getter(space._par_keys)
     space._train_get = tuple_getter(space._train_keys)
     space._acc_keys = tuple(k for k in ("peak_tflops", "mem_gb", "mem_bw_gbps") if k in ch)
-    space._cache: dict[Any, Any] = {}
+    space._cache = {}
     space._tables = None  # cosmic.psa.columns.coord_tables
     space._base_dims = tuple(b.network.dims)
     space._prec = b.training.precision.value
@@ -131,9 +132,9 @@ def network_of(space: Space, v: dict[str, Any]) -> Any:
     for i, bd in enumerate(space._base_dims):
         bw = v[lk][i] if lk else None
         key = ("dim", i, v["topology"][i], v["npus"][i], v["latency_ns"][i], bw)
-        dims.append(cached(space, key, lambda i=i, bd=bd, bw=bw: make_dim(space, bd, v, i, bw)))
-    key = ("net", tuple(id(d) for d in dims))
-    return cached(space, key, lambda: space.base.network.model_copy(update={"dims": dims}))
+        dims.append(cached(space, key, partial(make_dim, space, bd, v, i, bw)))
+    net_key = ("net", tuple(id(d) for d in dims))
+    return cached(space, net_key, lambda: space.base.network.model_copy(update={"dims": dims}))
 
 
 def accelerator_of(space: Space, v: dict[str, Any]) -> Any:

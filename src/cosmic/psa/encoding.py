@@ -47,7 +47,7 @@ def build_coords(space: Space) -> None:
     coords: list[Coord] = []
     quotient = next((d for d in space.derived if d.rule == "npus_quotient"), None)
     group = [k for k in STRUCTURAL if k in kd]
-    space._group_checks: list[tuple[str, Callable[[dict[str, Any]], bool]]] = structural_checks(space)
+    space._group_checks = structural_checks(space)
     if group:
         combos = workload_combos(space, group, quotient)
         if not combos:
@@ -58,7 +58,7 @@ def build_coords(space: Space) -> None:
                 + f" for the declared domains of {', '.join(group)} ({space.n_npus} NPUs)",
             )
         labels = [",".join(f"{k}={label(c[k])}" for k in group) for c in combos]
-        assign = [tuple((k, None, c[k]) for k in group) for c in combos]
+        assign: list[tuple[tuple[str, int | None, Any], ...]] = [tuple((k, None, c[k]) for k in group) for c in combos]
         coords.append(Coord(",".join(group), tuple(group), labels, assign))
     elif quotient is not None:
         v = dict(space._bv)
@@ -96,8 +96,8 @@ def build_coords(space: Space) -> None:
             coords.append(Coord(name, (name,), [label(x) for x in vals], [((name, None, x),) for x in vals],
                                  numeric))
     space._coords = coords
-    space.dim_names: tuple[str, ...] = tuple(c.name for c in coords)
-    space.cardinalities: tuple[int, ...] = tuple(c.card for c in coords)
+    space.dim_names = tuple(c.name for c in coords)
+    space.cardinalities = tuple(c.card for c in coords)
     space._card = np.array(space.cardinalities, dtype=np.int64)
     space._perdim_written = tuple(
         sorted({a[0] for c in coords for asg in c.assign for a in asg if a[1] is not None})

@@ -131,14 +131,14 @@ def _name(node: ast.Name, known: set[str], refs: set[tuple[str, int | None]], in
 
 def _compile(node: ast.AST, known: set[str], refs: set[tuple[str, int | None]]) -> Fn:
     if isinstance(node, ast.Constant):
-        c = node.value
-        if isinstance(c, (bool, int, float, str)):
-            return lambda v: c
-        raise ExprError(f"literal {c!r} is not allowed")
+        const = node.value
+        if isinstance(const, (bool, int, float, str)):
+            return lambda v: const
+        raise ExprError(f"literal {const!r} is not allowed")
     if isinstance(node, ast.Name):
         if node.id in ("true", "false"):
-            b = node.id == "true"
-            return lambda v: b
+            flag = node.id == "true"
+            return lambda v: flag
         return _name(node, known, refs, None)
     if isinstance(node, (ast.List, ast.Tuple)):
         items = [_compile(e, known, refs) for e in node.elts]

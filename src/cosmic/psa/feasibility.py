@@ -150,9 +150,9 @@ def components(space: Space) -> list[Component]:
         return x
 
     for c in cons:
-        cs = sorted(c.coords)
-        for a in cs[1:]:
-            parent[find(a)] = find(cs[0])
+        ci = sorted(c.coords)
+        for a in ci[1:]:
+            parent[find(a)] = find(ci[0])
     groups: dict[int, list[Constraint]] = {}
     for c in cons:
         if c.coords:

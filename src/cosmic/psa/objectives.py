@@ -102,7 +102,7 @@ class Objective:
                 + f"; known: {', '.join(OBJECTIVE_NAMES)}",
                 file=file, key=key,
             )
-        fn, default, desc = _DEFS[name]
+        _fn, default, desc = _DEFS[name]
         if direction is None:
             direction = default
         d = str(direction).lower().replace("minimise", "minimize").replace("maximise", "maximize")

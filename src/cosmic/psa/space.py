@@ -21,8 +21,9 @@ builds the coordinates, :mod:`cosmic.psa.feasibility` counts, samples and checks
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,13 +33,16 @@ from cosmic.psa import decode as _decode
 from cosmic.psa import encoding as _encoding
 from cosmic.psa import feasibility as _feasibility
 from cosmic.psa import spec as _spec
-from cosmic.psa._common import STRUCTURAL, Constraint, fmt_err, plain
+from cosmic.psa._common import STRUCTURAL, Constraint, Coord, fmt_err, plain
 from cosmic.psa.domain import Knob
 from cosmic.psa.knobs import STACKS, base_values, constants
 from cosmic.psa.objectives import Objective
 from cosmic.psa.rules import Derived, make_codecs
 from cosmic.sim.columns import StepColumns
 from cosmic.sim.config import Schedule, SystemConfig
+
+if TYPE_CHECKING:
+    from cosmic.network.topology import NetworkDim
 
 __all__ = ["Constraint", "Derived", "Space"]
 
@@ -61,10 +65,42 @@ class Space:
         True
     """
 
+    # The compilation steps in the sibling modules set these on the space they are given.
+    # cosmic.psa.encoding.build_coords:
+    dim_names: tuple[str, ...]
+    cardinalities: tuple[int, ...]
+    _group_checks: list[tuple[str, Callable[[dict[str, Any]], bool]]]
+    _coords: list[Coord]
+    _card: np.ndarray
+    _perdim_written: tuple[str, ...]
+    _lookup: list[dict[Any, int]]
+    _scalar_assign: list[list[dict[str, Any]]]
+    # cosmic.psa.decode.prepare_builders:
+    _par_keys: tuple[str, ...]
+    _train_keys: tuple[str, ...]
+    _coll_keys: tuple[str, ...]
+    _acc_keys: tuple[str, ...]
+    _do_par: bool
+    _do_train: bool
+    _do_coll: bool
+    _do_net: bool
+    _do_acc: bool
+    _link_key: str | None
+    _par_get: Callable[[dict[str, Any]], tuple[Any, ...]]
+    _train_get: Callable[[dict[str, Any]], tuple[Any, ...]]
+    _cache: dict[Any, Any]
+    _tables: _columns.CoordTables | None  # built on first use by cosmic.psa.columns.coord_tables
+    _base_dims: tuple[NetworkDim, ...]
+    _prec: str
+    # cosmic.psa.feasibility.count (and the samplers, which count draws):
     size_total: int
     box_size: int
     size_feasible: int
     size_method: str
+    _components: list[_feasibility.Component]
+    _box_feasible: int
+    _drawn: int
+    _accepted: int
 
     def __init__(self, data: Any, *, file: str | None = None, name: str | None = None,
                  base_dir: Path | None = None) -> None:

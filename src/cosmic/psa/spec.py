@@ -171,7 +171,7 @@ def parse_derived(space: Space, raw: Any) -> tuple[Derived, ...]:
     if "zero" in changed and "weight_sharded" not in changed:
         implicit.append(derived("weight_sharded", "weight_sharded_of", ("zero",), space._codecs, implicit=True))
     npb = [k for k in ("npu_bandwidth_gibps", "npu_bandwidth_gbps") if k in changed]
-    links = [k for k in ("link_gibps", "link_gbps") if k in changed]
+    links: list[str] = [k for k in ("link_gibps", "link_gbps") if k in changed]
     if npb and not links:
         tgt = "link_gibps" if npb[0].endswith("gibps") else "link_gbps"
         implicit.append(make_rule(space, tgt, "per_link", [npb[0]], f"derived.{tgt}", implicit=True))
@@ -203,7 +203,9 @@ def bandwidth_view(space: Space, view: str, auth: str) -> Derived:
                    params=(to_bytes, unit, view.startswith("npu_")), implicit=True)
 
 
-def make_rule(space: Space, target: str, rule: Any, src: list[str] | None, key: str, *, implicit: bool = False) -> Derived:
+def make_rule(
+    space: Space, target: str, rule: Any, src: list[str] | None, key: str, *, implicit: bool = False
+) -> Derived:
     file = space.file
     tdef = KNOBS[target]
 
@@ -290,8 +292,9 @@ def parse_constraints(space: Space, raw: Any) -> tuple[Constraint, ...]:
     degrees_vary = group_ci is not None or quotient
     npus_ci = next((i for i, c in enumerate(space._coords) if c.name == "npus"), None)
     if degrees_vary or npus_ci is not None or "rank_order" in kd:
-        coords = encoding.coords_of(space, "dp", None) | encoding.coords_of(space, "tp", None) | encoding.coords_of(space, "pp", None) \
-            | encoding.coords_of(space, "sp", None) | encoding.coords_of(space, "rank_order", None) | encoding.coords_of(space, "npus", None)
+        coords = frozenset().union(
+            *(encoding.coords_of(space, k, None) for k in ("dp", "tp", "pp", "sp", "rank_order", "npus"))
+        )
 
         def aligned(v: dict[str, Any]) -> bool:
             try:

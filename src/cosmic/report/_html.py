@@ -59,7 +59,7 @@ def _pareto(s: StudySummary) -> Any:
     fig.add_trace(go.Scattergl(x=[v[0] for i, v in feas if i not in front], y=[v[1] for i, v in feas if i not in front],
                                mode="markers", name="feasible", marker={"size": 4, "opacity": 0.4,
                                                                          "color": "#95a5a6"}))
-    pf = sorted((s.values[i] for i in front), key=lambda v: v[0])  # type: ignore[index]
+    pf = sorted((v for i in front if (v := s.values[i]) is not None), key=lambda v: v[0])  # the front is feasible
     fig.add_trace(go.Scatter(x=[v[0] for v in pf], y=[v[1] for v in pf], mode="lines+markers",
                              name="Pareto front", marker={"size": 8, "color": "#c0392b"}))
     fig.update_layout(title=f"Pareto front: {n0} vs {n1}", xaxis_title=n0, yaxis_title=n1,
@@ -91,7 +91,7 @@ def render_html(s: StudySummary) -> str:
         figs.append(_pareto(s))
     parts = []
     for i, f in enumerate(figs):
-        parts.append(f.to_html(full_html=False, include_plotlyjs=(True if i == 0 else False)))
+        parts.append(f.to_html(full_html=False, include_plotlyjs=(i == 0)))
     summary_rows: list[tuple[str, Any]] = [
         ("study", s.study_name), ("space", s.space_name), ("agent", s.agent), ("hyper-parameters", s.hyper),
         ("seed", s.seed), ("objectives", ", ".join(f"{n} ({d})" for n, d in s.objectives)),
@@ -104,8 +104,8 @@ def render_html(s: StudySummary) -> str:
     ]
     knob_rows = sorted((s.best_knobs or {}).items())
     res = s.best_result or {}
-    res_rows = [(k, res[k]) for k in ("step_time_s", "tokens_per_s", "mfu", "memory_per_device_gb",
-                                      "memory_capacity_gb", "network_cost_usd") if k in res]
+    res_keys = ("step_time_s", "tokens_per_s", "mfu", "memory_per_device_gb", "memory_capacity_gb", "network_cost_usd")
+    res_rows: list[tuple[str, Any]] = [(k, res[k]) for k in res_keys if k in res]
     style = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}"
              "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ddd;padding:4px 10px;"
              "text-align:left;font-size:14px}th{background:#f4f6f7}h2{margin-top:1.6em}")

@@ -8,6 +8,7 @@ breakdown) are read from a second simulation of its configuration, so the CSV of
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -141,10 +142,8 @@ def _trial_rows(space: Any, points: list[np.ndarray], values: list[Any], viol: l
     for i, (p, v, vi) in enumerate(zip(points, values, viol, strict=True)):
         status = "ok" if v is not None else ("rejected" if math.isinf(vi) else "memory")
         row: dict[str, Any] = {"trial": i, "status": status, "objective": None if v is None else float(v[0])}
-        try:
+        with contextlib.suppress(CosmicError):  # a design the simulator rejects keeps only its status
             row.update(metrics(simulate(space.decode(p))))
-        except CosmicError:
-            pass
         row["knobs"] = _plain(space.knobs(p))
         row["point"] = [int(x) for x in p]
         rows.append(row)

@@ -126,7 +126,7 @@ def _convergence_fig(cells: list[dict[str, Any]], results: list[JobResult], titl
             idx = list(range(0, n, step))
             if n and idx[-1] != n - 1:
                 idx.append(n - 1)
-            y = [None if r.trace[i] is None else r.trace[i] / base for i in idx]
+            y = [None if (t := r.trace[i]) is None else t / base for i in idx]
             fig.add_trace(go.Scatter(x=[i + 1 for i in idx], y=y, mode="lines", name=j.agent,
                                      legendgroup=j.agent, showlegend=j.agent not in shown,
                                      line={"color": palette[agents.index(j.agent) % len(palette)],

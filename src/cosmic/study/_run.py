@@ -90,12 +90,13 @@ def make_jobs(
         if m not in MODES:
             raise ConfigError(f"unknown mode {m!r}; known: {', '.join(MODES)}")
     bud = budgets_for(agents, budget)
+    cells: list[tuple[str, str, int | None]]  # (system, model, global_batch)
     if study == "cosmic-paper":
         cells = [(s, m, None) for m in (models or PAPER_MODELS) for s in (systems or SYSTEMS)]
     else:
         cells = [(s, m, b) for m in (models or SCALING_MODELS) for s in (systems or (SCALING_SYSTEM,))
                  for b in (batches or SCALING_BATCHES)]
-    for s, m, _ in cells:
+    for s, *_ in cells:
         if s not in SYSTEMS:
             raise ConfigError(f"unknown system {s!r}; known: {', '.join(SYSTEMS)}")
     return [

@@ -18,7 +18,7 @@ import numpy as np
 from cosmic.agents import Agent, BaseAgent, agent_class
 
 
-def _flags(cls: type) -> None:
+def _flags(cls: type[BaseAgent]) -> None:
     assert isinstance(cls.name, str) and cls.name, f"{cls.__name__}.name must be a non-empty string"
     for flag in ("multi_objective", "times_unfit_points", "wants_features", "repeats_points"):
         assert isinstance(getattr(cls, flag), bool), f"{cls.name}.{flag} must be a bool"

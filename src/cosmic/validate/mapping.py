@@ -83,7 +83,8 @@ NODE_DEFAULTS: dict[str, NodeDefaults] = {
     "b200": NodeDefaults(8, "nvlink5", "ib-ndr", "DGX B200: 8 GPUs, 8x 400 Gb/s ConnectX-7 (H029 rate)"),
     "gb200": NodeDefaults(72, "nvlink5", "ib-ndr", "GB200 NVL72: 72-GPU NVLink domain (H008)"),
     "b300": NodeDefaults(8, "nvlink5", "ib-xdr", "DGX B300: 8 GPUs, 8x 800 Gb/s ConnectX-8 (H030)"),
-    "gb300": NodeDefaults(72, "nvlink5", "ib-xdr", "GB300 NVL72: 72-GPU NVLink domain, one 800 Gb/s ConnectX-8 per GPU"),
+    "gb300": NodeDefaults(72, "nvlink5", "ib-xdr",
+                          "GB300 NVL72: 72-GPU NVLink domain, one 800 Gb/s ConnectX-8 per GPU"),
     "mi300x": NodeDefaults(8, "infinity-fabric", "roce-400g", "8x MI300X fully connected, 400 Gb/s per GPU"),
     "tpu-v4": NodeDefaults(4, "ici-v4", "dcn-v5p", "TPU v4: a 3-D ICI torus of up to 4096 chips", 4096, 3),
     "tpu-v5p": NodeDefaults(4, "ici-v5p", "dcn-v5p", "TPU v5p: a 3-D ICI torus of up to 8960 chips (H010)", 8960, 3),
@@ -240,9 +241,9 @@ def sharding(text: str) -> Sharding:
     degree = int(m.group(1)) if m else None
     if "shard_grad_op" in t or "zero-2" in t or "zero2" in t or "zero stage 2" in t:
         return Sharding(2, 1)
-    if "zero-1" in t or "zero1" in t or "distributed optimizer" in t or "dist_optimizer" in t:
-        if degree is None or degree == 0 or "fsdp=0" in t:
-            return Sharding(1, 1)
+    zero1 = "zero-1" in t or "zero1" in t or "distributed optimizer" in t or "dist_optimizer" in t
+    if zero1 and (degree is None or degree == 0 or "fsdp=0" in t):
+        return Sharding(1, 1)
     if degree == 0:
         return Sharding(0, 1)
     if "full_shard" in t or "zero-3" in t or "zero3" in t or "fsdp" in t:

@@ -74,7 +74,8 @@ def _number(text: str, *, file: str, line: int, column: str) -> float:
     try:
         v = float(t)
     except ValueError:
-        raise ConfigError(f"{text.strip()!r} is not a number", file=file, key=f"line {line}, column {column!r}") from None
+        raise ConfigError(f"{text.strip()!r} is not a number", file=file,
+                          key=f"line {line}, column {column!r}") from None
     if v != v or v in (float("inf"), float("-inf")):
         raise ConfigError(f"{text.strip()!r} is not a finite number", file=file, key=f"line {line}, column {column!r}")
     if v < 0:
@@ -107,6 +108,8 @@ def read_table(path: str | Path) -> tuple[Kind, list[Row]]:
         raise ConfigError(f"line 1: {exc}", file=file) from None
     header = [h.strip() for h in header]
     cols = set(header)
+    required: tuple[str, ...]
+    numeric: tuple[str, ...]
     if "collective" in cols or "busbw_GBps" in cols:
         kind = Kind.COLLECTIVES
         required, numeric = COLLECTIVES_REQUIRED, COLLECTIVES_NUMERIC

@@ -8,6 +8,7 @@ documented in ``docs/validation.md``; each default used is listed in the row's `
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -428,7 +429,11 @@ def plan_row(row: Row) -> Plan:
     raise Skip("no micro-batch size divides the per-replica batch")
 
 
-def _search_layout(row, n, cp, node, model, zero, vpp, make, micro_batches, defaults) -> Plan:  # type: ignore[no-untyped-def]
+def _search_layout(
+    row: Row, n: int, cp: int, node: int, model: dict[str, Any], zero: int, vpp: int | None,
+    make: Callable[[int, int, int, int, int, int | None], SystemConfig],
+    micro_batches: Callable[[int, int], list[int]], defaults: list[str],
+) -> Plan:
     """Layout not stated: the fastest layout that fits memory (tp within a node, then pp), as the authors tuned;
     among those with tp * pp equal to the model-parallel size when the notes state one."""
     best: tuple[float, SystemConfig] | None = None
@@ -507,7 +512,7 @@ def implied_recompute(row: Row, model: dict[str, Any], global_batch: int, n: int
     tflops = row.n("tflops_per_accel")
     if not tflops or (basis and "hardware" not in basis):
         return False
-    seq, l, h, v = model["seq_len"], model["layers"], model["hidden"], model.get("vocab") or 0
+    seq, layers, h, v = model["seq_len"], model["layers"], model["hidden"], model.get("vocab") or 0
     tokens = global_batch * seq
     if row.n("step_time_s"):
         step_s = row.n("step_time_s") or 0.0
@@ -518,8 +523,8 @@ def implied_recompute(row: Row, model: dict[str, Any], global_batch: int, n: int
     else:
         return False
     implied = tflops * 1e12 * step_s * n
-    four_pass = megatron_eq3(global_batch, seq, l, h, v, passes=4)
-    three_pass = megatron_eq3(global_batch, seq, l, h, v, passes=3)
+    four_pass = megatron_eq3(global_batch, seq, layers, h, v, passes=4)
+    three_pass = megatron_eq3(global_batch, seq, layers, h, v, passes=3)
     return abs(implied / four_pass - 1) < 0.05 and abs(implied - four_pass) < abs(implied - three_pass)
 
 

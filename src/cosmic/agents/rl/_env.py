@@ -23,7 +23,8 @@ class CosmicEnv(gymnasium.Env[np.ndarray, np.ndarray]):
 
     * Action: a point of the PSA's encoded space, ``MultiDiscrete(space.cardinalities)``.
     * Observation: the last design's coordinates scaled to [0, 1], then the ``n_features`` features that
-      ``evaluate`` returned for it (the explorer gives the step-time breakdown shares), then a flag that is 0 when the last action broke a static constraint.
+      ``evaluate`` returned for it (the explorer gives the step-time breakdown shares), then a flag that is 0 when the
+      last action broke a static constraint.
     * Reward: ``evaluate``'s reward for a design that satisfies the PSA's static constraints. A design that breaks
       them is not evaluated: its reward is ``-(1 + number of violated constraints)`` and the observation keeps the
       previous design.
@@ -36,7 +37,9 @@ class CosmicEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         n_features: length of the feature vector ``evaluate`` returns.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    # gymnasium.Env declares `metadata` as an instance attribute (wrappers replace it per env), so it cannot be
+    # re-declared ClassVar here (mypy: "cannot override instance variable with class variable").
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
 
     def __init__(self, space: Any, evaluate: Evaluate, n_features: int = 9) -> None:
         self.space = space

@@ -6,7 +6,7 @@ import math
 import queue
 import threading
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import numpy as np
 
@@ -20,6 +20,17 @@ class _Stop(Exception):
 
 
 _STOP = object()
+
+
+class _Hyper(TypedDict):
+    n_steps: int
+    batch_size: int
+    n_epochs: int
+    learning_rate: float
+    gamma: float
+    ent_coef: float
+    episode_steps: int
+    n_features: int
 
 
 class PPOAgent(BaseAgent):
@@ -78,9 +89,11 @@ class PPOAgent(BaseAgent):
             ) from None
         if n_steps < 2 or batch_size < 2 or n_epochs < 1 or episode_steps < 1:
             raise ConfigError("rl: n_steps and batch_size must be >= 2, n_epochs and episode_steps >= 1")
-        self.hyper = {"n_steps": int(n_steps), "batch_size": int(batch_size), "n_epochs": int(n_epochs),
-                      "learning_rate": float(learning_rate), "gamma": float(gamma), "ent_coef": float(ent_coef),
-                      "episode_steps": int(episode_steps), "n_features": int(n_features)}
+        self.hyper: _Hyper = {
+            "n_steps": int(n_steps), "batch_size": int(batch_size), "n_epochs": int(n_epochs),
+            "learning_rate": float(learning_rate), "gamma": float(gamma), "ent_coef": float(ent_coef),
+            "episode_steps": int(episode_steps), "n_features": int(n_features),
+        }
         self._asks: queue.Queue[Any] = queue.Queue()
         self._tells: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -98,7 +111,7 @@ class PPOAgent(BaseAgent):
         msg = self._tells.get()
         if msg is _STOP:
             raise _Stop
-        return msg  # type: ignore[no-any-return]
+        return msg
 
     def _learn(self) -> None:
         try:
