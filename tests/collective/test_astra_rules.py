@@ -54,7 +54,7 @@ def params(**kw) -> AstraParams:
 
 
 def ref_ring(kind: Collective, topo: Topology, p: int, d: int, bw: float = 50.0, lat: float = 500.0) -> int:
-    def N(m: int, h: int) -> int:  # noqa: N802
+    def N(m: int, h: int) -> int:
         return globals()["N"](m, h, bw, lat)
 
     h = 2 if topo is Topology.SWITCH else 1
@@ -87,7 +87,7 @@ def ref_direct(kind: Collective, topo: Topology, p: int, d: int, bw: float = 50.
 
 
 def ref_hd(kind: Collective, topo: Topology, p: int, d: int, bw: float = 50.0, lat: float = 500.0) -> int:
-    def N(m: int, h: int) -> int:  # noqa: N802
+    def N(m: int, h: int) -> int:
         return globals()["N"](m, h, bw, lat)
 
     levels = int(math.log2(p))
@@ -302,7 +302,7 @@ def test_multi_dimension_double_binary_tree_runs_per_npu_class() -> None:
 
 
 def test_halving_doubling_all_to_all_rejected() -> None:
-    with pytest.raises(ConfigError, match="all-to-all-implementation.*rejects halvingDoubling"):
+    with pytest.raises(ConfigError, match=r"all-to-all-implementation.*rejects halvingDoubling"):
         simulate_collective(A2A, 2**20, (dim(Topology.SWITCH, 8),), (HD,), params())
 
 

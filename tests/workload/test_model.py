@@ -41,8 +41,8 @@ def test_required_models_present() -> None:
 def test_gpt3_175b_exact_closed_form() -> None:
     """12 l h^2 (1 + 13/12h) + (V + s) h + final norm: the GPT-3 count (Narayanan et al. 2021, section 5.1)."""
     m = ModelSpec(**catalog.get_model("gpt3-175b"))
-    l, h, V, s = m.layers, m.hidden, m.vocab, m.seq_len
-    expected = 12 * l * h * h * (1 + 13 / (12 * h)) + (V + s) * h + 2 * h
+    n_layers, h, V, s = m.layers, m.hidden, m.vocab, m.seq_len
+    expected = 12 * n_layers * h * h * (1 + 13 / (12 * h)) + (V + s) * h + 2 * h
     assert m.tied_embeddings
     assert m.n_params == pytest.approx(expected, rel=1e-12)
 
@@ -62,8 +62,8 @@ def test_megatron_eq3_relation() -> None:
     """Megatron eq. (3), 96 B s l h^2 (1 + s/6h + V/16lh), counts the transformer layers four times (recompute
     forward included) and the logits three times; cosmic's model FLOPs count everything three times."""
     m = ModelSpec(**{**catalog.get_model("gpt3-175b"), "vocab": 51200})
-    B, s, l, h, V = 1536, m.seq_len, m.layers, m.hidden, m.vocab
-    eq3 = 96 * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h))
+    B, s, n_layers, h, V = 1536, m.seq_len, m.layers, m.hidden, m.vocab
+    eq3 = 96 * B * s * n_layers * h * h * (1 + s / (6 * h) + V / (16 * n_layers * h))
     logits = 3 * m.logits_flops(B * s)
     assert eq3 == pytest.approx(4 / 3 * (m.model_flops_per_step(B) - logits) + logits, rel=1e-9)
     assert math.isclose(eq3, 4.51e18, rel_tol=0.01)  # "4.51e18 FLOPs per iteration" in the issue

@@ -34,7 +34,7 @@ import heapq
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -72,7 +72,8 @@ class AstraDim:
     ring_hops: tuple[int, int, int] | None = None  # (hops of a normal step, hops of a carry step, carry period)
 
     @classmethod
-    def from_gib(cls, topology: Topology, npus: int, gib_per_s: float, latency_ns: float, network_dim: int = 0):
+    def from_gib(cls, topology: Topology, npus: int, gib_per_s: float, latency_ns: float,
+                 network_dim: int = 0) -> AstraDim:
         """A dimension from ASTRA-sim's own units (bandwidth in GB/s with GB = 2^30, latency in ns)."""
         return cls(Topology(topology), int(npus), gib_per_s * GIB / 1_000_000_000, float(latency_ns), network_dim)
 
@@ -443,7 +444,7 @@ def _run_classes(
     n_cls = math.prod(radix)
     weights = [math.prod(radix[:k]) for k in range(len(radix))]
     n_q = len(dims)
-    waiting = [[[] for _ in range(n_q)] for _ in range(n_cls)]
+    waiting: list[list[list[Any]]] = [[[] for _ in range(n_q)] for _ in range(n_cls)]
     free = [[p.active_chunks] * n_q for _ in range(n_cls)]
     stage = [[0] * n_streams for _ in range(n_cls)]
     # which tree each tree phase uses: ASTRA-sim alternates per dimension in phase-creation order
@@ -636,8 +637,8 @@ __all__ = [
     "Phase",
     "astra_collective_time",
     "chunking",
-    "phase_plan",
     "msg_ns",
+    "phase_plan",
     "phase_time_ns",
     "reduce_ns",
     "simulate_collective",

@@ -441,8 +441,8 @@ def dim_sizes_of(network: Any) -> tuple[int, ...] | None:
 
 __all__ = [
     "AstraSystem",
-    "astra_algorithms",
     "Impl",
+    "astra_algorithms",
     "base_dir",
     "check_impl",
     "export_astra",

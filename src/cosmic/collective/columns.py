@@ -97,7 +97,7 @@ class ColumnCommunicator:
     def __init__(self, *, topology: np.ndarray, npus: np.ndarray, link_bytes_per_s: np.ndarray,
                  latency_s: np.ndarray, algorithms: np.ndarray, chunks: np.ndarray, baseline: np.ndarray,
                  degrees: dict[str, np.ndarray], order_groups: np.ndarray) -> None:
-        self._args = {"topology": topology, "npus": npus, "link_bytes_per_s": link_bytes_per_s,
+        self._args: dict[str, Any] = {"topology": topology, "npus": npus, "link_bytes_per_s": link_bytes_per_s,
                       "latency_s": latency_s, "algorithms": algorithms, "chunks": chunks, "baseline": baseline,
                       "degrees": degrees, "order_groups": order_groups}
         self.n_dims = n_dims = npus.shape[1]
@@ -129,9 +129,12 @@ class ColumnCommunicator:
 
     def take(self, idx: np.ndarray) -> ColumnCommunicator:
         """The communicator of the rows `idx` only."""
-        args = {k: ({g: c[idx] for g, c in v.items()} if isinstance(v, dict) else v[idx])
-                for k, v in self._args.items()}
-        return ColumnCommunicator(**args)
+        a = self._args
+        return ColumnCommunicator(
+            topology=a["topology"][idx], npus=a["npus"][idx], link_bytes_per_s=a["link_bytes_per_s"][idx],
+            latency_s=a["latency_s"][idx], algorithms=a["algorithms"][idx], chunks=a["chunks"][idx],
+            baseline=a["baseline"][idx], degrees={g: c[idx] for g, c in a["degrees"].items()},
+            order_groups=a["order_groups"][idx])
 
     def _structure(self, group: str) -> tuple[np.ndarray, ...]:
         ids = self._ids.get(group)

@@ -106,7 +106,7 @@ class GroupShape:
         later: per dimension, whether the group spans a dimension above it.
     """
 
-    __slots__ = ("members", "strides", "dims", "spanned", "full", "n_spanned", "below", "above", "later")
+    __slots__ = ("above", "below", "dims", "full", "later", "members", "n_spanned", "spanned", "strides")
 
     def __init__(self, members: tuple[Num, ...], strides: tuple[Num, ...]) -> None:
         n = len(members)
@@ -315,8 +315,24 @@ class Communicator:
         0.0075
     """
 
-    __slots__ = ("network", "collective", "n_dims", "shapes", "lat", "bw", "astra", "chunks", "baseline",
-                 "topologies", "_topo_codes", "_npus", "_algos", "_coef", "_memo", "zero")
+    __slots__ = (
+        "_algos",
+        "_coef",
+        "_memo",
+        "_npus",
+        "_topo_codes",
+        "astra",
+        "baseline",
+        "bw",
+        "chunks",
+        "collective",
+        "lat",
+        "n_dims",
+        "network",
+        "shapes",
+        "topologies",
+        "zero",
+    )
 
     def __init__(self, network: Any, collective: Any, degrees: tuple[int, int, int, int],
                  order: tuple[str, ...]) -> None:

@@ -77,4 +77,4 @@ def default_algorithm(topology: Topology) -> Algorithm:
     }[topology]
 
 
-__all__ = ["CollectiveConfig", "Scheduling", "Fidelity", "default_algorithm"]
+__all__ = ["CollectiveConfig", "Fidelity", "Scheduling", "default_algorithm"]

@@ -11,6 +11,15 @@ from cosmic.sim.engine import (
 from cosmic.sim.result import BREAKDOWN_KEYS, Memory, Result
 
 __all__ = [
-    "SystemConfig", "config_from_dict", "load_config", "simulate", "simulate_many", "simulate_if_fits",
-    "memory_footprint", "clear_caches", "Result", "Memory", "BREAKDOWN_KEYS",
+    "BREAKDOWN_KEYS",
+    "Memory",
+    "Result",
+    "SystemConfig",
+    "clear_caches",
+    "config_from_dict",
+    "load_config",
+    "memory_footprint",
+    "simulate",
+    "simulate_if_fits",
+    "simulate_many",
 ]

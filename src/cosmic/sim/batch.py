@@ -60,7 +60,7 @@ def _distinct(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         key = np.zeros(n, dtype=np.int64)
         for c, r in zip(ints, radix, strict=True):
             key = key * r + c
-        uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
+        _, first, inv = np.unique(key, return_index=True, return_inverse=True)
         return np.stack([c[first] for c in ints], axis=1), inv.reshape(-1)
     rows, inv = np.unique(np.stack(ints, axis=1), axis=0, return_inverse=True)
     return rows, inv.reshape(-1)
@@ -116,9 +116,9 @@ class StableCodes:
         out = np.empty(len(objs), dtype=np.int64)
         for i, o in enumerate(objs):
             k = o if by_value else id(o)
-            hit = self.by_id.get(k)  # type: ignore[call-overload]
+            hit = self.by_id.get(k)
             if hit is None:
-                hit = self.by_id[k] = (len(self.objects), o)  # type: ignore[index]
+                hit = self.by_id[k] = (len(self.objects), o)
                 self.objects.append(o)
             out[i] = hit[0]
         return out
@@ -432,4 +432,4 @@ def _figures(c: StepColumns, x: StepInputs, p: Plan, step: np.ndarray, tr: dict[
     }
 
 
-__all__ = ["simulate_columns", "BatchResult", "step_inputs_columns", "math"]
+__all__ = ["BatchResult", "math", "simulate_columns", "step_inputs_columns"]

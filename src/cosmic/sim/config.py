@@ -46,7 +46,8 @@ def _catalog_name(value: Any, key: str) -> str:
     """A catalog name as written (numbers are spelled as text), or a KeyedValueError naming `key`."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise KeyedValueError(key, f"must be a catalog name, got {type(value).__name__}")
-    if isinstance(value, int) and value.bit_length() > 640 or isinstance(value, str) and len(value) > MAX_NAME_CHARS:
+    too_long = isinstance(value, str) and len(value) > MAX_NAME_CHARS
+    if (isinstance(value, int) and value.bit_length() > 640) or too_long:
         raise KeyedValueError(key, f"is not a catalog name (longer than {MAX_NAME_CHARS} characters)")
     return str(value)
 
@@ -344,19 +345,19 @@ def load_config(path: str | Path) -> SystemConfig:
 
 
 __all__ = [
-    "SystemConfig",
-    "ParallelConfig",
-    "TrainingConfig",
     "CollectiveConfig",
-    "Schedule",
-    "Recompute",
-    "Precision",
-    "Scheduling",
     "Fidelity",
-    "load_config",
-    "config_from_dict",
+    "ParallelConfig",
+    "Precision",
+    "Recompute",
+    "Schedule",
+    "Scheduling",
+    "SystemConfig",
+    "TrainingConfig",
     "check_config",
     "check_layout",
+    "config_from_dict",
     "default_algorithm",
+    "load_config",
     "rank_order_names",
 ]

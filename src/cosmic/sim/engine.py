@@ -48,8 +48,20 @@ from cosmic.workload.schemas import Recompute, Schedule
 SCHEDULE_CODES = {s: i for i, s in enumerate(Schedule)}
 RECOMPUTE_CODES = {r: i for i, r in enumerate(Recompute)}
 
-__all__ = ["simulate", "simulate_many", "simulate_if_fits", "memory_footprint", "clear_caches", "step_inputs",
-           "layout_order", "LayerCost", "EndCost", "LayerShard", "layer_cost", "end_costs"]
+__all__ = [
+    "EndCost",
+    "LayerCost",
+    "LayerShard",
+    "clear_caches",
+    "end_costs",
+    "layer_cost",
+    "layout_order",
+    "memory_footprint",
+    "simulate",
+    "simulate_if_fits",
+    "simulate_many",
+    "step_inputs",
+]
 
 
 def layer_shard(cfg: SystemConfig) -> LayerShard:

@@ -146,4 +146,4 @@ class TrainingConfig(BaseModel):
         return v
 
 
-__all__ = ["Schedule", "Recompute", "Precision", "ParallelConfig", "TrainingConfig", "rank_order_names", "PosInt"]
+__all__ = ["ParallelConfig", "PosInt", "Precision", "Recompute", "Schedule", "TrainingConfig", "rank_order_names"]
