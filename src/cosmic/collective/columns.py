@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from cosmic.caches import register
+from cosmic.caches import RowTable, register
 from cosmic.collective.communicator import (
     KINDS,
     P2P,
@@ -31,18 +31,24 @@ _PACK_BITS = 20
 
 
 class StructureTable:
-    """(a, b) of every phase kind and algorithm for each integer structure seen so far. Rows are only ever
-    appended, so a row number stays valid; the packed keys are kept sorted (with their row numbers) for a binary
-    search."""
+    """(a, b) of every phase kind and algorithm for each integer structure (topology, members, stride, dimension
+    size) seen so far, in a `RowTable` keyed by the packed structure: ``a[row, kind, algorithm]``."""
+
+    _SHAPE = (P2P + 1, _N_ALGOS)
 
     def __init__(self) -> None:
-        self.keys = np.zeros(0, dtype=np.int64)  # sorted
-        self.rows = np.zeros(0, dtype=np.int64)  # row of each sorted key
-        self.a = np.zeros((0, P2P + 1, _N_ALGOS))
-        self.b = np.zeros((0, P2P + 1, _N_ALGOS))
+        self.table = RowTable(2 * (P2P + 1) * _N_ALGOS)
 
     def clear(self) -> None:
-        self.__init__()  # type: ignore[misc]
+        self.table.clear()
+
+    @property
+    def a(self) -> np.ndarray:
+        return self.table.values[:, : self.table.width // 2].reshape(-1, *self._SHAPE)
+
+    @property
+    def b(self) -> np.ndarray:
+        return self.table.values[:, self.table.width // 2:].reshape(-1, *self._SHAPE)
 
     def ids(self, topo: np.ndarray, members: np.ndarray, stride: np.ndarray, npus: np.ndarray) -> np.ndarray:
         """Row of the table for each structure (rows are added for structures not seen before)."""
@@ -51,31 +57,18 @@ class StructureTable:
         m = np.where(members > 1, members, 1)
         key = (((topo.astype(np.int64) << _PACK_BITS | m) << _PACK_BITS | np.where(m > 1, stride, 0))
                << _PACK_BITS | np.where(m > 1, npus, 0))
-        pos = np.searchsorted(self.keys, key)
-        if len(self.keys):
-            found = self.keys[np.minimum(pos, len(self.keys) - 1)] == key
-        else:
-            found = np.zeros(len(key), dtype=bool)
-        if not found.all():
-            self._add(np.unique(key[~found]))
-            pos = np.searchsorted(self.keys, key)
-        return self.rows[pos]
+        return self.table.row_ids(key, self._price)
 
-    def _add(self, new: np.ndarray) -> None:
+    def _price(self, new: np.ndarray) -> np.ndarray:
         mask = (1 << _PACK_BITS) - 1
-        a = np.zeros((len(new), P2P + 1, _N_ALGOS))
+        a = np.zeros((len(new), *self._SHAPE))
         b = np.zeros_like(a)
         for r, k in enumerate(int(x) for x in new):
             n, st, m, topo = k & mask, (k >> _PACK_BITS) & mask, (k >> 2 * _PACK_BITS) & mask, k >> 3 * _PACK_BITS
             for kind, per_algo in enumerate(structure_coefficients(topo, m, st, n)):
                 for algo, (u, w) in enumerate(per_algo):
                     a[r, kind, algo], b[r, kind, algo] = u, w
-        keys = np.concatenate([self.keys, new])
-        rows = np.concatenate([self.rows, np.arange(len(self.a), len(self.a) + len(new))])
-        order = np.argsort(keys, kind="stable")
-        self.keys, self.rows = keys[order], rows[order]
-        self.a = np.concatenate([self.a, a])
-        self.b = np.concatenate([self.b, b])
+        return np.concatenate([a.reshape(len(new), -1), b.reshape(len(new), -1)], axis=1)
 
 
 STRUCTURES = register(StructureTable())

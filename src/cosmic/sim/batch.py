@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cosmic._xp import take
-from cosmic.caches import BoundedMemo, register
+from cosmic.caches import BoundedMemo, RowTable, register
 from cosmic.collective.columns import ColumnCommunicator
 from cosmic.errors import CosmicError
 from cosmic.network.cost import figures
@@ -67,37 +67,6 @@ def _distinct(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 _SHARD_FIELDS = _LC_FIELDS + ("emb_fwd", "emb_bwd", "emb_act", "head_fwd", "head_bwd", "head_act")
-
-
-class RowTable:
-    """Rows of figures keyed by packed int64 keys, kept across batches: keys sorted for a binary search, rows only
-    appended (so a row number stays valid); `rows(keys, compute)` calls `compute(new_keys)` for unseen keys."""
-
-    def __init__(self, width: int) -> None:
-        self.width = width
-        self.clear()
-
-    def clear(self) -> None:
-        self.keys = np.zeros(0, dtype=np.int64)
-        self.index = np.zeros(0, dtype=np.int64)
-        self.values = np.zeros((0, self.width))
-
-    def rows(self, keys: np.ndarray, compute: Any) -> np.ndarray:
-        pos = np.searchsorted(self.keys, keys)
-        if len(self.keys):
-            found = self.keys[np.minimum(pos, len(self.keys) - 1)] == keys
-        else:
-            found = np.zeros(len(keys), dtype=bool)
-        if not found.all():
-            new = np.unique(keys[~found])
-            vals = compute(new)
-            k = np.concatenate([self.keys, new])
-            idx = np.concatenate([self.index, np.arange(len(self.values), len(self.values) + len(new))])
-            order = np.argsort(k, kind="stable")
-            self.keys, self.index = k[order], idx[order]
-            self.values = np.concatenate([self.values, vals])
-            pos = np.searchsorted(self.keys, keys)
-        return self.values[self.index[pos]]
 
 
 class StableCodes:

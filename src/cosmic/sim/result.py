@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cosmic.workload.memory import Memory
+
 BREAKDOWN_KEYS = (
     "forward_s",
     "backward_s",
@@ -18,19 +20,7 @@ BREAKDOWN_KEYS = (
 )
 """Components of the step time; they add up to `step_time_s` exactly."""
 
-
-@dataclass(frozen=True, slots=True)
-class Memory:
-    """Peak memory of the most loaded device, bytes."""
-
-    weights_bytes: float
-    gradients_bytes: float
-    optimizer_bytes: float
-    activations_bytes: float
-
-    @property
-    def total_bytes(self) -> float:
-        return self.weights_bytes + self.gradients_bytes + self.optimizer_bytes + self.activations_bytes
+__all__ = ["BREAKDOWN_KEYS", "Memory", "Result"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from cosmic.workload.memory import (
     RECOMPUTE_FULL,
     WEIGHT_BYTES,
     ActivationBytes,
-    MemoryParts,
+    Memory,
     peak_memory,
     stage_memory,
     zero3_grad_traffic_bytes,
@@ -102,7 +102,7 @@ class Plan:
     fwd_s: tuple[Num, ...]  # compute of one micro-batch on one stage of each run: forward,
     bwd_s: tuple[Num, ...]  # backward (with the gradient accumulation and ZeRO-3 gradient copies),
     rec_s: tuple[Num, ...]  # recompute
-    memory: MemoryParts
+    memory: Memory
     micro_batches: Num
     recompute_flops: Num
     act_bytes: Num  # one micro-batch's activations (tokens x hidden) on one rank, as they travel

@@ -54,8 +54,9 @@ def zero3_grad_traffic_bytes(reduce_bytes: Num) -> Num:
 
 
 @dataclass(frozen=True, slots=True)
-class MemoryParts:
-    """Bytes per device, floats or columns (`cosmic.sim.result.Memory` is the record of one configuration)."""
+class Memory:
+    """Peak memory of the most loaded device, bytes: floats for one configuration (the `Result` record), or
+    columns for many."""
 
     weights_bytes: Num
     gradients_bytes: Num
@@ -96,7 +97,7 @@ def _ceil(x: Num) -> Num:
 
 
 def stage_memory(run: StageRun, params: Num, *, pp: Num, zero: Num, dp_group: Num, schedule: Num, m: Num, v: Num,
-                 recompute: Num, act: ActivationBytes) -> MemoryParts:
+                 recompute: Num, act: ActivationBytes) -> Memory:
     """Peak memory of the first stage of `run` holding `params` parameters (within a run of identical stages the
     activations in flight never grow with the stage index, so the first stage of each run is the one to check)."""
     w = params * WEIGHT_BYTES / where(zero >= 3, dp_group, 1)
@@ -109,17 +110,17 @@ def stage_memory(run: StageRun, params: Num, *, pp: Num, zero: Num, dp_group: Nu
     a = a + where((recompute == RECOMPUTE_FULL) & (run.layers > 0), act.full_working, 0.0)
     a = a + where(run.first == 0, k * act.embedding, 0.0)
     a = a + where(run.first + run.count == pp, act.head, 0.0)
-    return MemoryParts(w, g, o, a)
+    return Memory(w, g, o, a)
 
 
-def peak_memory(parts: list[MemoryParts], present: list[Num]) -> MemoryParts:
+def peak_memory(parts: list[Memory], present: list[Num]) -> Memory:
     """The largest of the stages' memories (the first one on ties), over the slots that are `present`."""
     best = parts[0]
     best_total = where(present[0], best.total_bytes, -1.0)
     for p, here in zip(parts[1:], present[1:], strict=True):
         total = p.total_bytes
         better = here & (total > best_total)
-        best = MemoryParts(*(where(better, getattr(p, f), getattr(best, f)) for f in _FIELDS))
+        best = Memory(*(where(better, getattr(p, f), getattr(best, f)) for f in _FIELDS))
         best_total = where(better, total, best_total)
     return best
 
