@@ -66,15 +66,26 @@ def _algorithms(c: CollectiveConfig, kind: Collective, topologies: tuple[Topolog
         spec = c.all_reduce
     if spec is None or isinstance(spec, Algorithm):
         spec = [spec] * len(topologies)
-    return tuple(a if a is not None else default_algorithm(t) for a, t in zip(spec, topologies, strict=False))
+    return tuple(a if a is not None else _DEFAULTS[t] for a, t in zip(spec, topologies, strict=False))
+
+
+# COSMIC's choice per topology (reference cosmic.md section 4)
+_DEFAULTS = {
+    Topology.RING: Algorithm.RING,
+    Topology.FULLY_CONNECTED: Algorithm.DIRECT,
+    Topology.SWITCH: Algorithm.HALVING_DOUBLING,
+}
 
 
 def default_algorithm(topology: Topology) -> Algorithm:
-    return {
-        Topology.RING: Algorithm.RING,
-        Topology.FULLY_CONNECTED: Algorithm.DIRECT,
-        Topology.SWITCH: Algorithm.HALVING_DOUBLING,
-    }[topology]
+    """The algorithm `auto` means on a dimension of `topology` (Ring: ring, FullyConnected: direct, Switch:
+    halving-doubling, as COSMIC).
+
+    Example:
+        >>> default_algorithm(Topology.SWITCH).value
+        'halving_doubling'
+    """
+    return _DEFAULTS[topology]
 
 
 __all__ = ["CollectiveConfig", "Fidelity", "Scheduling", "default_algorithm"]
