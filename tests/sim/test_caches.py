@@ -103,3 +103,17 @@ def test_a_remembered_plan_does_not_skip_the_rank_order_check() -> None:
         simulate_if_fits(bad)
     with pytest.raises(cosmic.InfeasibleError, match="rank_order"):
         simulate(bad)
+
+
+def test_layer_costs_without_the_packed_key_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When codes do not fit the packed shard key, a batch prices its shards on its own: same figures."""
+    from cosmic.sim import batch
+
+    space = load_psa("cosmic-s1-gpt3-175b-full")
+    cols, _ = space.decode_columns(space.sample(np.random.default_rng(5), 400))
+    packed = batch._layer_costs(cols)
+    monkeypatch.setattr(batch, "_BITS", (1, 1, 1, 1, 1, 1))
+    unpacked = batch._layer_costs(cols)
+    assert packed.keys() == unpacked.keys()
+    for k in packed:
+        np.testing.assert_array_equal(packed[k], unpacked[k])

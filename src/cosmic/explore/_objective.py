@@ -53,6 +53,17 @@ class Evaluation:
         return np.array([r.breakdown[k] / step for k in BREAKDOWN_KEYS], dtype=np.float64)
 
 
+def memory_reason(memory_bytes: float, capacity_bytes: float, *, timed: bool) -> str:
+    """Why a configuration is memory-infeasible, as a trial records it.
+
+    Example:
+        >>> memory_reason(90e9, 80e9, timed=False)
+        'memory: 90.0 GB per device exceeds 80.0 GB (not timed)'
+    """
+    return (f"memory: {memory_bytes / 1e9:,.1f} GB per device exceeds {capacity_bytes / 1e9:,.1f} GB"
+            + ("" if timed else " (not timed)"))
+
+
 class Evaluator:
     """``evaluate(points)`` for a space: one `Evaluation` per point, with counts of each status.
 
@@ -85,8 +96,7 @@ class Evaluator:
                     self.counts["memory"] += 1
                     return Evaluation(
                         p, "memory", None, max(result.total_bytes / cap - 1.0, 1e-12) if cap > 0 else math.inf,
-                        reason=f"memory: {result.total_bytes / 1e9:,.1f} GB per device exceeds {cap / 1e9:,.1f} GB "
-                        "(not timed)",
+                        reason=memory_reason(result.total_bytes, cap, timed=False),
                         config=cfg,
                     )
         except CosmicError as exc:
@@ -99,7 +109,7 @@ class Evaluator:
             self.counts["memory"] += 1
             ev = Evaluation(
                 p, "memory", None, max(over, 1e-12),
-                reason=f"memory: {result.memory_per_device_gb:,.1f} GB per device exceeds {cap / 1e9:,.1f} GB",
+                reason=memory_reason(result.memory.total_bytes, cap, timed=True),
                 config=cfg, result=result,
             )
         elif not all(math.isfinite(v) for v in raw):
@@ -243,8 +253,7 @@ class EvalBatch:
         reason = None
         if status == "memory":
             cap = float(b.figures["memory_capacity_bytes"][i])
-            gb = float(b.figures["memory_bytes"][i]) / 1e9
-            reason = f"memory: {gb:,.1f} GB per device exceeds {cap / 1e9:,.1f} GB" + ("" if timed else " (not timed)")
+            reason = memory_reason(float(b.figures["memory_bytes"][i]), cap, timed=timed)
         elif status == "rejected":
             reason = f"objective not finite: {raw}"
         return Evaluation(p, status, values, float(self.violation[i]), reason=reason, config=cfg, result=result,

@@ -17,7 +17,7 @@ import numpy as np
 
 from cosmic.collective.algorithms import Algorithm
 from cosmic.collective.model import MultiDim
-from cosmic.network.topology import Topology
+from cosmic.network.topology import Topology, links_per_npu
 from cosmic.psa.knobs import KNOBS
 from cosmic.sim.config import Recompute, Schedule, Scheduling, default_algorithm
 
@@ -40,13 +40,6 @@ _FLOATS = {"link_gibps", "link_gbps", "npu_bandwidth_gibps", "npu_bandwidth_gbps
 
 
 # ---- the formulas --------------------------------------------------------------------------------------------------
-
-def links_per_npu(topology: np.ndarray, npus: np.ndarray) -> np.ndarray:
-    """Links a topology gives one NPU, on code columns: Ring 2 (1 with two NPUs or fewer), FullyConnected npus-1,
-    Switch 1 (as :attr:`cosmic.network.topology.NetworkDim.links_per_npu`)."""
-    return np.where(topology == _RING, np.where(npus > 2, 2, 1),
-                    np.where(topology == _FULLY_CONNECTED, np.maximum(npus - 1, 1), 1))
-
 
 def _npus_quotient(params: tuple[Any, ...], *degrees: np.ndarray) -> np.ndarray:
     (total,) = params

@@ -46,11 +46,6 @@ from cosmic.workload.schemas import Schedule
 _LC_FIELDS = ("fwd_s", "bwd_s", "recompute_s", "attn_core_fwd_s", "attn_core_bwd_s", "recompute_flops", "act_bytes")
 
 
-def _table(objs: tuple[Any, ...], idx: np.ndarray, fn: Any, dtype: Any = np.float64) -> np.ndarray:
-    """`fn(obj)` of each row's object (computed once per distinct object)."""
-    return np.array([fn(o) for o in objs], dtype=dtype)[idx]
-
-
 def _distinct(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(distinct rows, inverse index) of non-negative integer columns (packed into one int64 key when they fit)."""
     n = max(np.size(c) for c in cols)
@@ -110,47 +105,38 @@ def _layer_costs(c: StepColumns) -> dict[str, np.ndarray]:
     cols = [_OBJECTS.codes(c.models)[c.model], _OBJECTS.codes(c.accelerators)[c.accelerator],
             t_codes[c.training], c.tp, c.sp, c.sequence_parallel.astype(np.int64)]
     if any(int(x.max(initial=0)) >> b for x, b in zip(cols, _BITS, strict=True)):
-        return _layer_costs_once(c)
-    key = np.zeros(c.n, dtype=np.int64)
-    for x, b in zip(cols, _BITS, strict=True):
-        key = (key << b) | x
-    table = _SHARD_TABLE.rows(key, _price_shards)
+        # codes too large for the packed key: price this batch's distinct shards without remembering them
+        rows, inv = _distinct(*cols)
+        table = np.array([_shard_costs(*r) for r in rows.tolist()])[inv]
+    else:
+        key = np.zeros(c.n, dtype=np.int64)
+        for x, b in zip(cols, _BITS, strict=True):
+            key = (key << b) | x
+        table = _SHARD_TABLE.rows(key, _price_shards)
     return {f: table[:, k] for k, f in enumerate(_SHARD_FIELDS)}
 
 
 def _price_shards(keys: np.ndarray) -> np.ndarray:
+    """Costs of packed shard keys (codes of model, accelerator, training shard; tp, sp, sequence parallel)."""
     out = np.empty((len(keys), len(_SHARD_FIELDS)))
     for r, k in enumerate(int(x) for x in keys):
         parts = []
         for b in reversed(_BITS):
             parts.append(k & ((1 << b) - 1))
             k >>= b
-        seqpar, sp, tp, tc, ac, mc = parts
-        model, acc = _OBJECTS.objects[mc], _OBJECTS.objects[ac]
-        _, mb, seq, prec, flash, recompute, kernel = _OBJECTS.objects[tc]
-        shard = LayerShard(tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), flash, recompute, kernel)
-        out[r] = _shard_costs(model, acc, shard)
+        out[r] = _shard_costs(*reversed(parts))
     return out
 
 
-def _shard_costs(model: Any, acc: Any, shard: LayerShard) -> tuple[float, ...]:
+def _shard_costs(mc: int, ac: int, tc: int, tp: int, sp: int, seqpar: int) -> tuple[float, ...]:
+    """Layer, embedding and head costs of one shard given by its codes (`_OBJECTS`) and split."""
+    model, acc = _OBJECTS.objects[mc], _OBJECTS.objects[ac]
+    _, mb, seq, prec, flash, recompute, kernel = _OBJECTS.objects[tc]
+    shard = LayerShard(tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), flash, recompute, kernel)
     lc = layer_cost(model, acc, shard)
     emb, head = end_costs(model, acc, shard)
     return tuple(getattr(lc, f) for f in _LC_FIELDS) + (emb.fwd_s, emb.bwd_s, emb.act_bytes, head.fwd_s,
                                                         head.bwd_s, head.act_bytes)
-
-
-def _layer_costs_once(c: StepColumns) -> dict[str, np.ndarray]:
-    """`_layer_costs` for batches whose codes do not fit the packed key (priced per batch)."""
-    rows, inv = _distinct(c.model, c.accelerator, c.training, c.tp, c.sp, c.sequence_parallel)
-    table = np.empty((len(rows), len(_SHARD_FIELDS)))
-    for r, (mi, ai, ti, tp, sp, seqpar) in enumerate(rows.tolist()):
-        model, tr = c.models[mi], c.trainings[ti]
-        shard = LayerShard(tp, sp, tr.micro_batch, tr.seq_len or model.seq_len, tr.precision.value, bool(seqpar),
-                           tr.flash_attention, tr.recompute, tr.attention_kernel)
-        table[r] = _shard_costs(model, c.accelerators[ai], shard)
-    full = table[inv]
-    return {f: full[:, k] for k, f in enumerate(_SHARD_FIELDS)}
 
 
 _FIELD_ROWS = register(BoundedMemo(1 << 16))  # (id(fns), id(obj)) -> (obj, row of figures)
@@ -401,4 +387,4 @@ def _figures(c: StepColumns, x: StepInputs, p: Plan, step: np.ndarray, tr: dict[
     }
 
 
-__all__ = ["BatchResult", "math", "simulate_columns", "step_inputs_columns"]
+__all__ = ["BatchResult", "simulate_columns", "step_inputs_columns"]
