@@ -117,3 +117,21 @@ def test_layer_costs_without_the_packed_key_are_the_same(monkeypatch: pytest.Mon
     assert packed.keys() == unpacked.keys()
     for k in packed:
         np.testing.assert_array_equal(packed[k], unpacked[k])
+
+
+def test_timing_only_the_fitting_rows_gives_the_same_figures() -> None:
+    """simulate_columns(time_unfit=False) times exactly the rows that fit, with the figures a full batch gives."""
+    from cosmic.sim.batch import simulate_columns
+
+    space = load_psa("cosmic-s1-gpt3-175b-full")
+    cols, _ = space.decode_columns(space.sample(np.random.default_rng(9), 600))
+    full = simulate_columns(cols)
+    part = simulate_columns(cols, time_unfit=False)
+    fits = np.asarray(full.figures["fits_memory"], dtype=bool)
+    assert 0 < fits.sum() < len(fits)
+    np.testing.assert_array_equal(part.timed, full.ok & fits)
+    for k, v in full.breakdown.items():
+        np.testing.assert_array_equal(part.breakdown[k][fits], v[fits])
+        assert np.isnan(part.breakdown[k][~fits]).all()
+    np.testing.assert_array_equal(part.figures["step_time_s"][fits], full.figures["step_time_s"][fits])
+    np.testing.assert_array_equal(part.comm_by_network_dim_s[fits], full.comm_by_network_dim_s[fits])

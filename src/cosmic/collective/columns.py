@@ -90,17 +90,11 @@ class ColumnCommunicator:
     def __init__(self, *, topology: np.ndarray, npus: np.ndarray, link_bytes_per_s: np.ndarray,
                  latency_s: np.ndarray, algorithms: np.ndarray, chunks: np.ndarray, baseline: np.ndarray,
                  degrees: dict[str, np.ndarray], order_groups: np.ndarray) -> None:
-        self._args: dict[str, Any] = {"topology": topology, "npus": npus, "link_bytes_per_s": link_bytes_per_s,
-                      "latency_s": latency_s, "algorithms": algorithms, "chunks": chunks, "baseline": baseline,
-                      "degrees": degrees, "order_groups": order_groups}
-        self.n_dims = n_dims = npus.shape[1]
-        self.topology, self.npus, self.algorithms_ = topology, npus, algorithms
-        self.lat, self.bw = latency_s, link_bytes_per_s
-        self.chunks, self.baseline = chunks, baseline
         deg = np.stack([degrees[g] for g in PARALLEL_DIMS], axis=1)
         in_order = np.take_along_axis(deg, order_groups, axis=1)
-        members, strides, self.failed = span_columns([in_order[:, j] for j in range(4)],
-                                                     [npus[:, i] for i in range(n_dims)])
+        n_dims = npus.shape[1]
+        members, strides, failed = span_columns([in_order[:, j] for j in range(4)],
+                                                [npus[:, i] for i in range(n_dims)])
         m_arr = np.stack([np.stack(x, axis=1) for x in members], axis=1)  # (n, 4 positions, D)
         s_arr = np.stack([np.stack(x, axis=1) for x in strides], axis=1)
         pos_of = np.argsort(order_groups, axis=1)  # rank-order position of each group
@@ -112,22 +106,35 @@ class ColumnCommunicator:
             sg = np.take_along_axis(s_arr, pos, axis=1)[:, 0, :]
             by_group[g] = tuple(mg[:, d] for d in range(n_dims))
             strides_by_group[g] = tuple(sg[:, d] for d in range(n_dims))
-        self.shapes = group_shapes(by_group, strides_by_group)
+        self._set(topology, npus, link_bytes_per_s, latency_s, algorithms, chunks, baseline, failed, by_group,
+                  strides_by_group)
+
+    def _set(self, topology: np.ndarray, npus: np.ndarray, bw: np.ndarray, lat: np.ndarray, algorithms: np.ndarray,
+             chunks: np.ndarray, baseline: np.ndarray, failed: np.ndarray,
+             members: dict[str, tuple[np.ndarray, ...]], strides: dict[str, tuple[np.ndarray, ...]]) -> None:
+        """Everything but the group spans, which `__init__` lays out and `take` slices."""
+        self.n_dims = npus.shape[1]
+        self.topology, self.npus, self.algorithms_ = topology, npus, algorithms
+        self.lat, self.bw = lat, bw
+        self.chunks, self.baseline, self.failed = chunks, baseline, failed
+        self._spans = (members, strides)
+        self.shapes = group_shapes(members, strides)
         self.members = {g: sh.members for g, sh in self.shapes.items()}
         self.strides = {g: sh.strides for g, sh in self.shapes.items()}
         self._ids: dict[str, tuple[np.ndarray, ...]] = {}
         self._coef: dict[tuple[str, int], Coefficients] = {}
         zeros = np.zeros(len(chunks))
-        self.zero = Priced(zeros, (zeros,) * n_dims)
+        self.zero = Priced(zeros, (zeros,) * self.n_dims)
 
     def take(self, idx: np.ndarray) -> ColumnCommunicator:
-        """The communicator of the rows `idx` only."""
-        a = self._args
-        return ColumnCommunicator(
-            topology=a["topology"][idx], npus=a["npus"][idx], link_bytes_per_s=a["link_bytes_per_s"][idx],
-            latency_s=a["latency_s"][idx], algorithms=a["algorithms"][idx], chunks=a["chunks"][idx],
-            baseline=a["baseline"][idx], degrees={g: c[idx] for g, c in a["degrees"].items()},
-            order_groups=a["order_groups"][idx])
+        """The communicator of the rows `idx` only (the spans are sliced, not laid out again)."""
+        out = object.__new__(ColumnCommunicator)
+        members, strides = self._spans
+        out._set(self.topology[idx], self.npus[idx], self.bw[idx], self.lat[idx], self.algorithms_[idx],
+                 self.chunks[idx], self.baseline[idx], self.failed[idx],
+                 {g: tuple(m[idx] for m in ms) for g, ms in members.items()},
+                 {g: tuple(s[idx] for s in ss) for g, ss in strides.items()})
+        return out
 
     def _structure(self, group: str) -> tuple[np.ndarray, ...]:
         ids = self._ids.get(group)
