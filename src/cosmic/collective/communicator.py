@@ -32,8 +32,11 @@ P2P = len(KINDS)
 """Code of a point-to-point send (pipeline stages) among the `unit_coefficients` kinds."""
 ALGORITHMS: tuple[Algorithm, ...] = tuple(Algorithm)
 TOPOLOGIES: tuple[Topology, ...] = tuple(Topology)
-_TOPO_CODE = {t: i for i, t in enumerate(TOPOLOGIES)}
-_ALGO_CODE = {a: i for i, a in enumerate(ALGORITHMS)}
+TOPOLOGY_CODE = {t: i for i, t in enumerate(TOPOLOGIES)}
+"""Topology -> its code (the columns of `cosmic.sim.columns` use the same codes)."""
+ALGORITHM_CODE = {a: i for i, a in enumerate(ALGORITHMS)}
+"""Algorithm -> its code."""
+_TOPO_CODE, _ALGO_CODE = TOPOLOGY_CODE, ALGORITHM_CODE
 _AR, _AG, _RS, _A2A = (KINDS.index(k) for k in (Collective.ALL_REDUCE, Collective.ALL_GATHER,
                                                    Collective.REDUCE_SCATTER, Collective.ALL_TO_ALL))
 

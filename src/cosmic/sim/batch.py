@@ -19,6 +19,7 @@ import numpy as np
 from cosmic._xp import take
 from cosmic.caches import BoundedMemo, RowTable, register
 from cosmic.collective.columns import ColumnCommunicator
+from cosmic.collective.model import MultiDim
 from cosmic.errors import CosmicError
 from cosmic.network.cost import figures
 from cosmic.sim.columns import FIDELITIES, MULTIDIMS, SCHEDULINGS, StepColumns
@@ -309,8 +310,7 @@ def _communicator(c: StepColumns) -> ColumnCommunicator:
     return ColumnCommunicator(
         topology=net.topology, npus=net.npus, link_bytes_per_s=net.link_bytes_per_s * net.efficiency,
         latency_s=net.latency_s, algorithms=coll.algorithms, chunks=coll.chunks,
-        baseline=coll.multidim == MULTIDIMS.index(MULTIDIMS[0]) if MULTIDIMS[0].value == "baseline" else
-        coll.multidim == 1, degrees={"tp": c.tp, "sp": c.sp, "dp": c.dp, "pp": c.pp},
+        baseline=coll.multidim == MULTIDIMS.index(MultiDim.BASELINE), degrees={"tp": c.tp, "sp": c.sp, "dp": c.dp, "pp": c.pp},
         order_groups=groups[c.rank_order],
     )
 

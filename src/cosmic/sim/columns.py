@@ -18,22 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from cosmic.collective.algorithms import Algorithm, Collective
+from cosmic.collective.communicator import ALGORITHM_CODE as _ALGO_CODE
+from cosmic.collective.communicator import ALGORITHMS, TOPOLOGIES
+from cosmic.collective.communicator import KINDS as COLLECTIVES
+from cosmic.collective.communicator import TOPOLOGY_CODE as _TOPO_CODE
+from cosmic.collective.config import Fidelity, Scheduling
 from cosmic.collective.model import MultiDim
-from cosmic.network.topology import Topology
 
-TOPOLOGIES: tuple[Topology, ...] = tuple(Topology)
-"""Topology codes: ``TOPOLOGIES[code]``."""
-ALGORITHMS: tuple[Algorithm, ...] = tuple(Algorithm)
-"""Algorithm codes: ``ALGORITHMS[code]``."""
-COLLECTIVES: tuple[Collective, ...] = tuple(Collective)
-"""The order of the kind axis of ``CollectiveColumns.algorithms``."""
+# the codes of the columns are the communicator's (TOPOLOGIES[code], ALGORITHMS[code]; COLLECTIVES orders the kind
+# axis of CollectiveColumns.algorithms)
 MULTIDIMS: tuple[MultiDim, ...] = tuple(MultiDim)
-SCHEDULINGS: tuple[str, ...] = ("LIFO", "FIFO")
-FIDELITIES: tuple[str, ...] = ("cosmic", "astra-sim")
-
-_TOPO_CODE = {t: i for i, t in enumerate(TOPOLOGIES)}
-_ALGO_CODE = {a: i for i, a in enumerate(ALGORITHMS)}
+SCHEDULINGS: tuple[str, ...] = tuple(s.value for s in Scheduling)
+FIDELITIES: tuple[str, ...] = tuple(f.value for f in Fidelity)
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,3 +179,9 @@ def _index(objs: Sequence[Any]) -> tuple[tuple[Any, ...], np.ndarray]:
             j = seen[o] = len(seen)
         idx[i] = j
     return tuple(seen), idx
+
+
+__all__ = [
+    "ALGORITHMS", "COLLECTIVES", "FIDELITIES", "MULTIDIMS", "SCHEDULINGS", "TOPOLOGIES", "CollectiveColumns",
+    "NetworkColumns", "StepColumns",
+]
