@@ -310,7 +310,8 @@ def _communicator(c: StepColumns) -> ColumnCommunicator:
     return ColumnCommunicator(
         topology=net.topology, npus=net.npus, link_bytes_per_s=net.link_bytes_per_s * net.efficiency,
         latency_s=net.latency_s, algorithms=coll.algorithms, chunks=coll.chunks,
-        baseline=coll.multidim == MULTIDIMS.index(MultiDim.BASELINE), degrees={"tp": c.tp, "sp": c.sp, "dp": c.dp, "pp": c.pp},
+        baseline=coll.multidim == MULTIDIMS.index(MultiDim.BASELINE),
+        degrees={"tp": c.tp, "sp": c.sp, "dp": c.dp, "pp": c.pp},
         order_groups=groups[c.rank_order],
     )
 
