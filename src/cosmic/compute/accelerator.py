@@ -88,6 +88,10 @@ class Accelerator(BaseModel):
     cost_usd: Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)] | None = Field(
         default=None, description="price per device, for cost objectives"
     )
+    usd_per_hour: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = Field(
+        default=None, description="rental price per device-hour, USD (serving cost per million tokens)"
+    )
+    usd_per_hour_source: str | None = Field(default=None, description="where usd_per_hour comes from")
     source: str | None = None
 
     def __hash__(self) -> int:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
+from cosmic._xp import vmax
 from cosmic.caches import register
 from cosmic.units import BYTES_PER_ELEMENT
 from cosmic.workload.model import Embedding, ModelSpec, Position
@@ -273,3 +274,69 @@ def end_costs(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tuple[E
         act_bytes=tokens * v / tp * 4 + tokens * h * bpe,
     )
     return emb, head
+
+
+# ---- serving: attention over a KV cache -----------------------------------------------------------------------
+
+
+def kv_width_per_rank(model: ModelSpec, tp: int) -> float:
+    """Width of K (and of V) one rank holds: its share of the KV heads, at least one whole head (with TP above the
+    KV heads each head is replicated, as vLLM and TensorRT-LLM do for GQA)."""
+    return max(model.n_kv_heads / tp, 1.0) * model.head_dim
+
+
+def cached_attention_s(model: ModelSpec, acc: ComputeModel, *, tp: int, q_tokens: float, kv_tokens: float,
+                       precision: str, kv_bytes_per_element: float, kernel: str = "auto") -> float:
+    """Seconds of one layer's attention core for `q_tokens` new queries of one sequence over `kv_tokens` keys
+    (the cached context plus the new tokens themselves, causal among them): a prefill chunk after `kv_tokens -
+    q_tokens` cached tokens (Sarathi-Serve's chunked prefill), or a whole prompt when they are equal.
+
+    The fused kernel's roofline, as `_fused_attention_s`: QK^T and AV at the kernel's measured fraction of peak,
+    against reading Q, writing O and reading the K and V of the cache at its own precision (paged KV, Kwon et al.
+    2023). With ``q_tokens == kv_tokens`` and the cache at the activation precision this is the training forward.
+    """
+    act_prec = _act_precision(precision)
+    abpe = BYTES_PER_ELEMENT[act_prec]
+    h = model.hidden
+    # query i of the chunk sees the cached keys and the chunk's first i+1 keys: q*(kv - q) + q*q/2 pairs
+    pairs = q_tokens * (kv_tokens - q_tokens) + (0.5 if model.causal else 1.0) * q_tokens * q_tokens
+    flops = 4.0 * pairs * h / tp
+    rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency_for(kernel)
+    bytes_moved = 2 * q_tokens * h / tp * abpe + 2 * kv_tokens * kv_width_per_rank(model, tp) * kv_bytes_per_element
+    return max(flops / rate, bytes_moved / acc.achievable_mem_bytes_per_s)
+
+
+def decode_attention_s(model: ModelSpec, acc: ComputeModel, *, tp: int, seqs: Any, context_tokens: Any,
+                       precision: str, kv_bytes_per_element: float, kernel: str = "auto") -> Any:
+    """Seconds of one layer's attention core for one decode step of `seqs` sequences holding `context_tokens`
+    cached tokens in all (each new query attends its whole context): one batched kernel (FlashDecoding / paged
+    attention) whose time is the larger of its FLOPs at the kernel's rate and its bytes (the KV cache read once,
+    Q and O of each sequence) at memory speed; it is bandwidth-bound for every catalog accelerator.
+    `seqs` and `context_tokens` may be NumPy arrays (a run of decode steps priced at once)."""
+    act_prec = _act_precision(precision)
+    abpe = BYTES_PER_ELEMENT[act_prec]
+    h = model.hidden
+    flops = 4.0 * context_tokens * h / tp
+    rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency_for(kernel)
+    bytes_moved = 2 * seqs * h / tp * abpe + 2 * context_tokens * kv_width_per_rank(model, tp) * kv_bytes_per_element
+    return vmax(flops / rate, bytes_moved / acc.achievable_mem_bytes_per_s)
+
+
+@register
+@lru_cache(maxsize=1 << 16)
+def dense_layer_s(model: ModelSpec, acc: ComputeModel, tp: int, tokens: int, precision: str) -> float:
+    """Forward seconds of one layer's weight GEMMs and element-wise passes for `tokens` batched tokens on one rank
+    of a TP group (the same `weight_gemms` and `elementwise_s` a training step prices: a decode step's small m makes
+    the GEMMs read-the-weights bound through the roofline)."""
+    shard = LayerShard(tp=tp, sp=1, micro_batch=1, seq_len=tokens, precision=precision, sequence_parallel=False,
+                       flash=True, recompute=Recompute.NONE)
+    return weight_gemms(model, acc, shard)[0] + elementwise_s(model, acc, shard)[0]
+
+
+@register
+@lru_cache(maxsize=1 << 16)
+def logits_s(model: ModelSpec, acc: ComputeModel, tp: int, seqs: int, precision: str) -> float:
+    """Seconds of the output head for the `seqs` sequences that sample a token this iteration: only their last
+    position is projected onto the vocabulary shard (vLLM's logits processor gathers those rows first)."""
+    bpe = BYTES_PER_ELEMENT[precision]
+    return _gemm(acc, seqs, model.hidden, model.vocab / tp, precision, bpe)[0]
