@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "cosmic"
-PACKAGES = ("sim", "workload", "collective", "psa")
+PACKAGES = ("sim", "serving", "workload", "collective", "psa")
 MAX_FUNCTION_LINES = 80
 MAX_CLASS_LINES = 400
 MAX_ENGINE_LINES = 500

@@ -6,6 +6,7 @@ Public API::
     cfg = cosmic.load_config("examples/megatron-gpt3-175b-1024xa100.yaml")
     result = cosmic.simulate(cfg)
     print(result.step_time_s, result.breakdown)
+    served = cosmic.serve("examples/serving/llama3-70b-8xh100.yaml")   # a serving deployment (docs/serving.md)
 """
 
 from cosmic.errors import (
@@ -15,6 +16,7 @@ from cosmic.errors import (
     StudyError,
     UnknownNameError,
 )
+from cosmic.serving import ServingConfig, ServingResult, load_serving_config, serve
 from cosmic.sim import (
     BREAKDOWN_KEYS,
     Result,
@@ -33,11 +35,15 @@ __all__ = [
     "CosmicError",
     "InfeasibleError",
     "Result",
+    "ServingConfig",
+    "ServingResult",
     "StudyError",
     "SystemConfig",
     "UnknownNameError",
     "config_from_dict",
     "load_config",
+    "load_serving_config",
+    "serve",
     "simulate",
     "simulate_many",
 ]

@@ -417,6 +417,15 @@ class Communicator:
             hit = self._memo[key] = p2p_cost(size_bytes, self.coefficients("pp", P2P), self.shapes["pp"])
         return hit
 
+    def send(self, size_bytes: float, group: str) -> Priced:
+        """A send of `size_bytes` between neighbouring members of `group` (`p2p` for another group: e.g. a KV
+        cache moving from one replica to the next over the dimensions the ``dp`` group spans)."""
+        key = (P2P, group, size_bytes)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = p2p_cost(size_bytes, self.coefficients(group, P2P), self.shapes[group])
+        return hit
+
     def _astra(self, kind: int, size_bytes: float, group: str) -> Priced:
         from cosmic.collective.astra import astra_collective_time
 

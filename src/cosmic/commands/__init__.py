@@ -16,6 +16,7 @@ MODULES: tuple[str, ...] = (
     "cosmic.commands.explore",        # issue 4 (agents, explore)
     "cosmic.commands.validate",       # issue 5 (validation)
     "cosmic.commands.study",          # issue 6 (case studies)
+    "cosmic.commands.serve",          # issue 18 (serving)
 )
 
 

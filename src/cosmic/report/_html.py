@@ -106,18 +106,20 @@ def render_html(s: StudySummary) -> str:
     res = s.best_result or {}
     res_keys = ("step_time_s", "tokens_per_s", "mfu", "memory_per_device_gb", "memory_capacity_gb", "network_cost_usd")
     res_rows: list[tuple[str, Any]] = [(k, res[k]) for k in res_keys if k in res]
+    title = f"cosmic explore: {s.study_name}"
+    return page(title, _table(summary_rows) + "".join(parts) + "<h2>Best configuration: knobs</h2>"
+                + _table(knob_rows) + "<h2>Best configuration: result</h2>" + _table(res_rows))
+
+
+def page(title: str, body: str) -> str:
+    """One self-contained HTML document: `title` as its heading, then `body` (HTML)."""
     style = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}"
              "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ddd;padding:4px 10px;"
              "text-align:left;font-size:14px}th{background:#f4f6f7}h2{margin-top:1.6em}")
-    title = f"cosmic explore: {s.study_name}"
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{style}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>{_table(summary_rows)}"
-        + "".join(parts)
-        + "<h2>Best configuration: knobs</h2>" + _table(knob_rows)
-        + "<h2>Best configuration: result</h2>" + _table(res_rows)
-        + "</body></html>"
+        f"<h1>{html.escape(title)}</h1>{body}</body></html>"
     )
 
 

@@ -71,6 +71,38 @@ def _from_catalog(value: Any, getter: Any, key: str) -> Any:
     return value
 
 
+def expand_sections(data: Any) -> Any:
+    """The catalog names and ASTRA-sim files of a config mapping expanded into sections (`system`, `model`,
+    `accelerator`, `network`, `collective`); shared by training and serving configurations."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    # ASTRA-sim files stand for the network and collective sections (paths relative to the config's folder);
+    # keys next to `astra_sim:` in the collective section override the system file
+    from cosmic.collective import astra_io
+
+    if "network" in data:
+        data["network"] = astra_io.expand_network(data["network"])
+    if "collective" in data:
+        sizes = astra_io.dim_sizes_of(data.get("network"))
+        if sizes is None and data.get("system") is not None:
+            sysd = _lookup(catalog.get_system, data["system"], "system")
+            sizes = astra_io.dim_sizes_of(sysd.get("network"))
+        data["collective"] = astra_io.expand_collective(data["collective"], sizes)
+    if data.get("system") is not None:
+        sysd = _lookup(catalog.get_system, data["system"], "system")
+        for key in ("accelerator", "network"):
+            data.setdefault(key, sysd.get(key))
+        coll = dict(sysd.get("collective") or {})
+        coll.update(data.get("collective") or {})
+        data["collective"] = coll
+    if "model" in data:
+        data["model"] = _from_catalog(data["model"], catalog.get_model, "model")
+    if "accelerator" in data:
+        data["accelerator"] = _from_catalog(data["accelerator"], catalog.get_accelerator, "accelerator")
+    return data
+
+
 class SystemConfig(BaseModel):
     """Everything `cosmic simulate` needs. See `cosmic schema` for every key."""
 
@@ -89,33 +121,7 @@ class SystemConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _expand(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        # ASTRA-sim files stand for the network and collective sections (paths relative to the config's folder);
-        # keys next to `astra_sim:` in the collective section override the system file
-        from cosmic.collective import astra_io
-
-        if "network" in data:
-            data["network"] = astra_io.expand_network(data["network"])
-        if "collective" in data:
-            sizes = astra_io.dim_sizes_of(data.get("network"))
-            if sizes is None and data.get("system") is not None:
-                sysd = _lookup(catalog.get_system, data["system"], "system")
-                sizes = astra_io.dim_sizes_of(sysd.get("network"))
-            data["collective"] = astra_io.expand_collective(data["collective"], sizes)
-        if data.get("system") is not None:
-            sysd = _lookup(catalog.get_system, data["system"], "system")
-            for key in ("accelerator", "network"):
-                data.setdefault(key, sysd.get(key))
-            coll = dict(sysd.get("collective") or {})
-            coll.update(data.get("collective") or {})
-            data["collective"] = coll
-        if "model" in data:
-            data["model"] = _from_catalog(data["model"], catalog.get_model, "model")
-        if "accelerator" in data:
-            data["accelerator"] = _from_catalog(data["accelerator"], catalog.get_accelerator, "accelerator")
-        return data
+        return expand_sections(data)
 
     @model_validator(mode="after")
     def _cross_check(self) -> SystemConfig:

@@ -1,0 +1,103 @@
+"""The cost of one iteration of a serving replica: a batch of prefill and decode tokens priced with the workload
+stack's layer op costs and the collective stack's `Communicator`.
+
+One iteration runs every layer once on the batch's tokens: the weight GEMMs and element-wise passes at the batch's
+token count (`workload.layers.dense_layer_s`), the attention core per prefill chunk (`cached_attention_s`) and for
+all decodes at once (`decode_attention_s`), two TP all-reduces of the hidden states per layer (Megatron's split,
+Shoeybi et al. 2019), the output head for the sampled positions, and with PP the sends between stages. With PP a
+replica keeps `pp` batches in flight, one per stage (Vidur's micro-batches of ``batch_size_cap // num_stages``):
+each is a *lane* whose iteration passes through all stages, so its latency is ``pp x stage + sends``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from cosmic.collective.algorithms import Collective
+from cosmic.collective.communicator import Communicator
+from cosmic.units import BYTES_PER_ELEMENT
+from cosmic.workload.layers import cached_attention_s, decode_attention_s, dense_layer_s, logits_s
+from cosmic.workload.model import ModelSpec
+from cosmic.workload.serving import Layout, ServingMemory, ServingSpec, serving_memory
+
+
+class ReplicaCost:
+    """Iteration times of one replica layout (seconds, per lane; see the module docstring).
+
+    Args:
+        model, acc: the model and accelerator.
+        layout: the replica's TP and PP.
+        spec: the serving section (precision, KV precision, scheduler).
+        comm: a `Communicator` of this layout on the deployment's network (``degrees = (tp, 1, replicas, pp)``).
+    """
+
+    def __init__(self, model: ModelSpec, acc: Any, layout: Layout, spec: ServingSpec, comm: Communicator) -> None:
+        self.model, self.acc, self.layout, self.spec, self.comm = model, acc, layout, spec, comm
+        self.tp, self.pp = layout.tp, layout.pp
+        self.precision = spec.precision
+        self.kv_bpe = float(BYTES_PER_ELEMENT[spec.kv_precision])
+        self.abpe = BYTES_PER_ELEMENT["bf16" if spec.precision == "fp8" else spec.precision]
+        self.stage_layers = math.ceil(model.layers / layout.pp)
+        self.memory: ServingMemory = serving_memory(model, acc.mem_bytes, layout, spec)
+        self._dense: dict[tuple[int, int], float] = {}
+
+    def tp_allreduce_s(self, tokens: int) -> float:
+        """One all-reduce of `tokens` hidden states over the replica's TP group."""
+        return float(self.comm(Collective.ALL_REDUCE, tokens * self.model.hidden * self.abpe, "tp").total_s)
+
+    def pp_send_s(self, tokens: int) -> float:
+        """One send of `tokens` hidden states between neighbouring stages."""
+        return float(self.comm.p2p(tokens * self.model.hidden * self.abpe).total_s)
+
+    def dense_s(self, tokens: int, seqs: int) -> float:
+        """A lane's iteration time without the attention core: `tokens` batched tokens, `seqs` of them sampled."""
+        key = (tokens, seqs)
+        t = self._dense.get(key)
+        if t is None:
+            layer = dense_layer_s(self.model, self.acc, self.tp, tokens, self.precision) + 2 * self.tp_allreduce_s(
+                tokens)
+            t = (self.stage_layers * layer * self.pp + (self.pp - 1) * self.pp_send_s(tokens)
+                 + logits_s(self.model, self.acc, self.tp, max(seqs, 1), self.precision))
+            self._dense[key] = t
+        return t
+
+    def decode_attention_s(self, seqs: Any, context_tokens: Any) -> Any:
+        """The attention core of every layer for `seqs` decodes over `context_tokens` cached tokens in all
+        (floats or arrays)."""
+        per_layer = decode_attention_s(self.model, self.acc, tp=self.tp, seqs=seqs, context_tokens=context_tokens,
+                                       precision=self.precision, kv_bytes_per_element=self.kv_bpe)
+        return self.stage_layers * self.pp * per_layer
+
+    def prefill_attention_s(self, q_tokens: int, kv_tokens: int) -> float:
+        """The attention core of every layer for one prefill chunk of `q_tokens` over `kv_tokens` keys."""
+        return self.stage_layers * self.pp * cached_attention_s(
+            self.model, self.acc, tp=self.tp, q_tokens=q_tokens, kv_tokens=kv_tokens, precision=self.precision,
+            kv_bytes_per_element=self.kv_bpe)
+
+    def decode_run_s(self, seqs: int, context0: int, steps: int) -> np.ndarray:
+        """Times of `steps` consecutive decode iterations of the same `seqs` sequences, the first reading
+        `context0` cached tokens in all (each step adds one token per sequence): one vector, no Python loop."""
+        ctx = context0 + seqs * np.arange(steps, dtype=np.float64)
+        return self.dense_s(seqs, seqs) + self.decode_attention_s(seqs, ctx)
+
+    def kv_transfer_s(self, prompt_tokens: np.ndarray) -> np.ndarray:
+        """Seconds to move each prompt's KV cache to a decode replica: every device sends its shard, in parallel,
+        between neighbouring replicas over the dimensions they span (the slowest sets the pace)."""
+        per_token = self.memory.kv_bytes_per_token
+        return np.array([float(self.comm.send(float(n) * per_token, "dp").total_s) for n in prompt_tokens.tolist()])
+
+    @property
+    def lanes(self) -> int:
+        """Batches one replica keeps in flight (one per pipeline stage)."""
+        return self.pp
+
+    @property
+    def lane_max_seqs(self) -> int:
+        return max(1, self.spec.scheduler.max_num_seqs // self.pp)
+
+    @property
+    def lane_blocks(self) -> int:
+        return self.memory.kv_blocks // self.pp
