@@ -10,12 +10,13 @@ from rich.table import Table
 
 
 def validate(
-    file: Annotated[Path, typer.Argument(help="training_runs.csv or collectives.csv format (chosen by the header)")],
+    file: Annotated[Path, typer.Argument(help="training_runs.csv, collectives.csv or serving_runs.csv format "
+                                         "(chosen by the header)")],
     json_out: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="write predicted-vs-measured charts (HTML)")] = None,
 ) -> None:
     """Simulate every row of FILE and compare with its measured metric (step time, throughput, TFLOP/s, MFU,
-    or bus bandwidth); rows that cannot be compared are listed with the reason."""
+    bus bandwidth, or serving output-token throughput); rows that cannot be compared are listed with the reason."""
     from cosmic.commands._output import emit_json, out
     from cosmic.validate import validate_file
 

@@ -91,6 +91,11 @@ def validate_file(path: str | Path) -> Report:
         ConfigError: a malformed CSV (one line naming the line and the column).
     """
     kind, rows = read_table(path)
-    compare = training.compare_row if kind is Kind.TRAINING else collectives.compare_row
+    if kind is Kind.SERVING:
+        from cosmic.validate import serving
+
+        compare = serving.compare_row
+    else:
+        compare = training.compare_row if kind is Kind.TRAINING else collectives.compare_row
     results = [compare(r) for r in rows]
     return Report(file=str(path), kind=kind, rows=results)

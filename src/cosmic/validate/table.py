@@ -17,6 +17,7 @@ from cosmic.errors import ConfigError
 class Kind(StrEnum):
     TRAINING = "training"
     COLLECTIVES = "collectives"
+    SERVING = "serving"
 
 
 TRAINING_REQUIRED = ("row_id", "model", "num_accel", "accel", "seq_len")
@@ -37,6 +38,14 @@ TRAINING_NUMERIC = (
 COLLECTIVES_REQUIRED = ("row_id", "collective", "num_ranks", "busbw_GBps")
 COLLECTIVES_NUMERIC = (
     "num_ranks", "accel_per_node", "message_bytes", "time_us", "algbw_GBps", "busbw_GBps", "busbw_inplace_GBps",
+)
+SERVING_REQUIRED = ("row_id", "model", "num_accel", "accel", "scenario")
+SERVING_METRICS = ("throughput_tokens_per_s", "throughput_output_tokens_per_s", "throughput_requests_per_s")
+SERVING_NUMERIC = (
+    "params_b", "layers", "hidden", "ffn_hidden", "heads", "kv_heads", "head_dim", "vocab", "num_accel",
+    "accel_mem_gb", "tp", "pp", "ep", "dp", "input_len", "output_len", "batch_size", "max_num_seqs", "concurrency",
+    "throughput_tokens_per_s", "throughput_output_tokens_per_s", "throughput_requests_per_s", "ttft_ms_p50",
+    "ttft_ms_p99", "tpot_ms_p50", "tpot_ms_p99",
 )
 COUNT_OR_TEXT = {"num_nodes": ("multi",)}
 """Columns that hold a count or one of a few words (``num_nodes = multi`` when a slide only says "multi-node")."""
@@ -84,7 +93,7 @@ def _number(text: str, *, file: str, line: int, column: str) -> float:
 
 
 def read_table(path: str | Path) -> tuple[Kind, list[Row]]:
-    """Read a training-runs or collectives CSV (chosen by its header) into typed rows.
+    """Read a training-runs, collectives or serving-runs CSV (chosen by its header) into typed rows.
 
     Raises:
         ConfigError: unreadable file, unknown header, a required column missing, a non-numeric value in a
@@ -110,7 +119,10 @@ def read_table(path: str | Path) -> tuple[Kind, list[Row]]:
     cols = set(header)
     required: tuple[str, ...]
     numeric: tuple[str, ...]
-    if "collective" in cols or "busbw_GBps" in cols:
+    if "scenario" in cols and any(m in cols for m in SERVING_METRICS):
+        kind = Kind.SERVING
+        required, numeric = SERVING_REQUIRED, SERVING_NUMERIC
+    elif "collective" in cols or "busbw_GBps" in cols:
         kind = Kind.COLLECTIVES
         required, numeric = COLLECTIVES_REQUIRED, COLLECTIVES_NUMERIC
     elif "num_accel" in cols or "step_time_s" in cols or "tflops_per_accel" in cols:

@@ -124,6 +124,9 @@ class ServingSpec(BaseModel):
     slo: SLO = SLO()
     memory_utilization: Annotated[float, Field(gt=0, le=1)] = Field(
         default=DEFAULT_MEMORY_UTILIZATION, description="fraction of device memory for weights, activations and KV")
+    kv_free_fraction: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        default=None, description="the KV cache takes this fraction of the memory the weights and activations leave "
+        "(TensorRT-LLM's kv_cache_free_gpu_mem_fraction); replaces memory_utilization")
     network_amortization_years: Annotated[float, Field(gt=0, le=100)] = Field(
         default=5.0, description="straight-line life of the network's capital cost in $ per hour figures")
 
@@ -213,11 +216,15 @@ def activation_bytes(model: ModelSpec, tp: int, tokens: int, seqs: int, precisio
 
 def serving_memory(model: ModelSpec, capacity_bytes: float, layout: Layout, spec: ServingSpec) -> ServingMemory:
     """Memory of one device of `layout` under `spec`: what is left of ``memory_utilization x capacity`` after the
-    weights and the activations of the largest iteration is the KV cache."""
+    weights and the activations of the largest iteration is the KV cache (or `kv_free_fraction` of what they
+    leave of the whole capacity)."""
     sch = spec.scheduler
     w = weight_bytes_per_device(model, layout.tp, layout.pp, spec.precision)
     a = activation_bytes(model, layout.tp, sch.max_num_batched_tokens, sch.max_num_seqs, spec.precision)
-    kv = capacity_bytes * spec.memory_utilization - w - a
+    if spec.kv_free_fraction is not None:
+        kv = (capacity_bytes - w - a) * spec.kv_free_fraction
+    else:
+        kv = capacity_bytes * spec.memory_utilization - w - a
     return ServingMemory(w, a, kv, capacity_bytes, kv_bytes_per_token(model, layout.tp, layout.pp, spec.kv_precision),
                          spec.kv_cache.block_size)
 
