@@ -275,7 +275,13 @@ def _print_summary(summary: Any, paths: dict[str, Path]) -> None:
         for name, v in summary.best_knobs.items():
             k.add_row(name, str(v))
         out.print(k)
-    if "best_yaml" in paths:
+    if "best_yaml" in paths and "serving" in (summary.best_config or {}):
+        from cosmic.commands.serve import _print as print_serving
+        from cosmic.serving import load_serving_config, serve
+
+        scfg = load_serving_config(paths["best_yaml"])
+        print_serving(serve(scfg), scfg, f"best configuration ({paths['best_yaml']}; `cosmic serve` it)")
+    elif "best_yaml" in paths:
         import cosmic
 
         cfg = cosmic.load_config(paths["best_yaml"])

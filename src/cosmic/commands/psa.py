@@ -110,11 +110,11 @@ def sample(
 def list_(
     json_out: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
 ) -> None:
-    """List the built-in PSA presets."""
+    """List the built-in PSA presets (training, then serving)."""
     from cosmic.commands._output import emit_json, out
     from cosmic.psa import list_presets
 
-    names = list_presets()
+    names = list_presets() + list_presets("serving")
     if json_out:
         emit_json(names)
         return

@@ -84,11 +84,12 @@ class Evaluator:
 
     def evaluate_one(self, point: np.ndarray) -> Evaluation:
         p = np.asarray(point, dtype=np.int64)
+        run = getattr(self.space, "simulate", simulate)  # a serving space runs the serving simulation
         try:
             cfg = self.space.decode(p)
             result: Result | Memory
-            if self.time_unfit:
-                result = simulate(cfg)
+            if self.time_unfit or run is not simulate:
+                result = run(cfg)
             else:
                 result = simulate_if_fits(cfg)
                 if isinstance(result, Memory):
@@ -105,11 +106,12 @@ class Evaluator:
         raw = tuple([float(o.value(result, cfg)) for o in self.objectives])
         if self.memory_fit and not result.fits_memory:
             cap = result.memory_capacity_bytes
-            over = result.memory.total_bytes / cap - 1.0 if cap > 0 else math.inf
+            used = result.memory_bytes if hasattr(result, "memory_bytes") else result.memory.total_bytes
+            over = used / cap - 1.0 if cap > 0 else math.inf
             self.counts["memory"] += 1
             ev = Evaluation(
                 p, "memory", None, max(over, 1e-12),
-                reason=memory_reason(result.memory.total_bytes, cap, timed=True),
+                reason=memory_reason(used, cap, timed=True),
                 config=cfg, result=result,
             )
         elif not all(math.isfinite(v) for v in raw):

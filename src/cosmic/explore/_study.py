@@ -407,7 +407,7 @@ def _row(space: Any, e: Evaluation) -> TrialRow:
     rebuilds it, see `cosmic.explore._trials`)."""
     attrs: dict[str, Any] = {"knobs": jsonable(space.knobs(e.point)), "status": e.status}
     if e.result is not None:
-        attrs["figures"] = figures(e.result)
+        attrs["figures"] = e.result.figures() if hasattr(e.result, "figures") else figures(e.result)
     if e.raw is not None and e.values is None:
         attrs["unconstrained_values"] = list(e.raw)
     return TrialRow(point=e.point, values=e.values, violation=e.violation, reason=e.reason, attrs=attrs)

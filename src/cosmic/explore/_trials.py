@@ -159,10 +159,14 @@ class StoredTrial:
         """The simulation result, rebuilt from the figures (``None`` when the point was not simulated, and for
         old-format trials, whose ``result_dict`` is all that was kept)."""
         f = self.figures
+        if f is not None and f.get("kind") == "serving":
+            return None  # a serving trial keeps its figures only (`result_dict`)
         return None if f is None else result_from_figures(f)
 
     def result_dict(self) -> dict[str, Any] | None:
         """``Result.to_dict()`` of the evaluated result (JSON-ready), from either format."""
+        if self.figures is not None and self.figures.get("kind") == "serving":
+            return dict(self.figures)
         if self.figures is not None:
             from cosmic.explore._study import jsonable
 

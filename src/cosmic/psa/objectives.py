@@ -7,6 +7,17 @@
 | step_time*total_bandwidth | step time x total per-NPU bandwidth (GB/s) / 2000, COSMIC's third reward | minimize |
 | tokens_per_s_per_usd | tokens/s / (network cost + accelerators' price when the catalog has one), USD | maximize |
 | memory | peak memory per device, GB | minimize |
+
+Serving objectives read a `cosmic.serving.ServingResult` (a serving PSA's evaluations):
+
+| name | value | default direction |
+|---|---|---|
+| goodput | requests/s meeting both SLO targets | maximize |
+| goodput_per_usd | requests meeting the SLO per dollar of the deployment's hourly cost | maximize |
+| output_tokens_per_s | generated tokens/s | maximize |
+| ttft_p99 | 99th-percentile time to first token, s | minimize |
+| tpot_p99 | 99th-percentile time per output token, s | minimize |
+| usd_per_million_tokens | deployment cost per million (input + output) tokens, USD | minimize |
 """
 
 from __future__ import annotations
@@ -35,6 +46,14 @@ _DEFS: dict[str, tuple[Callable[[Any, Any], Any], str, str]] = {
         "step time x total per-NPU bandwidth (GB/s) / 2000"),
     "tokens_per_s_per_usd": (_tokens_per_usd, "maximize", "tokens/s per USD of network (+ accelerators if priced)"),
     "memory": (lambda r, a: r.memory_per_device_gb, "minimize", "peak memory per device, GB"),
+    "goodput": (lambda r, a: r.goodput_requests_per_s, "maximize", "requests/s meeting the SLO"),
+    "goodput_per_usd": (lambda r, a: r.goodput_per_usd_hour * 3600.0, "maximize",
+                        "requests meeting the SLO per USD of deployment time"),
+    "output_tokens_per_s": (lambda r, a: r.output_tokens_per_s, "maximize", "generated tokens/s"),
+    "ttft_p99": (lambda r, a: r.latency["ttft_p99_s"], "minimize", "p99 time to first token, s"),
+    "tpot_p99": (lambda r, a: r.latency["tpot_p99_s"], "minimize", "p99 time per output token, s"),
+    "usd_per_million_tokens": (lambda r, a: r.usd_per_million_tokens if r.usd_per_million_tokens is not None
+                               else float("inf"), "minimize", "USD per million tokens"),
 }
 
 

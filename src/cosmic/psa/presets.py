@@ -92,14 +92,20 @@ def _resolve_tp(base: dict[str, Any]) -> None:
     par["tp"] = max(1, n // rest)
 
 
-def list_presets() -> list[str]:
-    """Names of the built-in PSA presets.
+def list_presets(kind: str = "training") -> list[str]:
+    """Names of the built-in PSA presets of `kind` (``training``, ``serving`` or ``all``).
 
     Example:
         >>> len([p for p in list_presets() if p.startswith("cosmic-")])
         48
+        >>> "serve-llama3-70b-8xh100" in list_presets("serving")
+        True
     """
-    return sorted(_presets())
+    return sorted(n for n, (_src, d) in _presets().items() if kind == "all" or _kind(d) == kind)
+
+
+def _kind(data: dict[str, Any]) -> str:
+    return str(data.get("kind") or "training")
 
 
 def preset_data(name: str) -> tuple[str, dict[str, Any]]:
@@ -114,7 +120,16 @@ def preset_data(name: str) -> tuple[str, dict[str, Any]]:
 @cache
 def _load_preset(name: str) -> Space:
     src, data = preset_data(name)
-    return Space(data, file=f"{src}#{name}", name=name)
+    return _compile(data, file=f"{src}#{name}", name=name)
+
+
+def _compile(data: Any, *, file: str, name: str | None = None, base_dir: Path | None = None) -> Any:
+    """A `Space`, or a `ServingSpace` for a PSA of ``kind: serving``."""
+    if isinstance(data, dict) and data.get("kind") == "serving":
+        from cosmic.psa.serving import ServingSpace
+
+        return ServingSpace(data, file=file, name=name, base_dir=base_dir)
+    return Space(data, file=file, name=name, base_dir=base_dir)
 
 
 def load_psa(source: str | Path) -> Space:
@@ -131,5 +146,5 @@ def load_psa(source: str | Path) -> Space:
     p = Path(text)
     if isinstance(source, Path) or text.endswith((".yaml", ".yml")) or p.exists():
         data = read_yaml(p)
-        return Space(data, file=text, base_dir=p.parent)
+        return _compile(data, file=text, base_dir=p.parent)
     return _load_preset(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,18 @@ class ServingResult:
     def goodput_per_usd_hour(self) -> float:
         """Goodput (requests/s) per dollar-hour of the deployment (0 without a price)."""
         return self.goodput_requests_per_s / self.usd_per_hour if self.usd_per_hour else 0.0
+
+    def figures(self) -> dict[str, Any]:
+        """The result as a flat JSON-ready mapping (what a stored trial keeps), marked ``kind: serving``."""
+        d = self.to_dict()
+        out: dict[str, Any] = {"kind": "serving"}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                for k2, v2 in v.items():
+                    out[f"{k}.{k2}"] = v2 if not isinstance(v2, dict) else {a: b for a, b in v2.items()}
+            else:
+                out[k] = v
+        return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "samples"}
