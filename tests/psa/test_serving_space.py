@@ -71,6 +71,19 @@ def test_decoding_sets_the_knobs() -> None:
     assert s.knobs(p) == {"tp": 2, "pp": 1, "disaggregation": True, "max_num_seqs": 64, "chunked_prefill": True}
 
 
+def test_a_deployment_that_refuses_requests_is_rejected() -> None:
+    from cosmic.explore._objective import Evaluator
+
+    data = copy.deepcopy(SMALL)
+    data["knobs"]["serving"]["max_num_batched_tokens"] = [256, 1024]  # prompts are 512 tokens
+    s = ServingSpace(data)
+    p = np.array([0, 0, 0, 0, 0, 0])  # tp 1, not chunked, budget 256: every prompt refused
+    ev = Evaluator(s).evaluate_one(p)
+    assert ev.status == "rejected" and "requests refused" in (ev.reason or "")
+    p[-1] = 1
+    assert Evaluator(s).evaluate_one(p).status == "ok"
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"knobs": {"serving": {"tq": [1]}}}, "knobs.serving.tq: unknown knob 'tq'"),
     ({"knobs": {"serving": {"tp": []}}}, "knobs.serving.tp: must be a non-empty list"),

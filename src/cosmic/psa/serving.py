@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from cosmic.errors import ConfigError, CosmicError, KeyedValueError, extra_keys
+from cosmic.errors import ConfigError, CosmicError, InfeasibleError, KeyedValueError, extra_keys
 from cosmic.psa.objectives import Objective
 from cosmic.serving.config import ServingConfig, check_layout, load_serving_config, serving_config_from_dict
 from cosmic.workload.serving import Layout
@@ -221,13 +221,19 @@ class ServingSpace:
     # ---- evaluation -------------------------------------------------------------------------------------------
 
     def simulate(self, config: ServingConfig) -> Any:
-        """`cosmic.serve` of a decoded configuration, remembered by its knob values."""
+        """`cosmic.serve` of a decoded configuration, remembered by its knob values. A deployment that refuses
+        requests of the workload (a prompt over the token budget without chunked prefill, as vLLM refuses to start
+        with ``max_num_batched_tokens`` below the model length; a request longer than the KV cache) cannot serve
+        it: InfeasibleError, which the evaluator records as rejected."""
         from cosmic.serving import serve
 
         key = config.model_dump_json()
         hit = self._memo.get(key)
         if hit is None:
             hit = self._memo[key] = serve(config)
+        if hit.refused and hit.fits_memory:
+            raise InfeasibleError(f"{hit.refused} of {hit.requests} requests refused (longer than the token budget "
+                                  "or the KV cache)")
         return hit
 
     def describe(self) -> dict[str, Any]:
