@@ -62,6 +62,18 @@ def test_one_request_closed_form(scheduler: dict[str, Any]) -> None:
     assert r.latency["tpot_p50_s"] == pytest.approx(decode / (out - 1), rel=1e-9)
 
 
+def test_a_replicas_decode_attention_is_every_layers() -> None:
+    from cosmic.workload.layers import decode_attention_s
+
+    cfg = serving_config_from_dict(cfg_with(replicas={"tp": 2, "pp": 2, "count": 2}))
+    cost = replica_cost(cfg, cfg.serving.replicas)
+    one = decode_attention_s(cfg.model, cfg.accelerator, tp=2, seqs=7, context_tokens=7000, precision="bf16",
+                             kv_bytes_per_element=2)
+    assert cost.decode_attention_s(7, 7000) == pytest.approx(32 * one, rel=1e-12)
+    run = cost.decode_run_s(7, 7000, 3)
+    assert run[2] == pytest.approx(cost.dense_s(7, 7) + cost.decode_attention_s(7, 7014), rel=1e-12)
+
+
 def test_chunked_prefill_of_one_request_adds_up_its_chunks() -> None:
     cfg = serving_config_from_dict(one_request(3000, 2, scheduler={"chunked_prefill": True,
                                                                    "max_num_batched_tokens": 1024}))

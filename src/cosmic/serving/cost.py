@@ -19,7 +19,13 @@ import numpy as np
 from cosmic.collective.algorithms import Collective
 from cosmic.collective.communicator import Communicator
 from cosmic.units import BYTES_PER_ELEMENT
-from cosmic.workload.layers import cached_attention_s, decode_attention_s, dense_layer_s, logits_s
+from cosmic.workload.layers import (
+    cached_attention_s,
+    decode_attention_coefficients,
+    decode_attention_time,
+    dense_layer_s,
+    logits_s,
+)
 from cosmic.workload.model import ModelSpec
 from cosmic.workload.serving import Layout, ServingMemory, ServingSpec, serving_memory
 
@@ -42,7 +48,12 @@ class ReplicaCost:
         self.abpe = BYTES_PER_ELEMENT["bf16" if spec.precision == "fp8" else spec.precision]
         self.stage_layers = math.ceil(model.layers / layout.pp)
         self.memory: ServingMemory = serving_memory(model, acc.mem_bytes, layout, spec)
-        self._dense: dict[tuple[int, int], float] = {}
+        self._layers: dict[int, float] = {}
+        self._logits: dict[int, float] = {}
+        f, s, k = decode_attention_coefficients(model, acc, tp=self.tp, precision=self.precision,
+                                                kv_bytes_per_element=self.kv_bpe)
+        n_layers = self.stage_layers * self.pp
+        self._attn = (n_layers * f, n_layers * s, n_layers * k)  # every layer's decode attention, per token
 
     def tp_allreduce_s(self, tokens: int) -> float:
         """One all-reduce of `tokens` hidden states over the replica's TP group."""
@@ -54,22 +65,20 @@ class ReplicaCost:
 
     def dense_s(self, tokens: int, seqs: int) -> float:
         """A lane's iteration time without the attention core: `tokens` batched tokens, `seqs` of them sampled."""
-        key = (tokens, seqs)
-        t = self._dense.get(key)
+        t = self._layers.get(tokens)
         if t is None:
             layer = dense_layer_s(self.model, self.acc, self.tp, tokens, self.precision) + 2 * self.tp_allreduce_s(
                 tokens)
-            t = (self.stage_layers * layer * self.pp + (self.pp - 1) * self.pp_send_s(tokens)
-                 + logits_s(self.model, self.acc, self.tp, max(seqs, 1), self.precision))
-            self._dense[key] = t
-        return t
+            t = self._layers[tokens] = self.stage_layers * layer * self.pp + (self.pp - 1) * self.pp_send_s(tokens)
+        h = self._logits.get(seqs)
+        if h is None:
+            h = self._logits[seqs] = logits_s(self.model, self.acc, self.tp, max(seqs, 1), self.precision)
+        return t + h
 
     def decode_attention_s(self, seqs: Any, context_tokens: Any) -> Any:
         """The attention core of every layer for `seqs` decodes over `context_tokens` cached tokens in all
-        (floats or arrays)."""
-        per_layer = decode_attention_s(self.model, self.acc, tp=self.tp, seqs=seqs, context_tokens=context_tokens,
-                                       precision=self.precision, kv_bytes_per_element=self.kv_bpe)
-        return self.stage_layers * self.pp * per_layer
+        (floats or arrays): `workload.layers.decode_attention_s` for each layer."""
+        return decode_attention_time(self._attn, seqs, context_tokens)
 
     def prefill_attention_s(self, q_tokens: int, kv_tokens: int) -> float:
         """The attention core of every layer for one prefill chunk of `q_tokens` over `kv_tokens` keys."""

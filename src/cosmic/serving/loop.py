@@ -55,6 +55,7 @@ class Lane:
         self.pre: list[int] = []
         self.ctx: list[int] = []
         self.left: list[int] = []
+        self.prefilling = 0  # running sequences with prompt tokens still to prefill
 
     def blocks_of(self, i: int) -> int:
         return -(-(self.context[i] + self.tokens[i]) // self.r.block_size)
@@ -73,7 +74,7 @@ class Lane:
                 if self.waiting:
                     self.dropped[self.waiting.popleft()] = True
                 continue
-            if self.r.mode != DECODE and any(p > 0 for p in self.pre):
+            if self.prefilling:
                 self._mixed_step()
             else:
                 self._decode_run()
@@ -102,6 +103,7 @@ class Lane:
             self.free -= b
             self.idx.append(i)
             prefilled = r.mode == DECODE
+            self.prefilling += not prefilled
             self.pre.append(0 if prefilled else self.context[i])
             self.ctx.append(self.context[i] if prefilled else 0)
             self.left.append(self.tokens[i])
@@ -146,6 +148,7 @@ class Lane:
             self.pre[j] -= c
             self.ctx[j] += c
             if self.pre[j] == 0:
+                self.prefilling -= 1
                 self.first_s[self.idx[j]] = self.t
                 self.left[j] -= 1
         for j in decodes:

@@ -306,6 +306,19 @@ def cached_attention_s(model: ModelSpec, acc: ComputeModel, *, tp: int, q_tokens
     return max(flops / rate, bytes_moved / acc.achievable_mem_bytes_per_s)
 
 
+def decode_attention_coefficients(model: ModelSpec, acc: ComputeModel, *, tp: int, precision: str,
+                                  kv_bytes_per_element: float, kernel: str = "auto") -> tuple[float, float, float]:
+    """``(per_context_flop_s, per_seq_byte_s, per_context_byte_s)`` of `decode_attention_s`: its FLOP time is
+    ``context x the first``, its memory time ``seqs x the second + context x the third``."""
+    act_prec = _act_precision(precision)
+    abpe = BYTES_PER_ELEMENT[act_prec]
+    h = model.hidden
+    rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency_for(kernel)
+    mem = acc.achievable_mem_bytes_per_s
+    return (4.0 * h / tp / rate, 2 * h / tp * abpe / mem,
+            2 * kv_width_per_rank(model, tp) * kv_bytes_per_element / mem)
+
+
 def decode_attention_s(model: ModelSpec, acc: ComputeModel, *, tp: int, seqs: Any, context_tokens: Any,
                        precision: str, kv_bytes_per_element: float, kernel: str = "auto") -> Any:
     """Seconds of one layer's attention core for one decode step of `seqs` sequences holding `context_tokens`
@@ -313,13 +326,16 @@ def decode_attention_s(model: ModelSpec, acc: ComputeModel, *, tp: int, seqs: An
     attention) whose time is the larger of its FLOPs at the kernel's rate and its bytes (the KV cache read once,
     Q and O of each sequence) at memory speed; it is bandwidth-bound for every catalog accelerator.
     `seqs` and `context_tokens` may be NumPy arrays (a run of decode steps priced at once)."""
-    act_prec = _act_precision(precision)
-    abpe = BYTES_PER_ELEMENT[act_prec]
-    h = model.hidden
-    flops = 4.0 * context_tokens * h / tp
-    rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency_for(kernel)
-    bytes_moved = 2 * seqs * h / tp * abpe + 2 * context_tokens * kv_width_per_rank(model, tp) * kv_bytes_per_element
-    return vmax(flops / rate, bytes_moved / acc.achievable_mem_bytes_per_s)
+    coef = decode_attention_coefficients(model, acc, tp=tp, precision=precision,
+                                         kv_bytes_per_element=kv_bytes_per_element, kernel=kernel)
+    return decode_attention_time(coef, seqs, context_tokens)
+
+
+def decode_attention_time(coef: tuple[float, float, float], seqs: Any, context_tokens: Any) -> Any:
+    """`decode_attention_s` from its `decode_attention_coefficients` (scaled by a number of layers, the same for
+    those layers together)."""
+    f, s, k = coef
+    return vmax(context_tokens * f, seqs * s + context_tokens * k)
 
 
 @register
