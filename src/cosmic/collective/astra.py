@@ -13,9 +13,10 @@ How a collective is priced:
    ``baseline`` = all-reduce on each dim; reduce-scatter and all-to-all on 0..n-1; all-gather on n-1..0.
    The per-phase time is a closed form per algorithm (:func:`phase_time_ns`).
 3. **Queues.** One queue per dimension with ``active_chunks`` slots, shared by every phase on that dimension. Waiting
-   streams are served in creation order; a stream that ends a phase at t joins its next queue at t and its slot is
-   refilled at t. Without a double binary tree every NPU runs the same schedule, so one small event simulation over
-   streams and queues gives the answer whatever the NPU count.
+   streams are served first come, first served (a chunk back for its all-gather queues behind chunks still waiting
+   for their reduce-scatter; :mod:`cosmic.collective.astra_queues`); a stream that ends a phase at t joins its next
+   queue at t and its slot is refilled at t. Without a double binary tree every NPU runs the same schedule, so one
+   small event simulation over streams and queues gives the answer whatever the NPU count.
 4. **Double binary tree** phases time every NPU of the tree separately (leaves finish before the root's children),
    so NPUs drift apart; those are simulated per NPU *class* (NPUs that share their coordinates in the tree
    dimensions behave alike), and the single-dimension case is vectorised over NPUs with numpy.
