@@ -49,8 +49,8 @@ from cosmic.collective.astra_core import (
     reduce_ns,
     ring_step_hops,
 )
-from cosmic.collective.astra_io import IMPL_KEYS, astra_algorithms, check_impl
 from cosmic.collective.astra_queues import run_classes, run_streams, run_tree_single
+from cosmic.collective.astra_system import IMPL_KEYS, astra_algorithms, check_impl
 from cosmic.collective.astra_tree import tree_finish
 from cosmic.collective.model import ZERO, CollectiveTime, MultiDim
 from cosmic.errors import ConfigError

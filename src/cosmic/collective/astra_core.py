@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from cosmic.collective.algorithms import Algorithm, Collective
 from cosmic.collective.model import MultiDim
+from cosmic.errors import ConfigError
 from cosmic.network.topology import Topology
 
 GIB = 2**30
@@ -93,6 +94,8 @@ def msg_ns(m: int, hops: int, dim: AstraDim) -> int:
 
 def reduce_ns(m: int, p: AstraParams) -> int:
     """R(m) = 3 x floor(m / local-mem-bw): one write and two reads of a received message."""
+    if p.local_mem_bw_gbps <= 0:
+        raise ConfigError("must be given for a collective with local reductions (GB/s)", key="local-mem-bw")
     return 3 * int(m // p.local_mem_bw_gbps)
 
 
