@@ -349,6 +349,25 @@ def test_sub_group_is_one_flat_ring_on_the_innermost_link() -> None:
     assert ct.per_dim_s[0][0] == 1
 
 
+def test_sub_group_ring_pays_10_ns_whatever_the_endpoint_delay() -> None:
+    """A communicator group's ring is a Local RingTopology (CommunicatorGroup.cc), whose packets take MemBus's Fast
+    path: 10 cycles, not endpoint-delay. The whole-system collective still pays endpoint-delay."""
+    cfg = load_config(DATA / "astra-s1-gpt3.yaml")
+    slow = cfg.collective.model_copy(update={"endpoint_delay_ns": 200.0})
+    topologies, npus = tuple(d.topology for d in cfg.network.dims), cfg.n_npus
+    sub = (GroupDim(1, Topology.SWITCH, 8, 1, 8, 100 * 2**30, 1700e-9),)
+    a = astra_collective_time(Collective.ALL_REDUCE, 2**26, sub, cfg.collective, topologies, npus)
+    b = astra_collective_time(Collective.ALL_REDUCE, 2**26, sub, slow, topologies, npus)
+    assert a.total_s == b.total_s  # 4 x (10 + 14 (N + 10) + 7 R) with E = 10 in both
+    whole = (
+        GroupDim(0, Topology.RING, 4, 1, 4, 187.5 * 2**30, 20e-9),
+        GroupDim(1, Topology.SWITCH, 8, 1, 8, 100 * 2**30, 1700e-9),
+    )
+    c = astra_collective_time(Collective.ALL_REDUCE, 2**26, whole, cfg.collective, topologies, npus)
+    d = astra_collective_time(Collective.ALL_REDUCE, 2**26, whole, slow, topologies, npus)
+    assert d.total_s > c.total_s
+
+
 def test_strided_sub_group_on_a_ring_pays_the_carry_hops() -> None:
     """Members 2 apart on a Ring(8) plus a second dimension: consecutive ids are 2 apart except where the inner
     coordinate wraps (6 apart -> 2 hops the short way): every step costs N(m, 2)."""

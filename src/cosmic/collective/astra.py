@@ -294,10 +294,17 @@ def astra_collective_time(
     A group holding every NPU of the system runs the configured per-dimension algorithms over its dimensions. Any
     smaller group is, as in ASTRA-sim's communicator groups, one flat ring over the group's NPU ids: consecutive ids
     always differ first in the group's innermost dimension, so every message is charged on that dimension's link
-    (its bandwidth and latency; on a Ring topology, the ring distance between the two coordinates).
+    (its bandwidth and latency; on a Ring topology, the ring distance between the two coordinates). That ring's
+    endpoint delay is a fixed 10 ns whatever ``endpoint-delay`` says (:data:`LOCAL_RING_DELAY_NS`).
     """
     key = _group_key(Collective(kind), group, collective, topologies, n_npus)
     return _astra_cached(key, int(size_bytes))
+
+
+# A sub-group's ring is a `RingTopology::Dimension::Local` (astra-sim system/CommunicatorGroup.cc
+# get_collective_plan), so Ring.cc sends its packets with `MemBus::Transmition::Fast`, which MemBus.cc charges a fixed
+# 10 cycles (1 cycle = 1 ns) instead of `endpoint-delay`.
+LOCAL_RING_DELAY_NS = 10
 
 
 @register
@@ -328,7 +335,8 @@ def _astra_cached(key: tuple, size: int) -> CollectiveTime:
             carry = ((g0.members - 1) * g0.stride) % P
             ring_hops = (min(step, P - step), min(carry, P - carry), g0.members)
         flat = dim_of(g0, n, ring_hops)
-        res = simulate_collective(kind, size, (flat,), (Algorithm.RING,), params, total_npus=total_npus)
+        local = AstraParams(chunks, active, LOCAL_RING_DELAY_NS, lmbw, multidim)
+        res = simulate_collective(kind, size, (flat,), (Algorithm.RING,), local, total_npus=total_npus)
     total_s = res.time_ns * 1e-9
     busy = res.busy_ns
     all_busy = sum(busy)
