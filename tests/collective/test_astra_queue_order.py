@@ -111,3 +111,39 @@ def test_busiest_queue_bounds_the_total() -> None:
             per_queue[ph.position] += ph.time_ns
         assert r.time_ns >= max(r.n_chunks * w / active for w in per_queue)
         assert r.time_ns <= r.n_chunks * sum(per_queue)
+
+
+def test_tree_dimension_timeline_per_npu_class() -> None:
+    """Ring(2) x Switch(2), 100 GB/s and 500 ns both, ring on dim 0 and doubleBinaryTree on dim 1, localBWAware,
+    4 chunks of 1 MiB, one slot: the shape of issue 17's case (a), small enough to follow every NPU.
+
+    d = 2^20 enters; every message is 2^19 B (4882.8125 ns on the wire): N(2^19, 1) = 5382 on the Ring,
+    n = N(2^19, 2) = 5882 on the Switch; R(2^19) = 3 * 327 = 981.
+      a = RS dim 0 = E + (5382 + E + 981) = 6383;  c = AG dim 0 = E + (5382 + E) = 5402
+      tree of two NPUs (a root and one leaf): the root is done max(leaf start + E + n, root start) + E + R,
+      the leaf n + E after that. Chunks 0 and 2 use the tree rooted at coordinate 1 (c1), chunks 1 and 3 at c0.
+    Per class (c0, c1 = coordinate on dim 1); each has its own two queues, first come first served:
+          0  s0 RS both              6383  s1 RS; s0 tree (root c1 done 13266, leaf c0 done 19158)
+      12766  s2 RS; s1 waits dim 1  13266  c1: s0 back on dim 0 behind s3; s1 tree, c1 is its leaf (sends 13276)
+      19149  s3 RS both (in c1 ahead of s0, queued since 0)
+      19158  c0: s0 waits dim 0; s1 root: leaf data there at 19158, done 20149 (c1 leaf done 26041)
+      20149  c0: s1 waits; s2 tree, c0 leaf sends 20159, data at c1 26041
+      25532  s3 -> dim 1 waits; s0 AG both [25532, 30934]
+      26041  c1: s2 root done 27032 (c0 leaf done 32924)   27032  c1: s3 tree, c1 leaf sends 27042, data at c0 32924
+      30934  s1 AG both [30934, 36336]                     32924  c0: s3 root done 33915 (c1 leaf done 39807)
+      36336  s2 AG both [36336, 41738]                     41738  s3 AG both, done 47140
+    Serving by creation order (s0's all-gather before s3's reduce-scatter at 19149 in c1) gives 49111 ns.
+    """
+    ring2 = AstraDim.from_gib(Topology.RING, 2, 100, 500, 0)
+    sw2 = AstraDim.from_gib(Topology.SWITCH, 2, 100, 500, 1)
+    r = simulate_collective(AR, 4 * 2**20, (ring2, sw2), (RING, Algorithm.DOUBLE_BINARY_TREE), params(splits=4))
+    n, rr = N(2**19, 2, 100, 500), R(2**19)
+    a = E + (N(2**19, 1, 100, 500) + E + rr)
+    c = E + (N(2**19, 1, 100, 500) + E)
+    assert (a, c, n, rr) == (6383, 5402, 5882, 981)
+    # a lone tree phase: root done 2E + n + R after a common start, leaf n + E later
+    assert r.phases[1].time_ns == (2 * E + n + rr) + n + E == 12775
+    # the last step of the timeline: s3's all-gather starts when s2's ends, 3 all-gathers after s0's began
+    s0_ag = 4 * a  # dimension 0 is busy with the four reduce-scatters until 25532
+    assert s0_ag == 25532
+    assert r.time_ns == s0_ag + 4 * c == 47140
