@@ -50,11 +50,11 @@ from cosmic.collective.astra_core import (
     ring_step_hops,
 )
 from cosmic.collective.astra_queues import run_classes, run_streams, run_tree_single
-from cosmic.collective.astra_system import IMPL_KEYS, astra_algorithms, check_impl
+from cosmic.collective.astra_system import IMPL_KEYS, Impl, astra_algorithms, check_impl
 from cosmic.collective.astra_tree import tree_finish
 from cosmic.collective.model import ZERO, CollectiveTime, MultiDim
 from cosmic.errors import ConfigError
-from cosmic.network.topology import Topology
+from cosmic.network.topology import Network, Topology
 
 if TYPE_CHECKING:
     from cosmic.collective.config import CollectiveConfig
@@ -267,6 +267,30 @@ def simulate_collective(
     return AstraResult(total, chunk, n_chunks, phases, tuple(busy), tuple(notes))
 
 
+def whole_system_dims(network: Network, impls: tuple[Impl, ...]) -> tuple[tuple[AstraDim, ...], tuple[Algorithm, ...]]:
+    """The dimensions and algorithms ASTRA-sim runs a collective over every NPU with, one per network dimension.
+
+    Except ``oneRing``: ASTRA-sim's ``GeneralComplexTopology`` (astra-sim
+    ``system/astraccl/native_collectives/logical_topology/GeneralComplexTopology.cc``) turns the first ``one*`` entry
+    into one ring over every NPU (ids in order) and drops the dimensions after it. Consecutive ids first differ in
+    the innermost dimension of more than one NPU (the wrap from its last coordinate to 0 is one ring hop), so every
+    message of that ring is charged on that dimension's link. ``oneDirect`` and ``oneHalvingDoubling`` (whose peers
+    sit on different dimensions) are priced as ``direct`` and ``halvingDoubling`` per dimension instead.
+    """
+    dims: list[AstraDim] = []
+    algos: list[Algorithm] = []
+    for i, (d, impl) in enumerate(zip(network.dims, impls, strict=False)):
+        if impl.spelling == "oneRing":
+            f = next((j for j, x in enumerate(network.dims) if x.npus > 1), 0)
+            link = network.dims[f]
+            dims.append(AstraDim(link.topology, network.n_npus, link.link_bytes_per_s / 1e9, link.latency_ns, f))
+            algos.append(Algorithm.RING)
+            break
+        dims.append(AstraDim(d.topology, d.npus, d.link_bytes_per_s / 1e9, d.latency_ns, i))
+        algos.append(impl.algorithm)
+    return tuple(dims), tuple(algos)
+
+
 # ---- inside `cosmic simulate` --------------------------------------------------------------------------------------
 
 
@@ -361,4 +385,5 @@ __all__ = [
     "phase_time_ns",
     "reduce_ns",
     "simulate_collective",
+    "whole_system_dims",
 ]
