@@ -84,23 +84,81 @@ def test_read_system_spellings() -> None:
     "change,key,words",
     [
         ({"preferred-dataset-splits": 0}, "preferred-dataset-splits", "at least 1"),
-        ({"preferred-dataset-splits": None}, "preferred-dataset-splits", "divides by zero"),
-        ({"all-to-all-implementation": ["ring", "halvingDoubling"]}, "all-to-all-implementation[1]", "rejects"),
         ({"all-reduce-implementation": ["ring", "tree"]}, "all-reduce-implementation[1]", "unknown implementation"),
+        # names are checked when ASTRA-sim loads the file, in every list, even one no collective of the run uses
+        ({"all-to-all-implementation": ["ring", "Direct8"]}, "all-to-all-implementation[1]", "stops when it loads"),
         ({"collective-optimization": "fast"}, "collective-optimization", "baseline or localBWAware"),
+        ({"scheduling-policy": "RANDOM"}, "scheduling-policy", "LIFO, FIFO or EXPLICIT"),
+        ({"all-reduce-implementation-custom": ["a", "b"]}, "all-reduce-implementation-custom", "exactly one"),
+        ({"model-shared-bus": 1}, "model-shared-bus", "not modelled"),
     ],
 )
-def test_system_errors_name_file_and_key(tmp_path: Path, change: dict, key: str, words: str) -> None:
-    data = dict(SYS_OK)
-    for k, v in change.items():
-        if v is None:
-            data.pop(k)
-        else:
-            data[k] = v
+def test_system_errors_at_load_name_file_and_key(tmp_path: Path, change: dict, key: str, words: str) -> None:
+    data = dict(SYS_OK, **change)
     f = write(tmp_path, "system.json", data)
     with pytest.raises(ConfigError) as exc:
         read_system(f)
     assert str(exc.value).startswith(f"{f}: {key}: ") and words in str(exc.value)
+
+
+AR, AG, RS, A2A = Collective.ALL_REDUCE, Collective.ALL_GATHER, Collective.REDUCE_SCATTER, Collective.ALL_TO_ALL
+
+
+@pytest.mark.parametrize(
+    "change,fails,key,words",
+    [
+        # ASTRA-sim reads each list only when that collective runs (a localBWAware all-reduce runs its reduce-scatter
+        # and all-gather phases with the all-reduce list), and only on the dimensions it crosses
+        ({"all-to-all-implementation": ["ring", "halvingDoubling"]}, A2A, "all-to-all-implementation[1]",
+         "rejects halvingDoubling"),
+        ({"all-gather-implementation": ["ring", "halvingDoubling"], "npus_count": [4, 6]}, AG,
+         "all-gather-implementation[1]", "never finishes"),
+        ({"reduce-scatter-implementation": ["doubleBinaryTree", "ring"], "npus_count": [6, 4]}, RS,
+         "reduce-scatter-implementation[0]", "crashes"),
+        ({"all-to-all-implementation": None}, A2A, "all-to-all-implementation", "no collective implementation found"),
+        ({"all-gather-implementation": ["ring"]}, AG, "all-gather-implementation", "has 1 entries"),
+        ({"reduce-scatter-implementation": ["ring", "direct3"], "npus_count": [4, 8]}, RS,
+         "reduce-scatter-implementation[1]", "window of 3"),
+        ({"local-mem-bw": None}, AR, "local-mem-bw", "divides every local reduction by zero"),
+    ],
+)
+@pytest.mark.parametrize("multidim", ["baseline", "localBWAware"])
+def test_keys_read_when_a_collective_runs_fail_only_then(
+    tmp_path: Path, change: dict, fails: Collective, key: str, words: str, multidim: str
+) -> None:
+    from cosmic.commands.collective import run_collective
+
+    data = dict(SYS_OK, **{"collective-optimization": multidim})
+    net = dict(NET_OK, npus_count=change.get("npus_count", [4, 8]))
+    for k, v in change.items():
+        if k == "npus_count":
+            continue
+        if v is None:
+            data.pop(k)
+        else:
+            data[k] = v
+    sysf, netf = write(tmp_path, "system.json", data), write(tmp_path, "network.yml", net)
+    read_system(sysf)  # loads
+    runs = [k for k in (AR, AG, RS, A2A) if k is not fails]
+    if fails is AR:
+        runs = [AG, A2A]  # a missing local-mem-bw only matters where data is reduced
+    for kind in runs:
+        assert run_collective(kind, 2**20, netf, sysf)["time_ns"] > 0
+    with pytest.raises(ConfigError) as exc:
+        run_collective(fails, 2**20, netf, sysf)
+    assert str(exc.value).startswith(f"{sysf}: {key}: ") and words in str(exc.value)
+
+
+def test_missing_splits_fails_when_any_collective_runs(tmp_path: Path) -> None:
+    from cosmic.commands.collective import run_collective
+
+    data = dict(SYS_OK)
+    data.pop("preferred-dataset-splits")
+    sysf, netf = write(tmp_path, "system.json", data), write(tmp_path, "network.yml", dict(NET_OK, npus_count=[4, 8]))
+    assert read_system(sysf).splits is None
+    for kind in Collective:
+        with pytest.raises(ConfigError, match=r"preferred-dataset-splits: required to run an .*divides by zero"):
+            run_collective(kind, 2**20, netf, sysf)
 
 
 @pytest.mark.parametrize(
@@ -112,11 +170,34 @@ def test_system_errors_name_file_and_key(tmp_path: Path, change: dict, key: str,
         (["ring", "direct3"], (4, 8), "window of 3"),
     ],
 )
-def test_system_checked_against_network(impl: list[str], sizes: tuple[int, ...], words: str) -> None:
+def test_system_checked_against_network_when_it_runs(impl: list[str], sizes: tuple[int, ...], words: str) -> None:
     data = dict(SYS_OK, **{"all-reduce-implementation": impl})
     s = system_from_dict(data, file="sys.json")
+    s.check(sizes)  # ASTRA-sim loads the file on this network ...
     with pytest.raises(ConfigError, match=words):
-        s.check(sizes)
+        s.implementation(AR, sizes)  # ... and fails when the all-reduce runs
+
+
+def test_list_longer_than_the_network_is_refused_at_load() -> None:
+    """GeneralComplexTopology asserts collective_impl.size() <= dimension_size.size() for all four lists when the
+    system starts (the analytical build keeps asserts on: its Release flags are plain -O3)."""
+    s = system_from_dict(SYS_OK, file="sys.json")
+    s.check((4, 8))
+    with pytest.raises(ConfigError, match=r"sys.json: all-reduce-implementation: has 2 entries but the network "
+                                          r"has 1 dimensions \(ASTRA-sim asserts when it starts\)"):
+        s.check((8,))
+
+
+def test_ignored_scheduling_keys_are_accepted_with_a_note(tmp_path: Path) -> None:
+    from cosmic.commands.collective import run_collective
+
+    data = dict(SYS_OK, **{"inter-dimension-scheduling": "themis", "intra-dimension-scheduling": "SCF",
+                           "scheduling-policy": "EXPLICIT"})
+    sysf, netf = write(tmp_path, "system.json", data), write(tmp_path, "network.yml", dict(NET_OK, npus_count=[4, 8]))
+    base = run_collective(AR, 2**20, netf, write(tmp_path, "plain.json", SYS_OK))
+    rec = run_collective(AR, 2**20, netf, sysf)
+    assert rec["time_ns"] == base["time_ns"]  # none of them changes one collective
+    assert any("inter-dimension-scheduling is not read by ASTRA-sim" in n for n in rec["notes"])
 
 
 def test_network_errors_name_key() -> None:
@@ -152,10 +233,14 @@ def test_import_export_import_round_trip(tmp_path: Path, net_file: Path, sys_fil
         assert again.algorithms(kind) == first.algorithms(kind)
     for attr in ("scheduling", "endpoint_delay_ns", "active_chunks", "splits", "multidim", "local_mem_bw_gbps"):
         assert getattr(again, attr) == getattr(first, attr)
-    # and the re-imported files time every collective identically
+    # and the re-imported files time every collective identically, except one whose list has oneRing: cosmic's
+    # config has no flat-ring-over-every-NPU algorithm, so it is written back as a ring on each dimension
     for kind in Collective:
         a = run_record(kind, net_file, sys_file)
         b = run_record(kind, net_out, sys_out)
+        if any(i.spelling == "oneRing" for i in first.implementations[kind]):
+            assert a["phases"][0]["npus"] == read_network(net_file).n_npus
+            continue
         assert a["time_ns"] == b["time_ns"]
 
 
@@ -268,6 +353,25 @@ def test_sub_group_is_one_flat_ring_on_the_innermost_link() -> None:
     assert ct.per_dim_s[0][0] == 1
 
 
+def test_sub_group_ring_pays_10_ns_whatever_the_endpoint_delay() -> None:
+    """A communicator group's ring is a Local RingTopology (CommunicatorGroup.cc), whose packets take MemBus's Fast
+    path: 10 cycles, not endpoint-delay. The whole-system collective still pays endpoint-delay."""
+    cfg = load_config(DATA / "astra-s1-gpt3.yaml")
+    slow = cfg.collective.model_copy(update={"endpoint_delay_ns": 200.0})
+    topologies, npus = tuple(d.topology for d in cfg.network.dims), cfg.n_npus
+    sub = (GroupDim(1, Topology.SWITCH, 8, 1, 8, 100 * 2**30, 1700e-9),)
+    a = astra_collective_time(Collective.ALL_REDUCE, 2**26, sub, cfg.collective, topologies, npus)
+    b = astra_collective_time(Collective.ALL_REDUCE, 2**26, sub, slow, topologies, npus)
+    assert a.total_s == b.total_s  # 4 x (10 + 14 (N + 10) + 7 R) with E = 10 in both
+    whole = (
+        GroupDim(0, Topology.RING, 4, 1, 4, 187.5 * 2**30, 20e-9),
+        GroupDim(1, Topology.SWITCH, 8, 1, 8, 100 * 2**30, 1700e-9),
+    )
+    c = astra_collective_time(Collective.ALL_REDUCE, 2**26, whole, cfg.collective, topologies, npus)
+    d = astra_collective_time(Collective.ALL_REDUCE, 2**26, whole, slow, topologies, npus)
+    assert d.total_s > c.total_s
+
+
 def test_strided_sub_group_on_a_ring_pays_the_carry_hops() -> None:
     """Members 2 apart on a Ring(8) plus a second dimension: consecutive ids are 2 apart except where the inner
     coordinate wraps (6 apart -> 2 hops the short way): every step costs N(m, 2)."""
@@ -322,8 +426,6 @@ def test_cli_help_states_all_gather_convention() -> None:
         ({"all-reduce-implementation": ["ring"]}, {}, "all-reduce-implementation"),
         ({"all-reduce-implementation": ["ring", "halvingDoubling"]}, {}, "all-reduce-implementation[1]"),
         ({"all-reduce-implementation": ["ring", "doubleBinaryTree"]}, {}, "all-reduce-implementation[1]"),
-        ({"all-to-all-implementation": ["ring", "halvingDoubling"]}, {"npus_count": [4, 8]},
-         "all-to-all-implementation[1]"),
         ({}, {"latency": [500]}, "latency"),
     ],
 )
@@ -337,6 +439,17 @@ def test_cli_invalid_combinations_one_line_exit_2(tmp_path: Path, sys_change: di
     assert len(lines) == 1, p.stderr
     assert lines[0].startswith("error: ") and f": {key}: " in lines[0]
     assert ("system.json" in lines[0]) or ("network.yml" in lines[0])
+
+
+def test_cli_lazy_key_fails_only_for_its_collective(tmp_path: Path) -> None:
+    sysf = write(tmp_path, "system.json", dict(SYS_OK, **{"all-to-all-implementation": ["ring", "halvingDoubling"]}))
+    netf = write(tmp_path, "network.yml", dict(NET_OK, npus_count=[4, 8]))
+    ok = run("collective", "all-reduce", "--size", "1MB", "--network", str(netf), "--system", str(sysf), "--json")
+    assert ok.returncode == 0, ok.stderr
+    bad = run("collective", "all-to-all", "--size", "1MB", "--network", str(netf), "--system", str(sysf))
+    assert bad.returncode == 2
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{sysf}: all-to-all-implementation[1]: ASTRA-sim rejects halvingDoubling" in lines[0]
 
 
 def test_cli_bad_size_and_kind() -> None:

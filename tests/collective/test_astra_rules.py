@@ -344,3 +344,60 @@ def test_cost_does_not_grow_with_npus() -> None:
 
     small, big = calls(4), calls(64)  # 16 NPUs and 4,096 NPUs
     assert 0 < big <= 2 * small
+
+
+# ---- oneRing: one ring over every NPU ------------------------------------------------------------------------------
+
+
+def _one_ring_files(tmp_path, impl: list[str], topology: list[str], npus: list[int], multidim: str = "baseline"):
+    import json
+
+    net = tmp_path / "network.yml"
+    net.write_text(f"topology: {topology}\nnpus_count: {npus}\nbandwidth: [50, 25]\nlatency: [500, 700]\n"
+                   .replace("'", ""))
+    sysf = tmp_path / "system.json"
+    lists = {f"{k}-implementation": impl for k in ("all-reduce", "all-gather", "reduce-scatter", "all-to-all")}
+    sysf.write_text(json.dumps({"preferred-dataset-splits": 1, "local-mem-bw": LMBW, "endpoint-delay": E,
+                                "collective-optimization": multidim, **lists}))
+    return net, sysf
+
+
+def test_one_ring_is_a_flat_ring_over_every_npu_on_the_innermost_link(tmp_path) -> None:
+    """GeneralComplexTopology turns `oneRing` into one ring over all 8 NPUs of Ring(4) x Switch(2); consecutive ids
+    differ first in dim 0 (3 -> 4 wraps dim 0's coordinate 3 -> 0: one ring hop), so every step is N(m, 1) on dim 0.
+    1 MiB, one chunk: E + 14 (N(2^17, 1) + E) + 7 R(2^17) = 10 + 14 (500 + 2441 + 10) + 7 * 243 = 43025 ns."""
+    from cosmic.commands.collective import run_collective
+
+    net, sysf = _one_ring_files(tmp_path, ["oneRing", "ring"], ["Ring", "Switch"], [4, 2])
+    rec = run_collective(AR, 2**20, net, sysf)
+    n = N(2**17, 1)
+    assert n == 500 + 2441
+    assert rec["time_ns"] == E + 14 * (n + E) + 7 * R(2**17) == 43025
+    assert [(ph["npus"], ph["collective"]) for ph in rec["phases"]] == [(8, "all-reduce")]
+    # the same ring on a network whose dim 0 has one NPU is charged on the Switch: 2 hops at 25 GB/s and 700 ns
+    net, sysf = _one_ring_files(tmp_path, ["oneRing", "ring"], ["Ring", "Switch"], [1, 8])
+    n_sw = N(2**17, 2, bw=25, lat=700)
+    assert run_collective(AR, 2**20, net, sysf)["time_ns"] == E + 14 * (n_sw + E) + 7 * R(2**17)
+
+
+def test_one_ring_after_a_dimension_keeps_that_dimension(tmp_path) -> None:
+    """[ring, oneRing] with localBWAware: the dimensions are dim 0 (its own ring) then the flat ring of all 8 NPUs,
+    so the all-reduce is RS on dim 0 (d = 2^20), AR on the flat ring (d = 2^18), AG on dim 0 (d = 2^18)."""
+    from cosmic.commands.collective import run_collective
+
+    net, sysf = _one_ring_files(tmp_path, ["ring", "oneRing"], ["Ring", "Switch"], [4, 2], "localBWAware")
+    rec = run_collective(AR, 2**20, net, sysf)
+    rs = ref_ring(RS, Topology.RING, 4, 2**20)
+    ar = E + 14 * (N(2**15, 1) + E) + 7 * R(2**15)
+    ag = ref_ring(AG, Topology.RING, 4, 2**18)
+    assert [(ph["npus"], ph["collective"], ph["time_ns_per_chunk"]) for ph in rec["phases"]] == [
+        (4, "reduce-scatter", rs), (8, "all-reduce", ar), (4, "all-gather", ag)]
+    assert rec["time_ns"] == rs + ar + ag
+
+
+def test_entries_after_one_ring_are_never_run(tmp_path) -> None:
+    """ASTRA-sim drops the entries after `oneRing`, so a halvingDoubling there on 6 NPUs never runs."""
+    from cosmic.commands.collective import run_collective
+
+    net, sysf = _one_ring_files(tmp_path, ["oneRing", "halvingDoubling"], ["Ring", "Switch"], [4, 6])
+    assert run_collective(AR, 2**20, net, sysf)["phases"][0]["npus"] == 24

@@ -13,9 +13,10 @@ How a collective is priced:
    ``baseline`` = all-reduce on each dim; reduce-scatter and all-to-all on 0..n-1; all-gather on n-1..0.
    The per-phase time is a closed form per algorithm (:func:`phase_time_ns`).
 3. **Queues.** One queue per dimension with ``active_chunks`` slots, shared by every phase on that dimension. Waiting
-   streams are served in creation order; a stream that ends a phase at t joins its next queue at t and its slot is
-   refilled at t. Without a double binary tree every NPU runs the same schedule, so one small event simulation over
-   streams and queues gives the answer whatever the NPU count.
+   streams are served first come, first served (a chunk back for its all-gather queues behind chunks still waiting
+   for their reduce-scatter; :mod:`cosmic.collective.astra_queues`); a stream that ends a phase at t joins its next
+   queue at t and its slot is refilled at t. Without a double binary tree every NPU runs the same schedule, so one
+   small event simulation over streams and queues gives the answer whatever the NPU count.
 4. **Double binary tree** phases time every NPU of the tree separately (leaves finish before the root's children),
    so NPUs drift apart; those are simulated per NPU *class* (NPUs that share their coordinates in the tree
    dimensions behave alike), and the single-dimension case is vectorised over NPUs with numpy.
@@ -30,115 +31,33 @@ Example:
 
 from __future__ import annotations
 
-import heapq
 import math
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cosmic.caches import register
 from cosmic.collective.algorithms import Algorithm, Collective, GroupDim
-from cosmic.collective.astra_io import IMPL_KEYS, astra_algorithms, check_impl
+from cosmic.collective.astra_core import (
+    AstraDim,
+    AstraParams,
+    AstraResult,
+    Phase,
+    hops,
+    msg_ns,
+    reduce_ns,
+    ring_step_hops,
+)
+from cosmic.collective.astra_queues import run_classes, run_streams, run_tree_single
+from cosmic.collective.astra_system import IMPL_KEYS, Impl, astra_algorithms, check_impl
+from cosmic.collective.astra_tree import tree_finish
 from cosmic.collective.model import ZERO, CollectiveTime, MultiDim
 from cosmic.errors import ConfigError
-from cosmic.network.topology import Topology
+from cosmic.network.topology import Network, Topology
 
 if TYPE_CHECKING:
     from cosmic.collective.config import CollectiveConfig
-
-GIB = 2**30
-
-
-@dataclass(frozen=True, slots=True)
-class AstraDim:
-    """One dimension as the analytical backend sees it.
-
-    Attributes:
-        topology: Ring, FullyConnected or Switch.
-        npus: NPUs in the dimension.
-        bytes_per_ns: link bandwidth, ASTRA-sim's ``bandwidth`` (GB/s, GB = 2^30) x 2^30 / 10^9.
-        latency_ns: per-hop latency.
-        network_dim: index of the network dimension (for reporting).
-        ring_hops: hops of a ring step when they differ from the topology's default (flat rings over sub-groups).
-    """
-
-    topology: Topology
-    npus: int
-    bytes_per_ns: float
-    latency_ns: float
-    network_dim: int = 0
-    ring_hops: tuple[int, int, int] | None = None  # (hops of a normal step, hops of a carry step, carry period)
-
-    @classmethod
-    def from_gib(cls, topology: Topology, npus: int, gib_per_s: float, latency_ns: float,
-                 network_dim: int = 0) -> AstraDim:
-        """A dimension from ASTRA-sim's own units (bandwidth in GB/s with GB = 2^30, latency in ns)."""
-        return cls(Topology(topology), int(npus), gib_per_s * GIB / 1_000_000_000, float(latency_ns), network_dim)
-
-
-@dataclass(frozen=True, slots=True)
-class AstraParams:
-    """System-file knobs that change the timing of one collective."""
-
-    splits: int = 1
-    active_chunks: int = 1
-    endpoint_delay_ns: int = 10
-    local_mem_bw_gbps: float = 1600.0
-    multidim: MultiDim = MultiDim.BASELINE
-
-
-@dataclass(frozen=True, slots=True)
-class Phase:
-    """One phase of one chunk: what runs on which dimension and how long it takes (slowest NPU, alone)."""
-
-    position: int  # index into the collective's dimension list
-    network_dim: int
-    kind: Collective
-    algorithm: Algorithm
-    bytes_in: int
-    bytes_out: int
-    time_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class AstraResult:
-    """Outcome of one collective in astra-sim fidelity."""
-
-    time_ns: int
-    chunk_bytes: int
-    n_chunks: int
-    phases: tuple[Phase, ...]
-    busy_ns: tuple[int, ...]  # per dimension position: sum of phase times of all chunks
-    notes: tuple[str, ...] = field(default=())
-
-
-# ---- messages ------------------------------------------------------------------------------------------------------
-
-
-def msg_ns(m: int, hops: int, dim: AstraDim) -> int:
-    """N(m, h) = floor(h x latency + m / B): one message of m bytes over h hops, truncated to whole ns."""
-    return int(hops * dim.latency_ns + m / dim.bytes_per_ns)
-
-
-def reduce_ns(m: int, p: AstraParams) -> int:
-    """R(m) = 3 x floor(m / local-mem-bw): one write and two reads of a received message."""
-    return 3 * int(m // p.local_mem_bw_gbps)
-
-
-def _hops(dim: AstraDim, offset: int) -> int:
-    """Hops between NPUs `offset` apart in the dimension."""
-    if dim.topology is Topology.SWITCH:
-        return 2
-    if dim.topology is Topology.FULLY_CONNECTED:
-        return 1
-    k = offset % dim.npus
-    return min(k, dim.npus - k)
-
-
-def _ring_step_hops(dim: AstraDim) -> int:
-    return 2 if dim.topology is Topology.SWITCH else 1
 
 
 # ---- per-dimension phase times -------------------------------------------------------------------------------------
@@ -152,7 +71,7 @@ def _ring_window_ns(dim: AstraDim, m: int, steps: int, extra_per_step: int) -> i
     runs over consecutive links, so the slowest NPU sees the window with the most expensive links.
     """
     if dim.ring_hops is None:
-        return steps * (msg_ns(m, _ring_step_hops(dim), dim) + extra_per_step)
+        return steps * (msg_ns(m, ring_step_hops(dim), dim) + extra_per_step)
     h_norm, h_carry, period = dim.ring_hops
     p = dim.npus
     c_norm = msg_ns(m, h_norm, dim) + extra_per_step
@@ -174,10 +93,10 @@ def _direct_all_reduce_ns(dim: AstraDim, m: int, p: AstraParams) -> int:
     n = dim.npus
     offsets = np.arange(1, n)
     if dim.topology is Topology.RING:
-        hops = np.minimum(offsets, n - offsets)
+        h = np.minimum(offsets, n - offsets)
     else:
-        hops = np.full(n - 1, _hops(dim, 1))
-    net = (hops * dim.latency_ns + m / dim.bytes_per_ns).astype(np.int64)  # N(m, h_j) per offset j
+        h = np.full(n - 1, hops(dim, 1))
+    net = (h * dim.latency_ns + m / dim.bytes_per_ns).astype(np.int64)  # N(m, h_j) per offset j
     arrivals = e + net
     g = np.sort(arrivals) + e + reduce_ns(m, p)
     t2 = int(g[np.searchsorted(g, int(arrivals.max()), side="left")])
@@ -193,18 +112,18 @@ def _hd_ns(kind: Collective, dim: AstraDim, d: int, p: AstraParams) -> int:
     if kind is Collective.ALL_GATHER:
         size, offset = d, n // 2
         for _ in range(levels):
-            t += msg_ns(size, _hops(dim, offset), dim) + e
+            t += msg_ns(size, hops(dim, offset), dim) + e
             size *= 2
             offset //= 2
         return t
     sizes = [d >> (k + 1) for k in range(levels)]  # d/2, d/4, ..., d/p
     for k, size in enumerate(sizes):
-        t += msg_ns(size, _hops(dim, 1 << k), dim) + e
+        t += msg_ns(size, hops(dim, 1 << k), dim) + e
         if k > 0:
             t += reduce_ns(size, p)
     if kind is Collective.ALL_REDUCE:
         for k in reversed(range(levels)):
-            t += msg_ns(sizes[k], _hops(dim, 1 << k), dim) + e
+            t += msg_ns(sizes[k], hops(dim, 1 << k), dim) + e
     return t
 
 
@@ -219,7 +138,7 @@ def phase_time_ns(kind: Collective, algorithm: Algorithm, dim: AstraDim, d: int,
     if algorithm is Algorithm.DOUBLE_BINARY_TREE:
         check_impl(kind, algorithm, n, file=None, key="implementation")
         starts = np.zeros(n, dtype=np.int64)
-        return int(_tree_finish(dim, d, p, starts, root_max=True).max()), d
+        return int(tree_finish(dim, d, p, starts, root_max=True).max()), d
     if algorithm is Algorithm.RING:
         m = d // n
         if kind is Collective.ALL_REDUCE:
@@ -230,7 +149,7 @@ def phase_time_ns(kind: Collective, algorithm: Algorithm, dim: AstraDim, d: int,
             return e + _ring_window_ns(dim, d, n - 1, e), n * d
         return e + _ring_window_ns(dim, m, n * (n - 1) // 2, e), d
     if algorithm is Algorithm.DIRECT:
-        far = _hops(dim, n // 2)
+        far = hops(dim, n // 2)
         if kind is Collective.ALL_REDUCE:
             return _direct_all_reduce_ns(dim, d // n, p), d
         if kind is Collective.REDUCE_SCATTER:
@@ -243,91 +162,6 @@ def phase_time_ns(kind: Collective, algorithm: Algorithm, dim: AstraDim, d: int,
         raise ConfigError("ASTRA-sim rejects halvingDoubling for all-to-all", key="all-to-all-implementation")
     out = {Collective.ALL_REDUCE: d, Collective.REDUCE_SCATTER: d // n, Collective.ALL_GATHER: n * d}[kind]
     return _hd_ns(kind, dim, d, p), out
-
-
-# ---- double binary tree --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Tree:
-    """A binary tree over p NPUs: a root with one child, that child a complete in-order-numbered tree of p-1 nodes."""
-
-    root: int
-    top: int
-    levels: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]  # per height >= 1: (nodes, left, right)
-    leaves: np.ndarray
-    parent: np.ndarray  # parent of every node (root: -1)
-
-
-@register
-@lru_cache(maxsize=64)
-def _tree(n: int, root_max: bool) -> _Tree:
-    depth = n.bit_length() - 1  # levels of the inner tree (2^depth - 1 nodes)
-    base = 0 if root_max else 1
-    root = n - 1 if root_max else 0
-    j = np.arange(1, n)  # in-order position within the inner tree, 1-based
-    ids = base + j - 1
-    height = np.zeros(n - 1, dtype=np.int64)
-    for h in range(1, depth):
-        height[(j % (1 << h)) == 0] = h
-    parent = np.full(n, -1, dtype=np.int64)
-    for h in range(depth - 1):
-        sel = height == h
-        jj = j[sel]
-        up = jj + (1 << h)
-        is_up = (up % (1 << (h + 2))) == (1 << (h + 1))
-        par_j = np.where(is_up, up, jj - (1 << h))
-        parent[ids[sel]] = base + par_j - 1
-    top = base + (1 << (depth - 1)) - 1
-    parent[top] = root
-    levels = []
-    for h in range(1, depth):
-        jj = j[height == h]
-        levels.append((base + jj - 1, base + jj - (1 << (h - 1)) - 1, base + jj + (1 << (h - 1)) - 1))
-    leaves = ids[height == 0]
-    return _Tree(root, top, tuple(levels), leaves, parent)
-
-
-def _edge_ns(dim: AstraDim, a: np.ndarray | int, b: np.ndarray | int, d: int) -> np.ndarray:
-    """N(d, hops(a, b)) for tree edges (vectorised)."""
-    if dim.topology is Topology.RING:
-        k = np.abs(np.asarray(a) - np.asarray(b)) % dim.npus
-        hops = np.minimum(k, dim.npus - k)
-    else:
-        hops = np.full(np.shape(a), _hops(dim, 1))
-    return (hops * dim.latency_ns + d / dim.bytes_per_ns).astype(np.int64)
-
-
-def _tree_finish(dim: AstraDim, d: int, p: AstraParams, starts: np.ndarray, *, root_max: bool) -> np.ndarray:
-    """Finish time of every NPU of one double-binary-tree chunk, given when each NPU started it.
-
-    Up: a leaf sends at start + E; an inner node sends once it has started and both children's data arrived,
-    plus E + R; the root adds E + R and sends down. Down: an inner node forwards E + R after its parent's message
-    arrives (and is done then); a leaf is done E after it arrives.
-    """
-    n = dim.npus
-    e = p.endpoint_delay_ns
-    er = e + reduce_ns(d, p)
-    t = _tree(n, root_max)
-    up = np.zeros(n, dtype=np.int64)  # time each node sends up
-    up[t.leaves] = starts[t.leaves] + e
-    for nodes, left, right in t.levels:
-        arr_l = up[left] + _edge_ns(dim, left, nodes, d)
-        arr_r = up[right] + _edge_ns(dim, right, nodes, d)
-        up[nodes] = np.maximum(np.maximum(arr_l, arr_r), starts[nodes]) + er
-    root_arr = int(up[t.top] + _edge_ns(dim, t.top, t.root, d))
-    root_send = max(root_arr, int(starts[t.root])) + er
-    finish = np.zeros(n, dtype=np.int64)
-    finish[t.root] = root_send
-    recv = np.zeros(n, dtype=np.int64)  # time the down message reaches each node
-    recv[t.top] = root_send + int(_edge_ns(dim, t.root, t.top, d))
-    for nodes, left, right in reversed(t.levels):
-        fwd = recv[nodes] + er
-        finish[nodes] = fwd
-        recv[left] = fwd + _edge_ns(dim, nodes, left, d)
-        recv[right] = fwd + _edge_ns(dim, nodes, right, d)
-    finish[t.leaves] = recv[t.leaves] + e
-    return finish
 
 
 # ---- streams and queues --------------------------------------------------------------------------------------------
@@ -381,129 +215,6 @@ def build_phases(
     return tuple(phases)
 
 
-def _run_streams(phases: tuple[Phase, ...], n_streams: int, active: int, n_queues: int) -> int:
-    """Finish time of the last stream when every NPU runs the same schedule (no double binary tree)."""
-    if not phases:
-        return 0
-    if len({ph.position for ph in phases}) == 1:
-        # one dimension: rounds of `active` chunks
-        return -(-n_streams // active) * sum(ph.time_ns for ph in phases)
-    waiting: list[list[int]] = [[] for _ in range(n_queues)]
-    free = [active] * n_queues
-    stage = [0] * n_streams
-    events: list[tuple[int, int]] = []
-    for s in range(n_streams):
-        waiting[phases[0].position].append(s)  # already in creation order
-    last = 0
-    now = 0
-    while True:
-        for q in range(n_queues):
-            wq = waiting[q]
-            while free[q] and wq:
-                s = heapq.heappop(wq)
-                free[q] -= 1
-                heapq.heappush(events, (now + phases[stage[s]].time_ns, s))
-        if not events:
-            return last
-        now = events[0][0]
-        while events and events[0][0] == now:
-            _, s = heapq.heappop(events)
-            free[phases[stage[s]].position] += 1
-            stage[s] += 1
-            if stage[s] < len(phases):
-                heapq.heappush(waiting[phases[stage[s]].position], s)
-            else:
-                last = now
-
-
-def _run_tree_single(dim: AstraDim, d: int, n_streams: int, p: AstraParams) -> int:
-    """One double-binary-tree dimension: each NPU has its own slots; chunks alternate trees (even: root p-1)."""
-    n = dim.npus
-    slots = np.zeros((n, p.active_chunks), dtype=np.int64)
-    rows = np.arange(n)
-    last = 0
-    for c in range(n_streams):
-        col = slots.argmin(axis=1)
-        starts = slots[rows, col]
-        fin = _tree_finish(dim, d, p, starts, root_max=(c % 2 == 0))
-        slots[rows, col] = fin
-        last = max(last, int(fin.max()))
-    return last
-
-
-def _run_classes(
-    phases: tuple[Phase, ...], dims: tuple[AstraDim, ...], n_streams: int, p: AstraParams
-) -> int:
-    """Per-NPU-class event simulation when tree phases make NPUs drift apart.
-
-    NPUs with the same coordinates in every tree dimension run identical schedules (every other phase only talks
-    within such a class), so a class stands for all of them; a tree phase couples the classes along its dimension.
-    """
-    tree_pos = sorted({ph.position for ph in phases if ph.algorithm is Algorithm.DOUBLE_BINARY_TREE})
-    radix = [dims[i].npus for i in tree_pos]
-    n_cls = math.prod(radix)
-    weights = [math.prod(radix[:k]) for k in range(len(radix))]
-    n_q = len(dims)
-    waiting: list[list[list[Any]]] = [[[] for _ in range(n_q)] for _ in range(n_cls)]
-    free = [[p.active_chunks] * n_q for _ in range(n_cls)]
-    stage = [[0] * n_streams for _ in range(n_cls)]
-    # which tree each tree phase uses: ASTRA-sim alternates per dimension in phase-creation order
-    counter: dict[int, int] = {}
-    root_max: dict[tuple[int, int], bool] = {}
-    for s in range(n_streams):
-        for k, ph in enumerate(phases):
-            if ph.algorithm is Algorithm.DOUBLE_BINARY_TREE:
-                c = counter.get(ph.position, 0)
-                root_max[(s, k)] = c % 2 == 0
-                counter[ph.position] = c + 1
-    pending: dict[tuple[int, int, int], dict[int, int]] = {}
-    events: list[tuple[int, int, int]] = []
-    for c in range(n_cls):
-        for s in range(n_streams):
-            waiting[c][phases[0].position].append(s)
-    last = 0
-    now = 0
-    dirty = {(c, phases[0].position) for c in range(n_cls)}  # queues whose slots or waiting lists changed
-    while True:
-        for c, q in sorted(dirty):
-            wq = waiting[c][q]
-            while free[c][q] and wq:
-                s = heapq.heappop(wq)
-                free[c][q] -= 1
-                k = stage[c][s]
-                ph = phases[k]
-                if ph.algorithm is not Algorithm.DOUBLE_BINARY_TREE:
-                    heapq.heappush(events, (now + ph.time_ns, c, s))
-                    continue
-                t_idx = tree_pos.index(ph.position)
-                w = weights[t_idx]
-                coord = (c // w) % radix[t_idx]
-                key = (s, k, c - coord * w)
-                group = pending.setdefault(key, {})
-                group[coord] = now
-                if len(group) == radix[t_idx]:
-                    starts = np.array([group[i] for i in range(radix[t_idx])], dtype=np.int64)
-                    fin = _tree_finish(dims[ph.position], ph.bytes_in, p, starts, root_max=root_max[(s, k)])
-                    for i in range(radix[t_idx]):
-                        heapq.heappush(events, (int(fin[i]), key[2] + i * w, s))
-                    del pending[key]
-        dirty.clear()
-        if not events:
-            return last
-        now = events[0][0]
-        while events and events[0][0] == now:
-            _, c, s = heapq.heappop(events)
-            q = phases[stage[c][s]].position
-            free[c][q] += 1
-            dirty.add((c, q))
-            stage[c][s] += 1
-            if stage[c][s] < len(phases):
-                q = phases[stage[c][s]].position
-                heapq.heappush(waiting[c][q], s)
-                dirty.add((c, q))
-            else:
-                last = now
-
 
 def simulate_collective(
     kind: Collective,
@@ -548,12 +259,36 @@ def simulate_collective(
     if any(ph.algorithm is Algorithm.DOUBLE_BINARY_TREE and ph.kind is not Collective.ALL_REDUCE for ph in phases):
         notes.append("doubleBinaryTree asked for a phase other than all-reduce runs an all-reduce (as in ASTRA-sim)")
     if not any(ph.algorithm is Algorithm.DOUBLE_BINARY_TREE for ph in phases):
-        total = _run_streams(phases, n_chunks, params.active_chunks, len(dims))
+        total = run_streams(phases, n_chunks, params.active_chunks, len(dims))
     elif len(phases) == 1:
-        total = _run_tree_single(dims[phases[0].position], phases[0].bytes_in, n_chunks, params)
+        total = run_tree_single(dims[phases[0].position], phases[0].bytes_in, n_chunks, params)
     else:
-        total = _run_classes(phases, dims, n_chunks, params)
+        total = run_classes(phases, dims, n_chunks, params)
     return AstraResult(total, chunk, n_chunks, phases, tuple(busy), tuple(notes))
+
+
+def whole_system_dims(network: Network, impls: tuple[Impl, ...]) -> tuple[tuple[AstraDim, ...], tuple[Algorithm, ...]]:
+    """The dimensions and algorithms ASTRA-sim runs a collective over every NPU with, one per network dimension.
+
+    Except ``oneRing``: ASTRA-sim's ``GeneralComplexTopology`` (astra-sim
+    ``system/astraccl/native_collectives/logical_topology/GeneralComplexTopology.cc``) turns the first ``one*`` entry
+    into one ring over every NPU (ids in order) and drops the dimensions after it. Consecutive ids first differ in
+    the innermost dimension of more than one NPU (the wrap from its last coordinate to 0 is one ring hop), so every
+    message of that ring is charged on that dimension's link. ``oneDirect`` and ``oneHalvingDoubling`` (whose peers
+    sit on different dimensions) are priced as ``direct`` and ``halvingDoubling`` per dimension instead.
+    """
+    dims: list[AstraDim] = []
+    algos: list[Algorithm] = []
+    for i, (d, impl) in enumerate(zip(network.dims, impls, strict=False)):
+        if impl.spelling == "oneRing":
+            f = next((j for j, x in enumerate(network.dims) if x.npus > 1), 0)
+            link = network.dims[f]
+            dims.append(AstraDim(link.topology, network.n_npus, link.link_bytes_per_s / 1e9, link.latency_ns, f))
+            algos.append(Algorithm.RING)
+            break
+        dims.append(AstraDim(d.topology, d.npus, d.link_bytes_per_s / 1e9, d.latency_ns, i))
+        algos.append(impl.algorithm)
+    return tuple(dims), tuple(algos)
 
 
 # ---- inside `cosmic simulate` --------------------------------------------------------------------------------------
@@ -583,10 +318,17 @@ def astra_collective_time(
     A group holding every NPU of the system runs the configured per-dimension algorithms over its dimensions. Any
     smaller group is, as in ASTRA-sim's communicator groups, one flat ring over the group's NPU ids: consecutive ids
     always differ first in the group's innermost dimension, so every message is charged on that dimension's link
-    (its bandwidth and latency; on a Ring topology, the ring distance between the two coordinates).
+    (its bandwidth and latency; on a Ring topology, the ring distance between the two coordinates). That ring's
+    endpoint delay is a fixed 10 ns whatever ``endpoint-delay`` says (:data:`LOCAL_RING_DELAY_NS`).
     """
     key = _group_key(Collective(kind), group, collective, topologies, n_npus)
     return _astra_cached(key, int(size_bytes))
+
+
+# A sub-group's ring is a `RingTopology::Dimension::Local` (astra-sim system/CommunicatorGroup.cc
+# get_collective_plan), so Ring.cc sends its packets with `MemBus::Transmition::Fast`, which MemBus.cc charges a fixed
+# 10 cycles (1 cycle = 1 ns) instead of `endpoint-delay`.
+LOCAL_RING_DELAY_NS = 10
 
 
 @register
@@ -617,7 +359,8 @@ def _astra_cached(key: tuple, size: int) -> CollectiveTime:
             carry = ((g0.members - 1) * g0.stride) % P
             ring_hops = (min(step, P - step), min(carry, P - carry), g0.members)
         flat = dim_of(g0, n, ring_hops)
-        res = simulate_collective(kind, size, (flat,), (Algorithm.RING,), params, total_npus=total_npus)
+        local = AstraParams(chunks, active, LOCAL_RING_DELAY_NS, lmbw, multidim)
+        res = simulate_collective(kind, size, (flat,), (Algorithm.RING,), local, total_npus=total_npus)
     total_s = res.time_ns * 1e-9
     busy = res.busy_ns
     all_busy = sum(busy)
@@ -642,4 +385,5 @@ __all__ = [
     "phase_time_ns",
     "reduce_ns",
     "simulate_collective",
+    "whole_system_dims",
 ]

@@ -42,10 +42,10 @@ def run_collective(
 ) -> dict[str, Any]:
     """Time one collective and return the JSON record printed by `cosmic collective --json`."""
     from cosmic.collective.astra import (
-        AstraDim,
         AstraParams,
         phase_plan,
         simulate_collective,
+        whole_system_dims,
     )
     from cosmic.collective.astra_io import read_network, read_system
     from cosmic.collective.model import collective_time
@@ -54,15 +54,16 @@ def run_collective(
     network = read_network(network_file)
     system = read_system(system_file)
     sizes = tuple(d.npus for d in network.dims)
-    system.check(sizes)
+    system.check(sizes)  # what ASTRA-sim refuses when it starts
+    algos = system.implementation(kind, sizes)  # what it refuses when this collective runs
     n_dims = len(sizes)
-    algos = system.algorithms(kind)[:n_dims]
     n = network.n_npus
+    splits = int(system.splits or 0)  # set: implementation() refuses a missing value
     params = AstraParams(
-        splits=system.splits,
+        splits=splits,
         active_chunks=system.active_chunks,
         endpoint_delay_ns=int(system.endpoint_delay_ns),
-        local_mem_bw_gbps=system.local_mem_bw_gbps,
+        local_mem_bw_gbps=system.local_mem_bw_gbps or 0.0,  # None only for collectives without local reductions
         multidim=system.multidim,
     )
     record: dict[str, Any] = {
@@ -80,7 +81,7 @@ def run_collective(
             "bandwidth_gibps": [d.link_gibps for d in network.dims],
             "latency_ns": [d.latency_ns for d in network.dims],
             "implementation": [a.value for a in algos],
-            "preferred_dataset_splits": system.splits,
+            "preferred_dataset_splits": splits,
             "active_chunks_per_dimension": system.active_chunks,
             "collective_optimization": system.multidim.value,
             "endpoint_delay_ns": system.endpoint_delay_ns,
@@ -88,28 +89,30 @@ def run_collective(
         },
     }
     phases: list[dict[str, Any]] = []
-    notes: list[str] = []
+    notes: list[str] = list(system.notes)
     if fidelity == "astra-sim":
-        dims = tuple(
-            AstraDim(d.topology, d.npus, d.link_bytes_per_s / 1e9, d.latency_ns, i) for i, d in enumerate(network.dims)
-        )
-        res = simulate_collective(kind, size, dims, algos, params, total_npus=n)
+        impls = system.implementations[kind][:n_dims]
+        dims, run_algos = whole_system_dims(network, impls)
+        res = simulate_collective(kind, size, dims, run_algos, params, total_npus=n)
         time_ns: float = res.time_ns
         record.update(chunks=res.n_chunks, chunk_bytes=res.chunk_bytes)
         for ph in res.phases:
-            phases.append(_phase_row(ph.network_dim, network, ph.kind, ph.algorithm.value, ph.bytes_in, ph.time_ns))
+            phases.append(_phase_row(ph.network_dim, network, ph.kind, ph.algorithm.value, ph.bytes_in, ph.time_ns,
+                                     npus=dims[ph.position].npus))
         notes += list(res.notes)
-        if any(i.spelling.startswith("one") for i in system.implementations[kind][:n_dims]):
-            notes.append("one* implementations are priced as their per-dimension counterparts")
+        if any(i.spelling == "oneRing" for i in impls):
+            notes.append("oneRing runs one ring over every NPU, charged on the innermost link (as in ASTRA-sim)")
+        if any(i.spelling.startswith(("oneDirect", "oneHalvingDoubling")) for i in impls):
+            notes.append("oneDirect and oneHalvingDoubling are priced as their per-dimension counterparts")
     else:
         group = tuple(
             GroupDim(i, d.topology, d.npus, 1, d.npus, d.link_bytes_per_s, d.latency_s)
             for i, d in enumerate(network.dims)
         )
-        ct = collective_time(kind, float(size), group, algos, chunks=system.splits, multidim=system.multidim)
+        ct = collective_time(kind, float(size), group, algos, chunks=splits, multidim=system.multidim)
         time_ns = ct.total_s * 1e9
-        chunk = size / system.splits
-        record.update(chunks=system.splits, chunk_bytes=chunk)
+        chunk = size / splits
+        record.update(chunks=splits, chunk_bytes=chunk)
         d = chunk
         active = [i for i in range(n_dims) if sizes[i] > 1]
         for pos, k in phase_plan(kind, active, system.multidim):
@@ -132,12 +135,13 @@ def run_collective(
     return record
 
 
-def _phase_row(dim: int, network: Any, kind: Collective, algo: str, bytes_in: float, t: float) -> dict[str, Any]:
+def _phase_row(dim: int, network: Any, kind: Collective, algo: str, bytes_in: float, t: float,
+               npus: int | None = None) -> dict[str, Any]:
     d = network.dims[dim]
     return {
         "dim": dim,
         "topology": d.topology.value,
-        "npus": d.npus,
+        "npus": d.npus if npus is None else npus,
         "collective": kind.value.replace("_", "-"),
         "algorithm": algo,
         "bytes_in": bytes_in,
