@@ -113,3 +113,32 @@ def print_result(result: Any, config: Any, title: str | None = None) -> None:
     ):
         mt.add_row(name, f"{val / 1e9:,.2f}")
     out.print(mt)
+
+
+def print_fit_hint(result: Any, config: Any) -> list[Any]:
+    """When `result` does not fit in memory: by how much, and the single changes that make it fit (each one
+    simulated, see :mod:`cosmic.commands._fit`). Returns the changes tried."""
+    from cosmic.commands._fit import fit_changes
+
+    if result.fits_memory:
+        return []
+    need, cap = result.memory.total_bytes, result.memory_capacity_bytes
+    out.print(f"[red]does not fit[/red]: {need / 1e9:,.1f} GB per device is {(need - cap) / 1e9:,.1f} GB "
+              f"({(need - cap) / cap * 100:.1f}%) over the {cap / 1e9:,.0f} GB capacity", highlight=False)
+    changes = fit_changes(config)
+    fitting = [c for c in changes if c.fits]
+    if not fitting:
+        closest = min(changes, key=lambda c: c.memory_bytes, default=None)
+        tail = "" if closest is None else (f"; the closest is {closest.change} at "
+                                           f"{closest.memory_bytes / 1e9:,.1f} GB")
+        out.print(f"no single change makes it fit{tail}", markup=False, highlight=False)
+        return changes
+    t = Table(title="single changes that make it fit (each simulated)", title_justify="left")
+    t.add_column("change")
+    t.add_column("memory", justify="right")
+    t.add_column("step time", justify="right")
+    for c in fitting:
+        dt = (c.step_time_s - result.step_time_s) / result.step_time_s * 100
+        t.add_row(c.change, f"{c.memory_bytes / 1e9:,.1f} GB", f"{_fmt_s(c.step_time_s)} ({dt:+.1f}%)")
+    out.print(t)
+    return changes
