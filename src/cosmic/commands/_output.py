@@ -7,7 +7,9 @@ so that they never import the CLI module that imports them.
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -16,6 +18,19 @@ from rich.table import Table
 
 out = Console()
 err = Console(stderr=True)
+
+
+HOME_ENV = "COSMIC_HOME"
+"""Environment variable naming the default output root (``runs/`` and ``reports/`` go under it)."""
+
+
+def output_root(out_dir: Path | None) -> Path:
+    """Where a command writes ``runs/`` and ``reports/``: ``--out``, else ``$COSMIC_HOME``, else the current
+    directory; always absolute, so the paths printed can be opened from anywhere."""
+    if out_dir is not None:
+        return Path(out_dir).absolute()
+    home = os.environ.get(HOME_ENV)
+    return Path(home).expanduser().absolute() if home else Path.cwd()
 
 
 def fail(message: str) -> None:
