@@ -94,7 +94,7 @@ def catalog(
         emit_json(entries)
         return
     t = Table(title=f"cosmic {kind}", title_justify="left")
-    t.add_column("name", style="bold")
+    t.add_column("name", style="bold", no_wrap=True)
     t.add_column("summary")
     for n, e in entries.items():
         if kind == "models":

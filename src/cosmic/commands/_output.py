@@ -33,6 +33,21 @@ def output_root(out_dir: Path | None) -> Path:
     return Path(home).expanduser().absolute() if home else Path.cwd()
 
 
+AGENTS_HELP = "random, walk, ga, aco, bo [bo extra], tpe, cmaes, nsga2, rl [rl extra], exhaustive"
+"""The agents, for help texts (a test checks it against `cosmic.agents.agent_names()`; kept literal so that `--help`
+does not import the agents)."""
+
+
+def plural(n: int, word: str) -> str:
+    """`1 worker`, `2 workers`.
+
+    Example:
+        >>> plural(1, "worker"), plural(1024, "evaluation")
+        ('1 worker', '1,024 evaluations')
+    """
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
 def fail(message: str) -> None:
     """Print one error line and exit 2."""
     err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
@@ -67,8 +82,8 @@ def print_result(result: Any, config: Any, title: str | None = None) -> None:
 
     r = result
     head = Table(title=title or (config.name or "simulation"), show_header=False, title_justify="left")
-    head.add_column("metric", style="bold")
-    head.add_column("value")
+    head.add_column("metric", style="bold", no_wrap=True)
+    head.add_column("value", overflow="fold")
     par = config.parallel
     head.add_row("model", f"{config.model.name} ({config.model.n_params / 1e9:,.2f} B params)")
     head.add_row("accelerator", f"{config.accelerator.name} x {r.n_npus:,}")

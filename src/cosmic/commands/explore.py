@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from cosmic.commands._output import AGENTS_HELP
+
 DEMO_PRESET = "cosmic-s1-gpt3-175b-full"
 DEMO_BUDGET = 5000
 
@@ -30,7 +32,7 @@ def _parse_hyper(items: list[str] | None) -> dict[str, Any]:
 
 
 def _read_agent_yaml(path: Path) -> dict[str, Any]:
-    from cosmic.errors import ConfigError
+    from cosmic.errors import ConfigError, close_match
     from cosmic.yamlio import read_yaml
 
     data = read_yaml(path)
@@ -39,7 +41,9 @@ def _read_agent_yaml(path: Path) -> dict[str, Any]:
     allowed = {"agent", "hyper", "budget", "seed", "batch", "time_limit_s"}
     for k in data:
         if k not in allowed:
-            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(allowed))})", file=str(path), key=str(k))
+            hint = close_match(str(k), allowed)
+            raise ConfigError("unknown key (" + (f"did you mean {hint!r}? " if hint else "")
+                              + f"allowed: {', '.join(sorted(allowed))})", file=str(path), key=str(k))
     if "hyper" in data and not isinstance(data["hyper"], dict):
         raise ConfigError("must be a mapping of hyper-parameter: value", file=str(path), key="hyper")
     return data
@@ -107,7 +111,7 @@ def _run(
     from cosmic.commands._output import output_root
     from cosmic.explore import run_study, with_objectives
     from cosmic.psa import load_psa
-    from cosmic.report import write_outputs
+    from cosmic.report import fmt_objective, write_outputs
 
     space = load_psa(psa)
     if objectives:
@@ -118,12 +122,13 @@ def _run(
         study = _stored_study(space.name, seed, storage, runs_dir)
     name = study or _default_name(space.name, str(agent), seed)
     console = Console(stderr=True)
-    bar = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>9,.0f} eval/s"), TextColumn("best {task.fields[best]}"),
+    bar = Progress(  # narrow enough for 80 columns: the study's name is printed with the summary
+        TextColumn("[bold]{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>7,.0f} eval/s"), TextColumn("best {task.fields[best]}"),
         TimeElapsedColumn(), console=console, disable=quiet, transient=False,
     )
-    task = bar.add_task(f"{agent or 'resume'} on {space.name}", total=budget, rate=0.0, best="-")
+    objective = space.objectives[0].name
+    task = bar.add_task(agent or "resume", total=budget, rate=0.0, best="-")
     started = False
 
     def on_progress(p: Any) -> None:
@@ -132,7 +137,7 @@ def _run(
             bar.start()
             started = True
         rate = p.new / p.elapsed_s if p.elapsed_s > 0 else 0.0
-        best = "-" if p.best is None else f"{p.best:.6g}"
+        best = "-" if p.best is None else fmt_objective(objective, p.best)
         bar.update(task, completed=p.done, total=p.budget, rate=rate, best=best)
 
     try:
@@ -162,7 +167,7 @@ def _interrupted(psa: str, space: Any, name: str, *, storage: str | None, runs_d
     from cosmic.commands._output import err
     from cosmic.errors import StudyError
     from cosmic.explore import StudyStore, run_study, storage_url
-    from cosmic.report import write_outputs
+    from cosmic.report import fmt_objectives, write_outputs
 
     url = storage_url(storage, name, runs_dir)
     try:
@@ -189,7 +194,7 @@ def _interrupted(psa: str, space: Any, name: str, *, storage: str | None, runs_d
         cmd += ["--out", str(out_dir)]
     lines = [f"interrupted: kept {kept:,} evaluations of study {name} in {summary.storage}"]
     if summary.best_values is not None:
-        lines.append(f"best so far: {summary.objectives[0][0]} = {summary.best_values[0]:.6g}")
+        lines.append(f"best so far: {fmt_objectives(summary.objectives, summary.best_values)}")
     if "best_yaml" in paths:
         lines.append(f"best configuration: {paths['best_yaml']}")
     lines += [f"report: {paths['report']}", f"resume with: {shlex.join(cmd)}"]
@@ -199,8 +204,8 @@ def _interrupted(psa: str, space: Any, name: str, *, storage: str | None, runs_d
 
 def explore(
     psa: Annotated[str, typer.Argument(help="PSA YAML file or preset name (see `cosmic psa list`)")],
-    agent: Annotated[str | None, typer.Option("--agent", "-a", help="random, walk, ga, aco, bo, tpe, cmaes, nsga2, "
-                                              "rl, exhaustive (default ga)")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help=f"{AGENTS_HELP} (default ga; --resume and "
+                                              "--show reuse the study's)")] = None,
     budget: Annotated[int | None,
                       typer.Option("--budget", "-n", help="evaluations in the study (default 1000)")] = None,
     time_limit: Annotated[float | None, typer.Option("--time-limit", help="stop after S seconds")] = None,
@@ -266,14 +271,14 @@ def _show(psa: str, number: int, *, agent: str | None, seed: int | None, storage
     """`cosmic explore PSA --show N`: trial N of the stored study, its configuration rebuilt by decoding its point."""
     import yaml
     from rich.table import Table
+    from rich.text import Text
 
-    from cosmic.commands._output import emit_json, out
+    from cosmic.commands._output import emit_json, out, output_root
     from cosmic.errors import StudyError
     from cosmic.explore import load_trial
     from cosmic.explore._study import jsonable
     from cosmic.psa import load_psa
-
-    from cosmic.commands._output import output_root
+    from cosmic.report import fmt_objectives, fmt_value
 
     space = load_psa(psa)
     root = output_root(out_dir)
@@ -299,9 +304,7 @@ def _show(psa: str, number: int, *, agent: str | None, seed: int | None, storage
     head.add_column("v")
     head.add_row("state / status", f"{t.state} / {t.status}")
     if t.values is not None:
-        head.add_row("values", ", ".join(f"{n} = {v:.6g}" for (n, _), v in
-                                         zip([(o.name, o.direction) for o in space.objectives], t.values,
-                                             strict=False)))
+        head.add_row("values", fmt_objectives([(o.name, o.direction) for o in space.objectives], t.values))
     head.add_row("violation", f"{t.violation:g}")
     if t.reason:
         head.add_row("reason", t.reason)
@@ -311,7 +314,7 @@ def _show(psa: str, number: int, *, agent: str | None, seed: int | None, storage
     k.add_column("knob")
     k.add_column("value")
     for kn, v in (t.knobs or {}).items():
-        k.add_row(kn, str(v))
+        k.add_row(kn, Text(fmt_value(v)))
     out.print(k)
     figs = t.figures if t.figures is not None else _flat(t.result_dict() or {})
     if figs:
@@ -320,7 +323,7 @@ def _show(psa: str, number: int, *, agent: str | None, seed: int | None, storage
         f.add_column("figure")
         f.add_column("value", justify="right")
         for fn, v in figs.items():
-            f.add_row(fn, f"{v:.10g}" if isinstance(v, float) else str(v))
+            f.add_row(fn, Text(fmt_value(v)))
         out.print(f)
     else:
         out.print("figures: none (the point was not simulated)")
@@ -343,21 +346,24 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _print_summary(summary: Any, paths: dict[str, Path]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from cosmic.commands._output import out, print_result
+    from cosmic.report import fmt_objective, fmt_value
 
     t = Table(title=f"study {summary.study_name}", show_header=False, title_justify="left")
     t.add_column("k", style="bold")
-    t.add_column("v")
-    t.add_row("agent", f"{summary.agent} {summary.hyper}")
+    t.add_column("v", overflow="fold")  # paths and names wrap, never cut
+    t.add_row("agent", Text(f"{summary.agent} {fmt_value(summary.hyper)}"))
     t.add_row("evaluations", f"{summary.evaluations:,} ({summary.new_evaluations:,} this run, "
                              f"{summary.evals_per_s:,.0f}/s, {summary.wall_s:.2f} s)")
     c = summary.counts
-    t.add_row("feasible / over memory / rejected", f"{c['ok']:,} / {c['memory']:,} / {c['rejected']:,}")
+    t.add_row("feasible / over mem. / rejected", f"{c['ok']:,} / {c['memory']:,} / {c['rejected']:,}")
     t.add_row("stopped by", summary.stopped + (" (space enumerated: best is certified)" if summary.complete else ""))
     names = ", ".join(n for n, _ in summary.objectives)
     t.add_row(f"best {names}", "no feasible point" if summary.best_values is None
-              else ", ".join(f"{v:.6g}" for v in summary.best_values))
+              else ", ".join(fmt_objective(n, v) for (n, _), v in zip(summary.objectives, summary.best_values,
+                                                                     strict=False)))
     if summary.pareto:
         t.add_row("Pareto front", f"{len(summary.pareto)} trials")
     t.add_row("study storage", str(summary.storage))
@@ -367,7 +373,7 @@ def _print_summary(summary: Any, paths: dict[str, Path]) -> None:
         k.add_column("knob")
         k.add_column("value")
         for name, v in summary.best_knobs.items():
-            k.add_row(name, str(v))
+            k.add_row(name, Text(fmt_value(v)))
         out.print(k)
     if "best_yaml" in paths:
         import cosmic
