@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from cosmic.commands import register_all
-from cosmic.commands._output import emit_json, err, fail, out, print_result
+from cosmic.commands._output import emit_json, err, fail, out, print_fit_hint, print_result
 from cosmic.errors import CosmicError
 
 __all__ = ["app", "emit_json", "err", "fail", "main", "out", "print_result"]
@@ -39,16 +39,29 @@ def _root(
 def simulate(
     config: Annotated[Path, typer.Argument(help="configuration YAML (see `cosmic schema`)")],
     json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="exit 1 when the configuration does not fit in "
+                                         "memory (default: exit 0, a prediction is printed either way)")] = False,
 ) -> None:
-    """Simulate one training step of CONFIG and print its time, breakdown, memory and cost."""
+    """Simulate one training step of CONFIG and print its time, breakdown, memory and cost.
+
+    A configuration that does not fit in memory is still simulated: the output says by how much it is over and
+    which single changes (sequence parallelism, a ZeRO stage, recompute, a smaller micro-batch, twice the TP or PP)
+    make it fit, each simulated. Exit code 0, or 1 with --strict; 2 for bad input."""
     import cosmic
+    from cosmic.commands._fit import fit_changes
 
     cfg = cosmic.load_config(config)
     result = cosmic.simulate(cfg)
     if json_out:
-        emit_json(result.to_dict())
+        d = result.to_dict()
+        if not result.fits_memory:
+            d["fit_changes"] = [c.to_dict() for c in fit_changes(cfg)]
+        emit_json(d)
     else:
         print_result(result, cfg, title=cfg.name or str(config))
+        print_fit_hint(result, cfg)
+    if strict and not result.fits_memory:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -81,7 +94,7 @@ def catalog(
         emit_json(entries)
         return
     t = Table(title=f"cosmic {kind}", title_justify="left")
-    t.add_column("name", style="bold")
+    t.add_column("name", style="bold", no_wrap=True)
     t.add_column("summary")
     for n, e in entries.items():
         if kind == "models":

@@ -30,6 +30,22 @@ class ConfigError(CosmicError):
         super().__init__(prefix + message)
 
 
+def close_match(name: str, known: Iterable[str]) -> str | None:
+    """The known name closest to `name` (difflib's ratio of at least 0.6), or None.
+
+    Example:
+        >>> close_match("micro_bach", ["global_batch", "micro_batch", "schedule"])
+        'micro_batch'
+    """
+    known = [str(k) for k in known]
+    # difflib is quadratic in the name's length: a name far longer than any known one has no close match
+    longest = max((len(k) for k in known), default=0)
+    if len(name) > 2 * longest + 8:
+        return None
+    hint = difflib.get_close_matches(name, known, n=1)
+    return hint[0] if hint else None
+
+
 class UnknownNameError(ConfigError):
     """A catalog entry, agent, preset or env id that does not exist (with a suggestion)."""
 
@@ -37,14 +53,12 @@ class UnknownNameError(ConfigError):
         self, kind: str, name: str, known: Iterable[str], *, file: str | None = None, key: str | None = None
     ) -> None:
         known = sorted(known)
-        # difflib is quadratic in the name's length: a name far longer than any known one has no close match
-        longest = max((len(k) for k in known), default=0)
-        hint = difflib.get_close_matches(name, known, n=1) if len(name) <= 2 * longest + 8 else []
+        hint = close_match(name, known)
         if len(name) > 200:
             name = name[:200] + "..."
         msg = f"unknown {kind} {name!r}"
         if hint:
-            msg += f" (did you mean {hint[0]!r}?)"
+            msg += f" (did you mean {hint!r}?)"
         shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
         msg += f"; known: {shown}"
         super().__init__(msg, file=file, key=key)

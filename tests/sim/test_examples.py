@@ -35,3 +35,18 @@ def test_megatron_175b_step_time_within_15_percent() -> None:
     assert measured_s == pytest.approx(31.5, abs=0.5)
     assert r.step_time_s == pytest.approx(measured_s, rel=0.15)
     assert r.fits_memory
+
+
+def test_llama3_405b_example_is_the_published_layout_and_fits() -> None:
+    """Llama 3 Herd of Models (arXiv 2407.21783) Table 4, 16,384 GPUs at 8K: TP 8, CP 1, PP 16, DP 128, 16M tokens
+    per step; section 3.3.2: optimizer states and gradients sharded (ZeRO-2), order [TP, CP, PP, DP], no activation
+    checkpointing. In that layout the model fits the H100's 80 GB."""
+    cfg = cosmic.load_config(EXAMPLES / "llama3-405b-16384xh100.yaml")
+    par, tr = cfg.parallel, cfg.training
+    assert (par.tp, par.sp, par.pp, par.dp, par.zero) == (8, 1, 16, 128, 2)
+    assert par.rank_order == ("tp", "sp", "pp", "dp")
+    assert tr.global_batch * cfg.seq_len == 2048 * 8192  # 16M tokens
+    assert tr.recompute.value == "none"
+    r = cosmic.simulate(cfg)
+    assert r.fits_memory
+    assert r.memory_per_device_gb < 80

@@ -7,7 +7,9 @@ so that they never import the CLI module that imports them.
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -16,6 +18,35 @@ from rich.table import Table
 
 out = Console()
 err = Console(stderr=True)
+
+
+HOME_ENV = "COSMIC_HOME"
+"""Environment variable naming the default output root (``runs/`` and ``reports/`` go under it)."""
+
+
+def output_root(out_dir: Path | None) -> Path:
+    """Where a command writes ``runs/`` and ``reports/``: ``--out``, else ``$COSMIC_HOME``, else the current
+    directory; always absolute, so the paths printed can be opened from anywhere."""
+    if out_dir is not None:
+        return Path(out_dir).absolute()
+    home = os.environ.get(HOME_ENV)
+    return Path(home).expanduser().absolute() if home else Path.cwd()
+
+
+AGENTS_HELP = ("random, walk, ga, aco, bo (needs the bo extra), tpe, cmaes, nsga2, rl (needs the rl extra), "
+               "exhaustive")
+"""The agents, for help texts (a test checks it against `cosmic.agents.agent_names()`; kept literal so that `--help`
+does not import the agents)."""
+
+
+def plural(n: int, word: str) -> str:
+    """`1 worker`, `2 workers`.
+
+    Example:
+        >>> plural(1, "worker"), plural(1024, "evaluation")
+        ('1 worker', '1,024 evaluations')
+    """
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 def fail(message: str) -> None:
@@ -52,8 +83,8 @@ def print_result(result: Any, config: Any, title: str | None = None) -> None:
 
     r = result
     head = Table(title=title or (config.name or "simulation"), show_header=False, title_justify="left")
-    head.add_column("metric", style="bold")
-    head.add_column("value")
+    head.add_column("metric", style="bold", no_wrap=True)
+    head.add_column("value", overflow="fold")
     par = config.parallel
     head.add_row("model", f"{config.model.name} ({config.model.n_params / 1e9:,.2f} B params)")
     head.add_row("accelerator", f"{config.accelerator.name} x {r.n_npus:,}")
@@ -113,3 +144,32 @@ def print_result(result: Any, config: Any, title: str | None = None) -> None:
     ):
         mt.add_row(name, f"{val / 1e9:,.2f}")
     out.print(mt)
+
+
+def print_fit_hint(result: Any, config: Any) -> list[Any]:
+    """When `result` does not fit in memory: by how much, and the single changes that make it fit (each one
+    simulated, see :mod:`cosmic.commands._fit`). Returns the changes tried."""
+    from cosmic.commands._fit import fit_changes
+
+    if result.fits_memory:
+        return []
+    need, cap = result.memory.total_bytes, result.memory_capacity_bytes
+    out.print(f"[red]does not fit[/red]: {need / 1e9:,.1f} GB per device is {(need - cap) / 1e9:,.1f} GB "
+              f"({(need - cap) / cap * 100:.1f}%) over the {cap / 1e9:,.0f} GB capacity", highlight=False)
+    changes = fit_changes(config)
+    fitting = [c for c in changes if c.fits]
+    if not fitting:
+        closest = min(changes, key=lambda c: c.memory_bytes, default=None)
+        tail = "" if closest is None else (f"; the closest is {closest.change} at "
+                                           f"{closest.memory_bytes / 1e9:,.1f} GB")
+        out.print(f"no single change makes it fit{tail}", markup=False, highlight=False)
+        return changes
+    t = Table(title="single changes that make it fit (each simulated)", title_justify="left")
+    t.add_column("change")
+    t.add_column("memory", justify="right")
+    t.add_column("step time", justify="right")
+    for c in fitting:
+        dt = (c.step_time_s - result.step_time_s) / result.step_time_s * 100
+        t.add_row(c.change, f"{c.memory_bytes / 1e9:,.1f} GB", f"{_fmt_s(c.step_time_s)} ({dt:+.1f}%)")
+    out.print(t)
+    return changes

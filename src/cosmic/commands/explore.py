@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from cosmic.commands._output import AGENTS_HELP
+
 DEMO_PRESET = "cosmic-s1-gpt3-175b-full"
 DEMO_BUDGET = 5000
 
@@ -30,7 +32,7 @@ def _parse_hyper(items: list[str] | None) -> dict[str, Any]:
 
 
 def _read_agent_yaml(path: Path) -> dict[str, Any]:
-    from cosmic.errors import ConfigError
+    from cosmic.errors import ConfigError, close_match
     from cosmic.yamlio import read_yaml
 
     data = read_yaml(path)
@@ -39,16 +41,49 @@ def _read_agent_yaml(path: Path) -> dict[str, Any]:
     allowed = {"agent", "hyper", "budget", "seed", "batch", "time_limit_s"}
     for k in data:
         if k not in allowed:
-            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(allowed))})", file=str(path), key=str(k))
+            hint = close_match(str(k), allowed)
+            raise ConfigError("unknown key (" + (f"did you mean {hint!r}? " if hint else "")
+                              + f"allowed: {', '.join(sorted(allowed))})", file=str(path), key=str(k))
     if "hyper" in data and not isinstance(data["hyper"], dict):
         raise ConfigError("must be a mapping of hyper-parameter: value", file=str(path), key="hyper")
     return data
 
 
+def _default_name(space_name: str, agent: str, seed: int | None) -> str:
+    return f"{space_name}-{agent}-s{seed if seed is not None else 'none'}"
+
+
+def _stored_study(space_name: str, seed: int | None, storage: str | None, runs_dir: Path) -> str:
+    """The one stored study of this PSA (and seed, when given) that `--resume` or `--show` without `--agent`
+    means: default-named studies ``<psa>-<agent>-s<seed>`` are looked up in the storage."""
+    from fnmatch import fnmatchcase
+
+    from cosmic.agents import agent_names
+    from cosmic.errors import StudyError
+    from cosmic.explore._storage import storage_url, study_names
+
+    pattern = f"{space_name}-*-s{'*' if seed is None else seed}"
+    if storage is None:
+        names = [p.stem for p in sorted(runs_dir.glob(f"{pattern}.db"))]
+        where = str(runs_dir)
+    else:
+        where = storage_url(storage, "-", runs_dir)
+        names = [n for n in study_names(where) if fnmatchcase(n, pattern)]
+    agents = set(agent_names())
+    names = [n for n in names if n[len(space_name) + 1:].rpartition("-s")[0] in agents]
+    if not names:
+        raise StudyError(f"no stored study of {space_name} in {where}" + (f" with seed {seed}" if seed is not None
+                         else "") + " (give --study NAME, --seed, --storage or --out of the study)")
+    if len(names) > 1:
+        raise StudyError(f"several stored studies of {space_name} in {where}: {', '.join(names)}; "
+                         "choose one with --study NAME (or --agent and --seed)")
+    return names[0]
+
+
 def _run(
     psa: str,
     *,
-    agent: str,
+    agent: str | None,
     budget: int,
     time_limit: float | None,
     seed: int | None,
@@ -62,6 +97,8 @@ def _run(
     quiet: bool,
     worker: bool = False,
 ) -> tuple[Any, dict[str, Path]]:
+    """Run (or resume) the study; on Ctrl-C keep what is stored, write its best.yaml and report, say how to resume
+    and exit 130."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -71,23 +108,27 @@ def _run(
         TimeElapsedColumn,
     )
 
+    from cosmic.commands._output import output_root
     from cosmic.explore import run_study, with_objectives
     from cosmic.psa import load_psa
-    from cosmic.report import write_outputs
+    from cosmic.report import fmt_objective, write_outputs
 
     space = load_psa(psa)
     if objectives:
         space = with_objectives(space, objectives)
-    name = study or f"{space.name}-{agent}-s{seed if seed is not None else 'none'}"
-    root = out_dir if out_dir is not None else Path(".")
+    root = output_root(out_dir)
     runs_dir = root / "runs"
+    if agent is None and study is None:  # --resume: the stored study's agent is reused
+        study = _stored_study(space.name, seed, storage, runs_dir)
+    name = study or _default_name(space.name, str(agent), seed)
     console = Console(stderr=True)
-    bar = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>9,.0f} eval/s"), TextColumn("best {task.fields[best]}"),
+    bar = Progress(  # narrow enough for 80 columns: the study's name is printed with the summary
+        TextColumn("[bold]{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>7,.0f} eval/s"), TextColumn("best {task.fields[best]}"),
         TimeElapsedColumn(), console=console, disable=quiet, transient=False,
     )
-    task = bar.add_task(f"{agent} on {space.name}", total=budget, rate=0.0, best="-")
+    objective = space.objectives[0].name
+    task = bar.add_task(agent or "resume", total=budget, rate=0.0, best="-")
     started = False
 
     def on_progress(p: Any) -> None:
@@ -96,7 +137,7 @@ def _run(
             bar.start()
             started = True
         rate = p.new / p.elapsed_s if p.elapsed_s > 0 else 0.0
-        best = "-" if p.best is None else f"{p.best:.6g}"
+        best = "-" if p.best is None else fmt_objective(objective, p.best)
         bar.update(task, completed=p.done, total=p.budget, rate=rate, best=best)
 
     try:
@@ -104,6 +145,13 @@ def _run(
             space, agent, budget=budget, storage=storage, study_name=name, time_limit_s=time_limit, seed=seed,
             resume=resume, batch=batch, hyper=hyper, runs_dir=runs_dir, progress=on_progress, worker=worker,
         )
+    except KeyboardInterrupt:
+        if started:
+            bar.stop()
+            started = False
+        _interrupted(psa, space, name, storage=storage, runs_dir=runs_dir, root=root, out_dir=out_dir,
+                     budget=budget, objectives=objectives)
+        raise typer.Exit(130) from None
     finally:
         if started:
             bar.stop()
@@ -111,10 +159,53 @@ def _run(
     return summary, paths
 
 
+def _interrupted(psa: str, space: Any, name: str, *, storage: str | None, runs_dir: Path, root: Path,
+                 out_dir: Path | None, budget: int, objectives: list[str] | None) -> None:
+    """After Ctrl-C: what the study kept, its best.yaml and report, and the command that resumes it."""
+    import shlex
+
+    from cosmic.commands._output import err
+    from cosmic.errors import StudyError
+    from cosmic.explore import StudyStore, run_study, storage_url
+    from cosmic.report import fmt_objectives, write_outputs
+
+    url = storage_url(storage, name, runs_dir)
+    try:
+        store = StudyStore(url, name, create=False)
+        try:
+            kept = store.n_trials()
+        finally:
+            store.close()
+    except StudyError:
+        kept = 0
+    if kept == 0:
+        err.print(f"interrupted: nothing was stored yet (study {name})", markup=False, highlight=False,
+                  soft_wrap=True)
+        return
+    summary = run_study(space, None, budget=kept, storage=storage, study_name=name, resume=True,
+                        runs_dir=runs_dir)  # no new evaluation: the stored trials summarised
+    paths = write_outputs(summary, root / "reports" / name)
+    cmd = ["cosmic", "explore", psa, "--study", name, "--resume", "--budget", str(budget)]
+    for o in objectives or []:
+        cmd += ["--objective", o]
+    if storage is not None:
+        cmd += ["--storage", storage]
+    elif out_dir is not None:
+        cmd += ["--out", str(out_dir)]
+    lines = [f"interrupted: kept {kept:,} evaluations of study {name} in {summary.storage}"]
+    if summary.best_values is not None:
+        lines.append(f"best so far: {fmt_objectives(summary.objectives, summary.best_values)}")
+    if "best_yaml" in paths:
+        lines.append(f"best configuration: {paths['best_yaml']}")
+    lines += [f"report: {paths['report']}", f"resume with: {shlex.join(cmd)}"]
+    for line in lines:
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def explore(
     psa: Annotated[str, typer.Argument(help="PSA YAML file or preset name (see `cosmic psa list`)")],
-    agent: Annotated[str | None, typer.Option("--agent", "-a", help="random, walk, ga, aco, bo, tpe, cmaes, nsga2, "
-                                              "rl, exhaustive (default ga)")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help=f"{AGENTS_HELP} (default ga; --resume and "
+                                              "--show reuse the study's)")] = None,
     budget: Annotated[int | None,
                       typer.Option("--budget", "-n", help="evaluations in the study (default 1000)")] = None,
     time_limit: Annotated[float | None, typer.Option("--time-limit", help="stop after S seconds")] = None,
@@ -123,8 +214,9 @@ def explore(
                                                 "(default OUT/runs/<study>.db)")] = None,
     study: Annotated[str | None, typer.Option("--study", help="study name (default <psa>-<agent>-s<seed>)")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="output root: runs/ and reports/<study>/ go "
-                                                 "under it (default .)")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="continue the stored study to the budget")] = False,
+                                                 "under it (default $COSMIC_HOME, else .)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the stored study to the budget, with its "
+                                         "agent, seed and hyper-parameters")] = False,
     worker: Annotated[bool, typer.Option("--worker", help="one of several concurrent writers to the study: create "
                                          "or join it and add --budget evaluations (give each worker its own "
                                          "--seed)")] = False,
@@ -147,16 +239,19 @@ def explore(
     fileconf = _read_agent_yaml(config) if config is not None else {}
     hyp = dict(fileconf.get("hyper") or {})
     hyp.update(_parse_hyper(hyper))
-    agent_name = agent or fileconf.get("agent") or "ga"
+    given = agent or fileconf.get("agent")
+    # --resume and --show reuse the stored study's agent; a new study defaults to ga
+    agent_name = given if given or resume or show is not None else "ga"
     if show is not None:
-        _show(psa, show, agent=str(agent_name), seed=seed if seed is not None else fileconf.get("seed"),
-              storage=storage, study=study, out_dir=out_dir, json_out=json_out)
+        _show(psa, show, agent=None if agent_name is None else str(agent_name),
+              seed=seed if seed is not None else fileconf.get("seed"), storage=storage, study=study,
+              out_dir=out_dir, json_out=json_out)
         return
     n = budget if budget is not None else int(fileconf.get("budget", 1000))
     if n < 1:
         fail(f"--budget must be >= 1, got {n}")
     summary, paths = _run(
-        psa, agent=str(agent_name), budget=n,
+        psa, agent=None if agent_name is None else str(agent_name), budget=n,
         time_limit=time_limit if time_limit is not None else fileconf.get("time_limit_s"),
         seed=seed if seed is not None else fileconf.get("seed"), storage=storage, study=study, out_dir=out_dir,
         resume=resume, batch=batch if batch is not None else fileconf.get("batch"), hyper=hyp,
@@ -168,24 +263,28 @@ def explore(
         emit_json(d)
         return
     _print_summary(summary, paths)
-    out.print(f"report: {paths['report']}")
+    out.print(f"report: {paths['report']}", soft_wrap=True, highlight=False)
 
 
-def _show(psa: str, number: int, *, agent: str, seed: int | None, storage: str | None, study: str | None,
+def _show(psa: str, number: int, *, agent: str | None, seed: int | None, storage: str | None, study: str | None,
           out_dir: Path | None, json_out: bool) -> None:
     """`cosmic explore PSA --show N`: trial N of the stored study, its configuration rebuilt by decoding its point."""
     import yaml
     from rich.table import Table
+    from rich.text import Text
 
-    from cosmic.commands._output import emit_json, out
+    from cosmic.commands._output import emit_json, out, output_root
     from cosmic.errors import StudyError
     from cosmic.explore import load_trial
     from cosmic.explore._study import jsonable
     from cosmic.psa import load_psa
+    from cosmic.report import fmt_objectives, fmt_value
 
     space = load_psa(psa)
-    name = study or f"{space.name}-{agent}-s{seed if seed is not None else 'none'}"
-    root = out_dir if out_dir is not None else Path(".")
+    root = output_root(out_dir)
+    if study is None and agent is None:
+        study = _stored_study(space.name, seed, storage, root / "runs")
+    name = study or _default_name(space.name, str(agent), seed)
     t = load_trial(space, number, study_name=name, storage=storage, runs_dir=root / "runs")
     try:
         cfg: dict[str, Any] | None = t.config(space).to_yaml_dict()
@@ -205,9 +304,7 @@ def _show(psa: str, number: int, *, agent: str, seed: int | None, storage: str |
     head.add_column("v")
     head.add_row("state / status", f"{t.state} / {t.status}")
     if t.values is not None:
-        head.add_row("values", ", ".join(f"{n} = {v:.6g}" for (n, _), v in
-                                         zip([(o.name, o.direction) for o in space.objectives], t.values,
-                                             strict=False)))
+        head.add_row("values", fmt_objectives([(o.name, o.direction) for o in space.objectives], t.values))
     head.add_row("violation", f"{t.violation:g}")
     if t.reason:
         head.add_row("reason", t.reason)
@@ -217,7 +314,7 @@ def _show(psa: str, number: int, *, agent: str, seed: int | None, storage: str |
     k.add_column("knob")
     k.add_column("value")
     for kn, v in (t.knobs or {}).items():
-        k.add_row(kn, str(v))
+        k.add_row(kn, Text(fmt_value(v)))
     out.print(k)
     figs = t.figures if t.figures is not None else _flat(t.result_dict() or {})
     if figs:
@@ -226,7 +323,7 @@ def _show(psa: str, number: int, *, agent: str, seed: int | None, storage: str |
         f.add_column("figure")
         f.add_column("value", justify="right")
         for fn, v in figs.items():
-            f.add_row(fn, f"{v:.10g}" if isinstance(v, float) else str(v))
+            f.add_row(fn, Text(fmt_value(v)))
         out.print(f)
     else:
         out.print("figures: none (the point was not simulated)")
@@ -249,21 +346,24 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _print_summary(summary: Any, paths: dict[str, Path]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from cosmic.commands._output import out, print_result
+    from cosmic.report import fmt_objective, fmt_value
 
     t = Table(title=f"study {summary.study_name}", show_header=False, title_justify="left")
     t.add_column("k", style="bold")
-    t.add_column("v")
-    t.add_row("agent", f"{summary.agent} {summary.hyper}")
+    t.add_column("v", overflow="fold")  # paths and names wrap, never cut
+    t.add_row("agent", Text(f"{summary.agent} {fmt_value(summary.hyper)}"))
     t.add_row("evaluations", f"{summary.evaluations:,} ({summary.new_evaluations:,} this run, "
                              f"{summary.evals_per_s:,.0f}/s, {summary.wall_s:.2f} s)")
     c = summary.counts
-    t.add_row("feasible / over memory / rejected", f"{c['ok']:,} / {c['memory']:,} / {c['rejected']:,}")
+    t.add_row("feasible / over mem. / rejected", f"{c['ok']:,} / {c['memory']:,} / {c['rejected']:,}")
     t.add_row("stopped by", summary.stopped + (" (space enumerated: best is certified)" if summary.complete else ""))
     names = ", ".join(n for n, _ in summary.objectives)
     t.add_row(f"best {names}", "no feasible point" if summary.best_values is None
-              else ", ".join(f"{v:.6g}" for v in summary.best_values))
+              else ", ".join(fmt_objective(n, v) for (n, _), v in zip(summary.objectives, summary.best_values,
+                                                                     strict=False)))
     if summary.pareto:
         t.add_row("Pareto front", f"{len(summary.pareto)} trials")
     t.add_row("study storage", str(summary.storage))
@@ -273,7 +373,7 @@ def _print_summary(summary: Any, paths: dict[str, Path]) -> None:
         k.add_column("knob")
         k.add_column("value")
         for name, v in summary.best_knobs.items():
-            k.add_row(name, str(v))
+            k.add_row(name, Text(fmt_value(v)))
         out.print(k)
     if "best_yaml" in paths and "serving" in (summary.best_config or {}):
         from cosmic.commands.serve import _print as print_serving
@@ -303,8 +403,8 @@ def demo(
         out_dir=out_dir, resume=False, batch=None, hyper={}, objectives=None, quiet=False,
     )
     _print_summary(summary, paths)
-    out.print(f"best configuration: {paths.get('best_yaml')}")
-    out.print(f"report: {paths['report']}")
+    out.print(f"best configuration: {paths.get('best_yaml')}", soft_wrap=True, highlight=False)
+    out.print(f"report: {paths['report']}", soft_wrap=True, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

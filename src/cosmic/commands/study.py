@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from cosmic.commands._output import AGENTS_HELP, plural
+
 study_app = typer.Typer(
     name="study",
     help="Case studies: single-stack vs full-stack search (COSMIC's grid, batch scaling) with an HTML report.",
@@ -15,7 +17,7 @@ study_app = typer.Typer(
 
 _Budget = Annotated[int | None, typer.Option("--budget", help="evaluations per agent run (default: ga 2000, bo 48, "
                                                               "others 1000)")]
-_Agents = Annotated[str, typer.Option("--agents", help="comma-separated agents (see `cosmic.agents`)")]
+_Agents = Annotated[str, typer.Option("--agents", help=f"comma-separated agents: {AGENTS_HELP}")]
 _Seeds = Annotated[int, typer.Option("--seeds", help="seeds per agent (0 .. K-1)")]
 _Objective = Annotated[str, typer.Option("--objective", help="runtime, runtime*cost or runtime*bw")]
 _Setting = Annotated[str, typer.Option("--setting", help="full-depth (presets as they are), cosmic (4 layers, "
@@ -65,7 +67,7 @@ def _run(study: str, *, out_dir: Path, agents: str, seeds: int, budget: int | No
 
     def on_start(n: int) -> None:
         bar.start()
-        task.append(bar.add_task(f"{study} on {be.name} ({be.workers} workers)", total=n, last=""))
+        task.append(bar.add_task(f"{study} on {be.name} ({plural(be.workers, 'worker')})", total=n, last=""))
 
     def on_done(_i: int, r: Any) -> None:
         bar.update(task[0], advance=1, last=f"{r.job.key} {r.wall_s:.1f} s")
@@ -86,37 +88,55 @@ def _run(study: str, *, out_dir: Path, agents: str, seeds: int, budget: int | No
     _print(summary)
 
 
+_MODES = (("workload", "×wl"), ("collective", "×coll"), ("network", "×net"))
+_UNITS = {"runtime": "s", "runtime*cost": "s·USD", "runtime*bw": "s·GB/s ÷ 2000"}
+
+
 def _print(summary: dict[str, Any]) -> None:
+    """One table per setting that stays readable at 80 columns: model names whole, speedup headers abbreviated
+    (explained under the table), flags listed under it instead of in a column."""
+    from rich import box
     from rich.table import Table
 
     from cosmic.commands._output import out
 
+    obj = summary["options"]["objective"]
+    unit = _UNITS.get(obj, "")
+    scaling = summary["study"] == "scaling"
     for setting, rng in summary["speedup_range"].items():
-        t = Table(title=f"{summary['study']} — setting {setting}, objective {summary['options']['objective']}",
-                  title_justify="left")
-        for col in ("cell", "baseline", "best full", "full/workload", "full/collective", "full/network",
-                    "full vs base", "flags"):
-            t.add_column(col, justify="left" if col in ("cell", "flags") else "right")
+        t = Table(title=f"{summary['study']} — setting {setting}, objective {obj}" + (f" ({unit})" if unit else ""),
+                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+        t.add_column("model", no_wrap=True)
+        t.add_column("sys", no_wrap=True)
+        if scaling:
+            t.add_column("batch", justify="right", no_wrap=True)
+        for col in ("baseline", "full", *(h for _, h in _MODES), "×base"):
+            t.add_column(col, justify="right", no_wrap=True)
+        flags: list[str] = []
         for c in summary["cells"]:
             if c["setting"] != setting:
                 continue
             sp = c["speedup_full_over"]
             full = (c["modes"].get("full") or {}).get("best")
-            label = f"{c['model']} {c['system'].upper()}" + (f" b{c['global_batch']}"
-                                                            if summary["study"] == "scaling" else "")
-            t.add_row(label, f"{c['baseline']['objective']:.4g}", "-" if full is None else f"{full:.4g}",
-                      *(f"{sp[m]:.2f}x" if m in sp else "-" for m in ("workload", "collective", "network")),
-                      f"{c['speedup_vs_baseline'].get('full', 0):.2f}x",
-                      ", ".join(f"{f['mode']}: {f['reason']}" for f in c["flags"]))
+            mark = "*" if c["flags"] else ""
+            row = [c["model"] + mark, c["system"].upper()] + ([f"{c['global_batch']:,}"] if scaling else [])
+            t.add_row(*row, f"{c['baseline']['objective']:.4g}", "-" if full is None else f"{full:.4g}",
+                      *(f"{sp[m]:.2f}" if m in sp else "-" for m, _ in _MODES),
+                      f"{c['speedup_vs_baseline'].get('full', 0):.2f}")
+            flags += [f"* {c['model']} {c['system'].upper()} {f['mode']}: {f['reason']}" for f in c["flags"]]
         out.print(t)
+        out.print("×wl, ×coll, ×net: best full-stack over best workload-, collective-, network-only search; "
+                  "×base: full-stack over the baseline configuration", soft_wrap=False, highlight=False)
+        for line in flags:
+            out.print(line, markup=False, highlight=False)
         lo, hi = rng["min"], rng["max"]
         if lo is not None:
             out.print(f"full-stack speedup over single-stack: {lo:.2f}x - {hi:.2f}x (COSMIC: 1.50x - 48.41x); "
-                      f"flagged cells: {rng['flagged_cells']}")
-    out.print(f"{summary['n_trials']:,} evaluations in {summary['wall_s']:.1f} s on {summary['backend']} "
-              f"({summary['workers']} workers)")
+                      f"flagged cells: {rng['flagged_cells']}", highlight=False)
+    out.print(f"{plural(summary['n_trials'], 'evaluation')} in {summary['wall_s']:.1f} s on {summary['backend']} "
+              f"({plural(summary['workers'], 'worker')})", highlight=False)
     for k, v in summary["files"].items():
-        out.print(f"{k}: {v}")
+        out.print(f"{k}: {Path(v).absolute()}", soft_wrap=True, highlight=False)
 
 
 @study_app.command("cosmic-paper")

@@ -53,15 +53,34 @@ def _optuna() -> Any:
 
 
 def storage_url(storage: str | Path | None, study_name: str, runs_dir: str | Path = "runs") -> str:
-    """The SQLAlchemy URL for `storage`: a URL as given, a file path as SQLite, nothing as ``runs/<study>.db``."""
+    """The SQLAlchemy URL for `storage`: a URL as given, a file path as SQLite (absolute), nothing as
+    ``runs_dir/<study>.db``. Nothing is created: :class:`StudyStore` creates the file and its folder."""
     if storage is None or str(storage) == "":
         path = Path(runs_dir) / f"{study_name}.db"
     elif "://" in str(storage):
         return str(storage)
     else:
         path = Path(storage)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    return f"sqlite:///{path.absolute()}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL (None for other databases and in-memory SQLite)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url[len(prefix):] in ("", ":memory:"):
+        return None
+    return Path(url[len(prefix):])
+
+
+def study_names(url: str) -> list[str]:
+    """Names of the studies stored at `url` (none when its SQLite file does not exist; nothing is created)."""
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        return []
+    try:
+        return list(_optuna().study.get_all_study_names(storage=url))
+    except Exception as exc:  # SQLAlchemy and driver errors: unreachable or unusable storage
+        raise StudyError(f"cannot open storage {url!r}: {exc.__class__.__name__}: {exc}".splitlines()[0]) from None
 
 
 def _compact(v: Any) -> str:
@@ -107,10 +126,17 @@ class History:
 class StudyStore:
     """A cosmic study in an Optuna RDB storage (SQLite file, PostgreSQL, any SQLAlchemy URL)."""
 
-    def __init__(self, url: str, study_name: str) -> None:
+    def __init__(self, url: str, study_name: str, *, create: bool = True) -> None:
+        """Open the storage at `url`; with ``create=False`` a missing SQLite file is an error instead of a new
+        file (resuming or showing a study creates nothing)."""
         optuna = _optuna()
         self.url = url
         self.study_name = study_name
+        path = sqlite_path(url)
+        if path is not None:
+            if not create and not path.is_file():
+                raise StudyError(f"no study {study_name!r}: {path} does not exist")
+            path.parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(8):
             try:
                 self.storage = optuna.storages.RDBStorage(url)
@@ -166,6 +192,16 @@ class StudyStore:
         if not isinstance(attrs, dict):
             raise StudyError(f"study {self.study_name!r} in {self.url} was not written by cosmic explore")
         return attrs
+
+    def n_trials(self) -> int:
+        """How many trials the study holds (0 when it does not exist)."""
+        if not self.exists():
+            return 0
+        self.open()
+        T = self.models.TrialModel.__table__
+        with self.engine.connect() as conn:
+            q = sa.select(sa.func.count()).select_from(T).where(T.c.study_id == self.study_id)
+            return int(conn.execute(q).scalar_one())
 
     def set_attr(self, key: str, value: Any) -> None:
         assert self.study_id is not None

@@ -19,7 +19,7 @@ import cosmic
 from cosmic.agents import BaseAgent, make_agent
 from cosmic.errors import ConfigError, StudyError
 from cosmic.explore._objective import Evaluation, Evaluator
-from cosmic.explore._storage import StudyStore, TrialRow, storage_url
+from cosmic.explore._storage import StudyStore, TrialRow, sqlite_path, storage_url
 from cosmic.explore._trials import check_space, figures, space_fingerprint
 
 FLUSH_TRIALS = 512
@@ -152,7 +152,7 @@ def _space_info(space: Any) -> dict[str, Any]:
 
 def run_study(
     space: Any,
-    agent: str | BaseAgent,
+    agent: str | BaseAgent | None,
     *,
     budget: int,
     storage: str | Path | None = None,
@@ -171,7 +171,8 @@ def run_study(
 
     Args:
         space: a ``cosmic.psa.Space``.
-        agent: an agent name (``"ga"``; built with `seed` and `hyper`) or an agent instance.
+        agent: an agent name (``"ga"``; built with `seed` and `hyper`) or an agent instance; ``None`` with `resume`
+            reuses the stored study's agent (then `study_name` is needed).
         budget: evaluations the study should hold when done (a resumed study counts its stored trials).
         storage: a SQLAlchemy URL or a SQLite file path; default ``runs/<study>.db``.
         study_name: default ``<space name>-<agent>-s<seed>``.
@@ -197,59 +198,42 @@ def run_study(
     if budget < 1:
         raise ConfigError(f"budget must be >= 1, got {budget}")
     info = _space_info(space)
-    agent_name = agent if isinstance(agent, str) else type(agent).name
     hyper = dict(hyper or {})
+    if agent is None and not resume:
+        raise ConfigError("an agent is needed to start a study (only --resume reuses the stored one)")
+    agent_name = None if agent is None else (agent if isinstance(agent, str) else type(agent).name)
     name = study_name or f"{info['name'] or 'space'}-{agent_name}-s{seed if seed is not None else 'none'}"
-    store: StudyStore | None = None
+    if agent_name is None and study_name is None:
+        raise ConfigError("resuming without an agent needs the study's name")
     url: str | None = None
-    stored_counts = {"ok": 0, "memory": 0, "rejected": 0}
+    ag: BaseAgent | None = None
+    built_with: tuple[int | None, dict[str, Any]] | None = None
     if persist:
         url = storage_url(storage, name, runs_dir)
-        store = StudyStore(url, name)
-        if worker:
-            resume = store.exists()  # join it, or create it below (losing a creation race joins)
-            if resume:
-                attrs = _open_when_ready(store)
-                _check_same(attrs, info, agent_name, name, url)
-                if isinstance(agent, str) and not hyper:
-                    hyper = dict(attrs.get("hyper") or {})
-        elif resume:
-            attrs = store.open()
-            _check_same(attrs, info, agent_name, name, url)
-            if seed is None:
-                seed = attrs.get("seed")
-            if isinstance(agent, str) and not hyper:
-                hyper = dict(attrs.get("hyper") or {})
-        elif store.exists():
-            raise StudyError(
-                f"study {name!r} already exists in {url}; pass --resume to continue it or choose another --study"
-            )
+        path = sqlite_path(url)
+        creates = not resume and (not worker or path is None or not path.is_file())
+        if creates:  # check the agent (name, extras, hyper-parameters) before any file exists
+            ag = _make(agent, space, seed, hyper)
+            built_with = (seed, dict(hyper))
     elif resume or worker:
         raise StudyError("resume and worker need a stored study (persist=True)")
-
-    ag = make_agent(agent, space, seed=seed, **hyper) if isinstance(agent, str) else agent
+    store, resume, seed, hyper, agent_name = _open_store(url, name, info, agent_name, seed, hyper, resume=resume,
+                                                         worker=worker, user_hyper=bool(hyper))
+    assert agent_name is not None
+    try:
+        if ag is None or built_with != (seed, hyper):  # a resumed or joined study fixes the seed or hyper
+            ag = _make(agent or agent_name, space, seed, hyper)
+        b = _batch_size(ag, batch)
+        if store is not None:
+            store.set_dimensions(info["dim_names"], info["cardinalities"])
+        if store is not None and not resume:
+            resume = _create(store, info, agent_name, ag, seed, b, budget, worker)
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
     hyper = ag.hyperparameters()
-    max_b = type(ag).max_batch
-    b = int(batch or type(ag).default_batch)
-    if b < 1:
-        raise ConfigError(f"batch must be >= 1, got {b}")
-    if max_b is not None:
-        b = min(b, max_b)
-
-    if store is not None:
-        store.set_dimensions(info["dim_names"], info["cardinalities"])
-        if not resume:
-            attrs = {"version": cosmic.__version__, "agent": agent_name, "hyper": jsonable(hyper), "seed": seed,
-                     "batch": b, "budget": budget, "space": info}
-            if worker:
-                attrs["workers"] = True
-            try:
-                store.create([d for _, d in info["objectives"]], attrs)
-            except StudyError:
-                if not worker:
-                    raise
-                _check_same(_open_when_ready(store), info, agent_name, name, store.url)  # another worker created it
-                resume = True
+    stored_counts = {"ok": 0, "memory": 0, "rejected": 0}
 
     signs = np.array([1.0 if d == "minimize" else -1.0 for _, d in info["objectives"]])
     values: list[tuple[float, ...] | None] = []
@@ -302,6 +286,7 @@ def run_study(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     last_gc = t0
+    finished = False
     try:
         while done < target:
             if time_limit_s is not None and time.perf_counter() - t0 >= time_limit_s:
@@ -348,11 +333,14 @@ def run_study(
                                   now - t0, done - n_stored))
         if not complete and ag.exhausted:
             complete = True
+        finished = True
     finally:
         if gc_was_enabled:
             gc.enable()
-        flush()
+        flush()  # also on Ctrl-C: what was evaluated is kept
         ag.close()
+        if not finished and store is not None:
+            store.close()
     wall = time.perf_counter() - t0
 
     counts = {k: stored_counts.get(k, 0) + evaluator.counts[k] for k in ("ok", "memory", "rejected")}
@@ -383,6 +371,71 @@ def run_study(
     if store is not None:
         store.close()
     return summary
+
+
+def _make(agent: str | BaseAgent | None, space: Any, seed: int | None, hyper: dict[str, Any]) -> BaseAgent:
+    if isinstance(agent, BaseAgent):
+        return agent
+    assert agent is not None
+    return make_agent(agent, space, seed=seed, **hyper)
+
+
+def _batch_size(ag: BaseAgent, batch: int | None) -> int:
+    b = int(batch or type(ag).default_batch)
+    if b < 1:
+        raise ConfigError(f"batch must be >= 1, got {b}")
+    max_b = type(ag).max_batch
+    return b if max_b is None else min(b, max_b)
+
+
+def _open_store(url: str | None, name: str, info: dict[str, Any], agent_name: str | None, seed: int | None,
+                hyper: dict[str, Any], *, resume: bool, worker: bool, user_hyper: bool
+                ) -> tuple[StudyStore | None, bool, int | None, dict[str, Any], str | None]:
+    """Open the study's storage (creating a SQLite file only when a study is started) and read what a resumed or
+    joined study fixes: its agent (when none is given), seed and hyper-parameters."""
+    if url is None:
+        return None, resume, seed, hyper, agent_name
+    store = StudyStore(url, name, create=not resume)
+    try:
+        attrs: dict[str, Any] | None = None
+        if worker:
+            resume = store.exists()  # join it, or create it (losing a creation race joins)
+            if resume:
+                attrs = _open_when_ready(store)
+        elif resume:
+            attrs = store.open()
+            if seed is None:
+                seed = attrs.get("seed")
+        elif store.exists():
+            raise StudyError(
+                f"study {name!r} already exists in {url}; pass --resume to continue it or choose another --study"
+            )
+        if attrs is not None:
+            agent_name = agent_name or attrs.get("agent")
+            _check_same(attrs, info, str(agent_name), name, url)
+            if not user_hyper:
+                hyper = dict(attrs.get("hyper") or {})
+    except BaseException:
+        store.close()
+        raise
+    return store, resume, seed, hyper, agent_name
+
+
+def _create(store: StudyStore, info: dict[str, Any], agent_name: str, ag: BaseAgent, seed: int | None, b: int,
+            budget: int, worker: bool) -> bool:
+    """Create the study (or, for a worker that lost the creation race, join it); returns whether it was joined."""
+    attrs = {"version": cosmic.__version__, "agent": agent_name, "hyper": jsonable(ag.hyperparameters()),
+             "seed": seed, "batch": b, "budget": budget, "space": info}
+    if worker:
+        attrs["workers"] = True
+    try:
+        store.create([d for _, d in info["objectives"]], attrs)
+    except StudyError:
+        if not worker:
+            raise
+        _check_same(_open_when_ready(store), info, agent_name, store.study_name, store.url)
+        return True
+    return False
 
 
 def _track_best(eb: Any, sign: float, best_loss: float, best_i: int | None, best_eval: Evaluation | None,
@@ -429,6 +482,6 @@ def _check_same(attrs: dict[str, Any], info: dict[str, Any], agent: str, name: s
     check_space(attrs.get("space") or {}, info, name, url)
     if attrs.get("agent") != agent:
         raise StudyError(
-            f"study {name!r} in {url} was run with agent {attrs.get('agent')!r}; resume it with "
-            f"--agent {attrs.get('agent')} or choose another --study"
+            f"study {name!r} in {url} was run with agent {attrs.get('agent')!r}, not {agent!r}; resume it "
+            f"without --agent (its agent is reused) or choose another --study"
         )

@@ -69,6 +69,31 @@ class ResultColumns:
         self.memory_per_device_gb = figures["memory_bytes"] / 1e9
 OBJECTIVE_NAMES: tuple[str, ...] = tuple(_DEFS)
 
+OBJECTIVE_UNITS: dict[str, str] = {
+    "step_time": "s",
+    "step_time*network_cost": "s·USD",
+    "step_time*total_bandwidth": "s·GB/s ÷ 2000",
+    "tokens_per_s_per_usd": "tokens/s per USD",
+    "memory": "GB",
+    "goodput": "req/s",
+    "goodput_per_usd": "requests per USD",
+    "output_tokens_per_s": "tokens/s",
+    "ttft_p99": "s",
+    "tpot_p99": "s",
+    "usd_per_million_tokens": "USD",
+}
+"""The unit each objective's value is in, for axes and printed values."""
+
+
+def objective_unit(name: str) -> str:
+    """The unit of objective `name` ('' for an unknown name).
+
+    Example:
+        >>> objective_unit("step_time*network_cost")
+        's·USD'
+    """
+    return OBJECTIVE_UNITS.get(name, "")
+
 
 @dataclass(frozen=True)
 class Objective:

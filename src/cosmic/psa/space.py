@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cosmic.errors import ConfigError
+from cosmic.errors import ConfigError, close_match
 from cosmic.psa import columns as _columns
 from cosmic.psa import decode as _decode
 from cosmic.psa import encoding as _encoding
@@ -110,7 +110,9 @@ class Space:
             raise ConfigError("a PSA must be a mapping", file=file)
         for k in data:
             if k not in _TOP_KEYS:
-                raise fmt_err(file, str(k), f"unknown key (allowed: {', '.join(_TOP_KEYS)})")
+                hint = close_match(str(k), _TOP_KEYS)
+                raise fmt_err(file, str(k), "unknown key (" + (f"did you mean {hint!r}? " if hint else "")
+                              + f"allowed: {', '.join(_TOP_KEYS)})")
         self.name: str = str(data.get("name") or name or (Path(file).stem if file else "psa"))
         self.description: str = str(data.get("description") or "")
         self.base: SystemConfig = _spec.parse_base(self, data.get("base"), base_dir)

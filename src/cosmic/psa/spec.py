@@ -216,9 +216,19 @@ def make_rule(
         if target not in DEGREES:
             raise fmt_err(file, key, f"npus_quotient derives one of {', '.join(DEGREES)}, not {target!r}")
         others = tuple(d for d in DEGREES if d != target)
-        src_t = tuple(src) if src else others
-        if sorted(src_t) != sorted(others):
-            raise fmt_err(file, f"{key}.from", f"npus_quotient for {target} takes from: [{', '.join(others)}]")
+        listed = tuple(src) if src else others
+        wrong = [d for d in listed if d not in others]
+        if wrong or len(set(listed)) != len(listed):
+            what = f"not {wrong[0]!r}" if wrong else "each once"
+            raise fmt_err(file, f"{key}.from", f"npus_quotient for {target} takes from: [{', '.join(others)}] "
+                          f"({what})")
+        # a degree that is not searched may be left out of `from`: it keeps the base configuration's value, which
+        # the formula reads like any other input
+        missing = [d for d in others if d not in listed and d in space.knob_defs]
+        if missing:
+            raise fmt_err(file, f"{key}.from", f"npus_quotient for {target} must list every searched degree: "
+                          f"add {', '.join(missing)}")
+        src_t = listed + tuple(d for d in others if d not in listed)
         return mk(src_t, (space.n_npus,))
     if rule == "copy":
         if not src or len(src) != 1:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from cosmic.report._format import axis_title, fmt_objective, fmt_objectives, fmt_value
 from cosmic.report._html import render_html, write_report
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ def write_outputs(summary: StudySummary, out_dir: str | Path) -> dict[str, Path]
         best = dict(summary.best_config)
         best["name"] = f"{summary.study_name}-best"
         best["description"] = (f"best of study {summary.study_name} ({summary.agent}, {summary.evaluations} "
-                               f"evaluations): {summary.objectives[0][0]} = {summary.best_objective}")
+                               f"evaluations): {fmt_objectives(summary.objectives, summary.best_values or ())}")
         paths["best_yaml"] = d / "best.yaml"
         paths["best_yaml"].write_text(yaml.safe_dump(best, sort_keys=False), encoding="utf-8")
     paths["report"] = write_report(summary, d / "report.html")
@@ -37,4 +38,5 @@ def write_outputs(summary: StudySummary, out_dir: str | Path) -> dict[str, Path]
     return paths
 
 
-__all__ = ["render_html", "write_outputs", "write_report"]
+__all__ = ["axis_title", "fmt_objective", "fmt_objectives", "fmt_value", "render_html", "write_outputs",
+           "write_report"]

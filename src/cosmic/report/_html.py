@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import html
-import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cosmic.report._format import axis_title, fmt_objectives, fmt_value
+
 if TYPE_CHECKING:
     from cosmic.explore import StudySummary
+
+LOG_AXIS = {"type": "log", "dtick": 1, "exponentformat": "power", "showexponent": "all",
+            "minor": {"ticks": "outside", "dtick": "D1", "showgrid": True}}
+"""A log axis labelled once per decade (10^k) with unlabelled minor ticks at 2..9: plotly's default labels the
+minor ticks too ("5, 2, 10k"), which reads as an unordered axis."""
+
+
+def _positive(values: list[float]) -> bool:
+    return bool(values) and min(values) > 0
 
 
 def _convergence(s: StudySummary) -> Any:
@@ -25,9 +34,9 @@ def _convergence(s: StudySummary) -> Any:
     fig.add_trace(go.Scatter(x=x, y=[t if t is not None else None for t in s.trace], mode="lines",
                              name="best so far", line={"width": 3, "color": "#c0392b"}))
     fig.update_layout(title=f"Convergence: best {name} vs evaluations ({s.agent})", xaxis_title="evaluation",
-                      yaxis_title=name, template="plotly_white", height=420)
-    if feas_y and min(feas_y) > 0 and max(feas_y) / min(feas_y) > 20:
-        fig.update_yaxes(type="log")
+                      yaxis_title=axis_title(name), template="plotly_white", height=420)
+    if _positive(feas_y) and max(feas_y) / min(feas_y) > 20:
+        fig.update_yaxes(**LOG_AXIS)
     return fig
 
 
@@ -62,8 +71,12 @@ def _pareto(s: StudySummary) -> Any:
     pf = sorted((v for i in front if (v := s.values[i]) is not None), key=lambda v: v[0])  # the front is feasible
     fig.add_trace(go.Scatter(x=[v[0] for v in pf], y=[v[1] for v in pf], mode="lines+markers",
                              name="Pareto front", marker={"size": 8, "color": "#c0392b"}))
-    fig.update_layout(title=f"Pareto front: {n0} vs {n1}", xaxis_title=n0, yaxis_title=n1,
+    fig.update_layout(title=f"Pareto front: {n0} vs {n1}", xaxis_title=axis_title(n0), yaxis_title=axis_title(n1),
                       template="plotly_white", height=450)
+    if _positive([v[0] for _, v in feas]):
+        fig.update_xaxes(**LOG_AXIS)
+    if _positive([v[1] for _, v in feas]):
+        fig.update_yaxes(**LOG_AXIS)
     return fig
 
 
@@ -75,11 +88,17 @@ def _table(rows: list[tuple[str, Any]]) -> str:
 
 
 def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}" if math.isfinite(v) else str(v)
-    if isinstance(v, (list, dict)):
-        return json.dumps(v)
-    return str(v)
+    return v if isinstance(v, str) else fmt_value(v)
+
+
+_RESULT_ROWS = (
+    ("step time", "step_time_s", lambda v: f"{v:.6g} s"),
+    ("tokens/s", "tokens_per_s", lambda v: f"{v:,.0f}"),
+    ("MFU", "mfu", lambda v: f"{v * 100:.1f}%"),
+    ("memory per device", "memory_per_device_gb", lambda v: f"{v:,.2f} GB"),
+    ("memory capacity", "memory_capacity_gb", lambda v: f"{v:,.0f} GB"),
+    ("network cost", "network_cost_usd", lambda v: f"${v:,.0f}"),
+)
 
 
 def render_html(s: StudySummary) -> str:
@@ -99,13 +118,16 @@ def render_html(s: StudySummary) -> str:
                                          f"{s.counts['ok']} / {s.counts['memory']} / {s.counts['rejected']}"),
         ("wall time (this run)", f"{s.wall_s:.2f} s ({s.evals_per_s:,.0f} evaluations/s)"),
         ("stopped by", s.stopped + (" (space enumerated: best is certified)" if s.complete else "")),
-        ("best objective", s.best_values if s.best_values is not None else "no feasible point"),
+        ("best", fmt_objectives(s.objectives, s.best_values) if s.best_values is not None
+         else "no feasible point"),
         ("storage", s.storage or "(not stored)"),
     ]
     knob_rows = sorted((s.best_knobs or {}).items())
     res = s.best_result or {}
-    res_keys = ("step_time_s", "tokens_per_s", "mfu", "memory_per_device_gb", "memory_capacity_gb", "network_cost_usd")
-    res_rows: list[tuple[str, Any]] = [(k, res[k]) for k in res_keys if k in res]
+    res_rows: list[tuple[str, Any]] = [(label, fmt(res[k])) for label, k, fmt in _RESULT_ROWS
+                                       if isinstance(res.get(k), (int, float))]
+    if not res_rows:  # a result of another workload (serving): its figures as stored
+        res_rows = [(k, f"{v:.6g}") for k, v in sorted(res.items()) if isinstance(v, (int, float))]
     title = f"cosmic explore: {s.study_name}"
     return page(title, _table(summary_rows) + "".join(parts) + "<h2>Best configuration: knobs</h2>"
                 + _table(knob_rows) + "<h2>Best configuration: result</h2>" + _table(res_rows))

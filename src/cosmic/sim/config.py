@@ -24,7 +24,7 @@ from cosmic.collective.config import (
     default_algorithm,
 )
 from cosmic.compute.accelerator import Accelerator
-from cosmic.errors import ConfigError, CosmicError, KeyedValueError, UnknownNameError
+from cosmic.errors import ConfigError, CosmicError, KeyedValueError, UnknownNameError, close_match
 from cosmic.network.topology import Network
 from cosmic.workload.model import ModelSpec
 from cosmic.workload.parallel import layout_order
@@ -286,12 +286,36 @@ def format_validation_error(exc: ValidationError, file: str | None) -> ConfigErr
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     if err["type"] == "extra_forbidden":
-        msg = "unknown key (not allowed here; see `cosmic schema`)"
+        hint = close_match(str(err["loc"][-1]), _keys_at(err["loc"][:-1]))
+        msg = "unknown key (" + (f"did you mean {hint!r}? " if hint else "not allowed here; ") + "see `cosmic schema`)"
     elif err["type"] == "missing":
         msg = "required key is missing"
     elif "input" in err and isinstance(err["input"], (str, int, float, bool)) and err["type"] != "model_type":
         msg = f"{msg} (got {_shown(err['input'])})"
     return ConfigError(msg, file=file, key=loc or None)
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the configuration model allows at `loc` (a pydantic error location), [] when it cannot tell."""
+    import typing
+
+    model: Any = SystemConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        todo, model = [field.annotation], None
+        while todo:  # the first pydantic model inside Optional[...], list[...], unions
+            t = todo.pop(0)
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                model = t
+                break
+            todo.extend(typing.get_args(t))
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
 
 
 def _shown(value: str | int | float | bool) -> str:
