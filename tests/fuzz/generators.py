@@ -532,8 +532,16 @@ def _numbers(x: Any) -> Iterator[float]:
 
 
 def result_problems(d: dict[str, Any]) -> list[str]:
-    """Problems of a result dict: non-finite or negative numbers, non-positive step time."""
-    probs = [f"bad number {v!r}" for v in _numbers(d) if not (math.isfinite(v) and v >= 0)]
+    """Problems of a result dict: non-finite or negative numbers, non-positive step time; the evidence's signed
+    errors may be negative (cosmic too fast) but are finite and above -100% (a step time cannot be negative)."""
+    figures = {k: v for k, v in d.items() if k != "evidence"}
+    probs = [f"bad number {v!r}" for v in _numbers(figures) if not (math.isfinite(v) and v >= 0)]
+    ev = d.get("evidence")
+    if isinstance(ev, dict):
+        errs = [ev.get("p50_error_pct"), ev.get("p90_error_pct")]
+        probs += [f"bad evidence error {e!r}" for e in errs if e is not None and not (math.isfinite(e) and e > -100)]
+        if not (isinstance(ev.get("runs"), int) and ev["runs"] >= 0):
+            probs.append(f"bad evidence runs {ev.get('runs')!r}")
     st_ = d.get("step_time_s")
     if not (isinstance(st_, (int, float)) and st_ > 0):
         probs.append(f"step_time_s = {st_!r}")

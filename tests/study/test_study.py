@@ -176,3 +176,16 @@ def test_cosmic_setting_decode_columns_carries_the_two_micro_batch_rule(mode):
     assert ok.all()
     assert cols.same_as(StepColumns.from_configs([space.decode(p) for p in pts])) == []
     assert len({t.micro_batch for t in cols.trainings}) > 1
+
+
+def test_report_marks_bests_outside_every_validated_regime(small_study: tuple[Path, dict]) -> None:
+    from cosmic.study._report import UNVALIDATED, _unvalidated
+
+    d, summary = small_study
+    entries = [e for c in summary["cells"] for e in [*c["modes"].values(), *c["top"]] if e.get("best", True)]
+    assert entries and all(e["evidence"]["runs"] == 0 for e in entries)  # COSMIC's NPUs: no published run
+    html = (d / "report.html").read_text(encoding="utf-8")
+    assert html.count(UNVALIDATED) >= len(entries)
+    validated = {"evidence": {"regime": "megatron-lm · ampere", "runs": 31, "p50_error_pct": -10.6,
+                              "p90_error_pct": -18.5}}
+    assert _unvalidated(validated) == "" and UNVALIDATED in _unvalidated({"evidence": {"regime": "x", "runs": 0}})

@@ -60,3 +60,20 @@ def get_fabric(name: str) -> dict[str, Any]:
 
 def get_system(name: str) -> dict[str, Any]:
     return _get("system", "systems", name)
+
+
+EVIDENCE_FILE = "evidence.json"
+"""The evidence table (package data): per validated regime, the published runs and their signed error p50/p90.
+Built by ``python -m cosmic.validate.evidence build`` from the validation files; never computed at run time."""
+
+
+@cache
+def evidence_table() -> dict[str, Any]:
+    """The shipped evidence table (``{}`` when the package has none)."""
+    import json
+
+    path = resources.files("cosmic.catalog").joinpath(EVIDENCE_FILE)
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}

@@ -113,6 +113,8 @@ def print_result(result: Any, config: Any, title: str | None = None) -> None:
         f"{r.memory_per_device_gb:,.1f} GB of {r.memory_capacity_bytes / 1e9:,.0f} GB ({fit})",
     )
     head.add_row("network cost", f"${r.network_cost_usd:,.0f}")
+    if r.evidence is not None:
+        head.add_row("evidence", r.evidence.line())
     out.print(head)
 
     bd = Table(title="step breakdown (critical stage)", title_justify="left")

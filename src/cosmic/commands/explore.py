@@ -96,6 +96,7 @@ def _run(
     objectives: list[str] | None,
     quiet: bool,
     worker: bool = False,
+    risk: str | None = None,
 ) -> tuple[Any, dict[str, Path]]:
     """Run (or resume) the study; on Ctrl-C keep what is stored, write its best.yaml and report, say how to resume
     and exit 130."""
@@ -109,13 +110,14 @@ def _run(
     )
 
     from cosmic.commands._output import output_root
-    from cosmic.explore import run_study, with_objectives
+    from cosmic.explore import run_study, with_objectives, with_risk
     from cosmic.psa import load_psa
     from cosmic.report import fmt_objective, write_outputs
 
     space = load_psa(psa)
     if objectives:
         space = with_objectives(space, objectives)
+    space = with_risk(space, risk)
     root = output_root(out_dir)
     runs_dir = root / "runs"
     if agent is None and study is None:  # --resume: the stored study's agent is reused
@@ -227,6 +229,9 @@ def explore(
                                                 "time_limit_s (command-line options win)")] = None,
     objective: Annotated[list[str] | None, typer.Option("--objective", help="replace the PSA's objectives "
                                                         "(repeatable, e.g. step_time*network_cost)")] = None,
+    risk: Annotated[str | None, typer.Option("--risk", help="optimise the pessimistic estimate: step time / (1 + "
+                                             "the p90 (or p50) signed error of each configuration's validated "
+                                             "regime); see docs/validation.md, Evidence")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     show: Annotated[int | None, typer.Option("--show", metavar="N", help="search nothing: print stored trial N of "
                                              "the study (knobs, figures, its configuration rebuilt from PSA)")
@@ -250,12 +255,14 @@ def explore(
     n = budget if budget is not None else int(fileconf.get("budget", 1000))
     if n < 1:
         fail(f"--budget must be >= 1, got {n}")
+    if risk is not None and risk not in ("p50", "p90"):
+        fail(f"--risk must be p50 or p90, got {risk!r}")
     summary, paths = _run(
         psa, agent=None if agent_name is None else str(agent_name), budget=n,
         time_limit=time_limit if time_limit is not None else fileconf.get("time_limit_s"),
         seed=seed if seed is not None else fileconf.get("seed"), storage=storage, study=study, out_dir=out_dir,
         resume=resume, batch=batch if batch is not None else fileconf.get("batch"), hyper=hyp,
-        objectives=objective, quiet=json_out, worker=worker,
+        objectives=objective, quiet=json_out, worker=worker, risk=risk,
     )
     if json_out:
         d = summary.to_dict()

@@ -12,6 +12,7 @@ from cosmic.explore._objective import (
     Evaluation,
     Evaluator,
     with_objectives,
+    with_risk,
 )
 from cosmic.explore._rl import make_env, reward_of
 from cosmic.explore._storage import History, StudyStore, storage_url
@@ -37,4 +38,5 @@ __all__ = [
     "space_fingerprint",
     "storage_url",
     "with_objectives",
+    "with_risk",
 ]

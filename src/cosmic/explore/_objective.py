@@ -14,6 +14,7 @@ from cosmic.psa.objectives import ResultColumns
 from cosmic.sim import BREAKDOWN_KEYS, simulate
 from cosmic.sim.batch import simulate_columns
 from cosmic.sim.engine import simulate_if_fits
+from cosmic.sim.evidence import pessimistic_factor_columns
 from cosmic.sim.result import Memory, Result
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f"{k.removesuffix('_s')}_share" for k in BREAKDOWN_KEYS)
@@ -162,9 +163,10 @@ class Evaluator:
         here = decoded & b.ok
         f = b.figures
         acc_cost = np.array([a.cost_usd or 0.0 for a in cols.accelerators])[cols.accelerator]
-        fc = ResultColumns(f)
+        fc = {risk: ResultColumns(f, None if risk is None else pessimistic_factor_columns(cols, risk))
+              for risk in {o.risk for o in self.objectives}}
         with np.errstate(invalid="ignore", over="ignore"):
-            raw = np.stack([np.asarray(o.values(fc, acc_cost), dtype=np.float64) + np.zeros(n)
+            raw = np.stack([np.asarray(o.values(fc[o.risk], acc_cost), dtype=np.float64) + np.zeros(n)
                             for o in self.objectives], axis=1)
         timed = b.timed if b.timed is not None else np.ones(n, dtype=bool)
         fits = np.asarray(f["fits_memory"], dtype=bool)
@@ -260,6 +262,19 @@ class EvalBatch:
             reason = f"objective not finite: {raw}"
         return Evaluation(p, status, values, float(self.violation[i]), reason=reason, config=cfg, result=result,
                           raw=raw)
+
+
+def with_risk(space: Any, risk: str | None) -> Any:
+    """A view of `space` whose objectives that read the step time are pessimistic under `risk` (``p50``/``p90``:
+    the step time corrected by that signed error of each configuration's validated regime; see
+    `cosmic.sim.evidence`); ``None`` gives `space` itself."""
+    import copy
+
+    if risk is None:
+        return space
+    view = copy.copy(space)
+    view.objectives = tuple(o.with_risk(risk) for o in space.objectives)
+    return view
 
 
 def with_objectives(space: Any, specs: list[Any]) -> Any:

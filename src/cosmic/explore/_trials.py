@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 
 from cosmic.errors import CosmicError, StudyError
-from cosmic.sim.result import Memory, Result
+from cosmic.sim.result import Evidence, Memory, Result
 
 _MEMORY = ("weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes")
 _HEAD = ("step_time_s", "tokens_per_s", "mfu", "hfu", *_MEMORY, "memory_capacity_bytes", "fits_memory",
          "network_cost_usd", "total_bandwidth_gbps")
 _TAIL = ("n_npus", "micro_batches", "critical_stage", "model_flops_per_step")
 _COMM = "comm_dim{}_s"
-_RESERVED = frozenset(_HEAD) | frozenset(_TAIL) | {"fidelity", "notes"}
+_RESERVED = frozenset(_HEAD) | frozenset(_TAIL) | {"fidelity", "notes", "evidence"}
 _DEFAULT_FIDELITY = "cosmic"
 
 
@@ -54,7 +54,8 @@ def figures(result: Result) -> dict[str, Any]:
     ...), ``memory_capacity_bytes``, ``fits_memory``, ``network_cost_usd``, ``total_bandwidth_gbps``, the breakdown
     entries under their own names (``forward_s`` ... ``optimizer_s``), ``comm_dim0_s`` ... (communication per network
     dimension), ``n_npus``, ``micro_batches``, ``critical_stage``, ``model_flops_per_step``; ``fidelity`` and
-    ``notes`` only when they are not the default (``"cosmic"``, none).
+    ``notes`` only when they are not the default (``"cosmic"``, none); ``evidence`` (the mapping of
+    ``Evidence.to_record()``: what the shipped table said when the trial was evaluated) when the result has it.
 
     Example:
         >>> import cosmic
@@ -83,13 +84,16 @@ def figures(result: Result) -> dict[str, Any]:
         out["fidelity"] = result.fidelity
     if result.notes:
         out["notes"] = list(result.notes)
-    return {k: _num(v) for k, v in out.items()}
+    out = {k: _num(v) for k, v in out.items()}
+    if result.evidence is not None:
+        out["evidence"] = result.evidence.to_record()
+    return out
 
 
 def result_from_figures(f: dict[str, Any]) -> Result:
     """The `Result` whose :func:`figures` are `f` (exactly: ``result_from_figures(figures(r)).to_dict() ==
     r.to_dict()``)."""
-    g = {k: _unnum(v) if k not in ("fidelity", "notes") else v for k, v in f.items()}
+    g = {k: _unnum(v) if k not in ("fidelity", "notes", "evidence") else v for k, v in f.items()}
     try:
         dims: list[float] = []
         while _COMM.format(len(dims)) in g:
@@ -104,6 +108,7 @@ def result_from_figures(f: dict[str, Any]) -> Result:
             n_npus=g["n_npus"], micro_batches=g["micro_batches"], critical_stage=g["critical_stage"],
             model_flops_per_step=g["model_flops_per_step"], fidelity=str(g.get("fidelity", _DEFAULT_FIDELITY)),
             notes=tuple(g.get("notes") or ()),
+            evidence=Evidence.from_dict(g["evidence"]) if g.get("evidence") else None,
         )
     except KeyError as exc:
         raise StudyError(f"stored figures lack {exc.args[0]!r}: not figures written by cosmic explore") from None

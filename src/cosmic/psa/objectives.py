@@ -18,6 +18,12 @@ Serving objectives read a `cosmic.serving.ServingResult` (a serving PSA's evalua
 | ttft_p99 | 99th-percentile time to first token, s | minimize |
 | tpot_p99 | 99th-percentile time per output token, s | minimize |
 | usd_per_million_tokens | deployment cost per million (input + output) tokens, USD | minimize |
+
+`NAME@p90` (or ``{name: NAME, risk: p90}``; ``cosmic explore --risk p90``) is the pessimistic form of an objective
+that reads the step time: the step time is the predicted one corrected by the p90 signed error of the
+configuration's validated regime, ``step_time / (1 + p90/100)`` (`cosmic.sim.evidence.pessimistic_factor`; a
+regime where cosmic was too fast has a negative p90, so its pessimistic time is longer), and tokens/s is divided by
+the same factor; ``@p50`` takes the median error. Memory has no risk form (it is not what the runs measured).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 
 from cosmic._xp import safe, where
 from cosmic.errors import ConfigError, extra_keys
+from cosmic.sim.evidence import RISKS, evidence_of_config, pessimistic_factor
 
 
 def _tokens_per_usd(r: Any, acc_cost_usd: Any) -> Any:
@@ -58,16 +65,34 @@ _DEFS: dict[str, tuple[Callable[[Any, Any], Any], str, str]] = {
 
 
 class ResultColumns:
-    """The figures objectives read, as columns of a `cosmic.sim.batch.BatchResult`."""
+    """The figures objectives read, as columns of a `cosmic.sim.batch.BatchResult`; with `time_factor` (each row's
+    `pessimistic_factor`) the step time is multiplied and tokens/s divided by it."""
 
-    def __init__(self, figures: dict[str, Any]) -> None:
-        self.step_time_s = figures["step_time_s"]
+    def __init__(self, figures: dict[str, Any], time_factor: Any = None) -> None:
+        f = 1.0 if time_factor is None else time_factor
+        self.step_time_s = figures["step_time_s"] * f
         self.network_cost_usd = figures["network_cost_usd"]
         self.total_bandwidth_gbps = figures["total_bandwidth_gbps"]
-        self.tokens_per_s = figures["tokens_per_s"]
+        self.tokens_per_s = figures["tokens_per_s"] / f
         self.n_npus = figures["n_npus"]
         self.memory_per_device_gb = figures["memory_bytes"] / 1e9
+
+
+class _Pessimistic:
+    """A `Result` seen with its step time multiplied (tokens/s divided) by a risk factor."""
+
+    def __init__(self, result: Any, factor: float) -> None:
+        self._result = result
+        self.step_time_s = result.step_time_s * factor
+        self.tokens_per_s = result.tokens_per_s / factor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._result, name)
+
+
 OBJECTIVE_NAMES: tuple[str, ...] = tuple(_DEFS)
+RISKABLE: tuple[str, ...] = ("step_time", "step_time*network_cost", "step_time*total_bandwidth", "tokens_per_s_per_usd")
+"""The objectives with a pessimistic form (``NAME@p90``): those that read a training step's time."""
 
 OBJECTIVE_UNITS: dict[str, str] = {
     "step_time": "s",
@@ -92,7 +117,7 @@ def objective_unit(name: str) -> str:
         >>> objective_unit("step_time*network_cost")
         's·USD'
     """
-    return OBJECTIVE_UNITS.get(name, "")
+    return OBJECTIVE_UNITS.get(name.split("@")[0], "")
 
 
 @dataclass(frozen=True)
@@ -108,13 +133,38 @@ class Objective:
     direction: str
     description: str = field(default="", compare=False)
 
+    @property
+    def base(self) -> str:
+        """The objective without its risk (``step_time`` of ``step_time@p90``)."""
+        return self.name.partition("@")[0]
+
+    @property
+    def risk(self) -> str | None:
+        """``p50`` / ``p90`` for a pessimistic objective (``NAME@p90``), else None."""
+        return self.name.partition("@")[2] or None
+
+    def with_risk(self, risk: str | None) -> Objective:
+        """The same objective under `risk` (None: the plain prediction); memory has no risk form, and the
+        serving objectives have none (the evidence is of training steps): asking for one is an error."""
+        if risk is None or self.base == "memory":
+            return Objective(self.base, self.direction, self.description)
+        if self.base not in RISKABLE:
+            raise ConfigError(f"risk {risk!r} applies to objectives that read a training step time "
+                              f"({', '.join(RISKABLE)}), not to {self.base!r}", key="--risk")
+        desc = f"{self.description.split(' [')[0]} [pessimistic: step time / (1 + {risk} error of its regime)]"
+        return Objective(f"{self.base}@{risk}", self.direction, desc)
+
     def value(self, result: Any, config: Any) -> float:
         """The objective's value for one simulation `result` of `config`."""
-        return float(_DEFS[self.name][0](result, config.accelerator.cost_usd or 0.0))
+        if self.risk is not None:
+            ev = result.evidence if result.evidence is not None else evidence_of_config(config)
+            result = _Pessimistic(result, pessimistic_factor(ev, self.risk))
+        return float(_DEFS[self.base][0](result, config.accelerator.cost_usd or 0.0))
 
     def values(self, figures: ResultColumns, acc_cost_usd: Any) -> Any:
-        """The objective's values for columns of results (`acc_cost_usd`: each row's price per device)."""
-        return _DEFS[self.name][0](figures, acc_cost_usd)
+        """The objective's values for columns of results (`acc_cost_usd`: each row's price per device); a
+        pessimistic objective needs `figures` built with the rows' factor for its risk."""
+        return _DEFS[self.base][0](figures, acc_cost_usd)
 
     @property
     def sign(self) -> float:
@@ -124,19 +174,24 @@ class Objective:
     @classmethod
     def from_spec(cls, spec: Any, *, file: str | None = None, key: str = "objectives") -> Objective:
         """Parse `step_time`, `{name: step_time, direction: minimize}` or `{step_time: maximize}`."""
-        direction = None
+        direction, risk = None, None
         if isinstance(spec, dict):
             if "name" in spec:
-                extra = extra_keys(spec, {"name", "direction"})
+                extra = extra_keys(spec, {"name", "direction", "risk"})
                 if extra:
                     raise ConfigError(f"unknown key {extra[0]!r}", file=file, key=f"{key}.{extra[0]}")
-                name, direction = spec["name"], spec.get("direction")
+                name, direction, risk = spec["name"], spec.get("direction"), spec.get("risk")
             elif len(spec) == 1:
                 ((name, direction),) = spec.items()
             else:
                 raise ConfigError("an objective is a name or {name: ..., direction: ...}", file=file, key=key)
         else:
             name = spec
+        if isinstance(name, str) and "@" in name and risk is None:
+            name, _, risk = name.partition("@")
+        if risk is not None and (risk not in RISKS or name not in RISKABLE):
+            raise ConfigError(f"risk must be one of {', '.join(RISKS)} on an objective that reads the step time, "
+                              f"got {risk!r} on {name!r}", file=file, key=key)
         if not isinstance(name, str) or name not in _DEFS:
             import difflib
 
@@ -157,4 +212,4 @@ class Objective:
         if d not in ("minimize", "maximize"):
             raise ConfigError(f"direction must be minimize or maximize, got {direction!r}", file=file,
                               key=f"{key}.direction")
-        return cls(name, d, desc)
+        return cls(name, d, desc).with_risk(risk)

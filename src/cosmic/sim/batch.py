@@ -29,6 +29,7 @@ from cosmic.sim.engine import (
     model_flops,
     run_step,
 )
+from cosmic.sim.evidence import Evidence, evidence_columns, evidence_of
 from cosmic.sim.result import BREAKDOWN_KEYS, Memory, Result
 from cosmic.sim.step import Plan, StepInputs, plan
 from cosmic.units import BYTES_PER_ELEMENT
@@ -291,8 +292,18 @@ class BatchResult:
             comm_by_network_dim_s=tuple(float(t) for t in self.comm_by_network_dim_s[i]),
             n_npus=int(f["n_npus"][i]), micro_batches=int(f["micro_batches"][i]),
             critical_stage=int(f["critical_stage"][i]), model_flops_per_step=float(f["model_flops_per_step"][i]),
-            fidelity="cosmic",
+            fidelity="cosmic", evidence=self.evidence(i),
         )
+
+    def evidence(self, i: int) -> Evidence:
+        """Row `i`'s evidence (`cosmic.sim.evidence`), computed when asked: the batch's figures never wait on it."""
+        c = self.columns
+        return evidence_of(c.accelerators[c.accelerator[i]], c.trainings[c.training[i]], int(c.zero[i]),
+                           int(c.tp[i]), int(c.pp[i]), int(c.sp[i]), bool(c.sequence_parallel[i]))
+
+    def evidence_columns(self) -> dict[str, np.ndarray]:
+        """Every row's evidence as columns (`cosmic.sim.evidence.evidence_columns`), computed when asked."""
+        return evidence_columns(self.columns)
 
 
 def _scalar(cfg: Any) -> Result | CosmicError:

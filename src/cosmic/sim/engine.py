@@ -22,6 +22,7 @@ from cosmic.collective.config import Fidelity
 from cosmic.errors import InfeasibleError, KeyedValueError
 from cosmic.network.cost import network_figures
 from cosmic.sim.config import SystemConfig, check_config, check_layout
+from cosmic.sim.evidence import evidence_of_config
 from cosmic.sim.result import Memory, Result
 from cosmic.sim.step import (
     Plan,
@@ -216,6 +217,7 @@ def _result(cfg: SystemConfig, ps: PlannedStep, st: Step) -> Result:
         total_bandwidth_gbps=net_bw, breakdown=st.breakdown, comm_by_network_dim_s=st.per_dim_s,
         n_npus=ps.n_npus, micro_batches=ps.plan.micro_batches, critical_stage=st.critical_stage,
         model_flops_per_step=flops, fidelity=_FIDELITY_NAMES[cfg.collective.fidelity],
+        evidence=evidence_of_config(cfg),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cosmic.sim.evidence import Evidence
 from cosmic.workload.memory import Memory
 
 BREAKDOWN_KEYS = (
@@ -20,7 +21,7 @@ BREAKDOWN_KEYS = (
 )
 """Components of the step time; they add up to `step_time_s` exactly."""
 
-__all__ = ["BREAKDOWN_KEYS", "Memory", "Result"]
+__all__ = ["BREAKDOWN_KEYS", "Evidence", "Memory", "Result"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,9 @@ class Result:
 
     `breakdown` is the critical pipeline stage's timeline: forward/backward/recompute compute, exposed communication
     per parallel dimension (TP, SP, PP, DP), the pipeline bubble and the optimizer step; its values add up to
-    `step_time_s`. `comm_by_network_dim_s` splits the exposed communication over network dimensions.
+    `step_time_s`. `comm_by_network_dim_s` splits the exposed communication over network dimensions. `evidence`
+    is how wrong cosmic was on the published runs of the configuration's regime (`cosmic.sim.evidence`); it is
+    not a figure of the step and never changes one.
     """
 
     step_time_s: float
@@ -49,6 +52,7 @@ class Result:
     model_flops_per_step: float
     fidelity: str = "cosmic"
     notes: tuple[str, ...] = field(default=())
+    evidence: Evidence | None = None
 
     @property
     def memory_per_device_gb(self) -> float:
@@ -76,4 +80,5 @@ class Result:
             "model_flops_per_step": self.model_flops_per_step,
             "fidelity": self.fidelity,
             "notes": list(self.notes),
+            "evidence": None if self.evidence is None else self.evidence.to_dict(),
         }

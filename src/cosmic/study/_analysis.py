@@ -100,7 +100,7 @@ def _cell(key: tuple[Any, ...], rs: list[JobResult], top_k: int) -> dict[str, An
             best = min(feas, key=lambda r: (r.best_objective, r.job.agent, r.job.seed))
             t = best.top[0]
             entry.update(best=best.best_objective, agent=best.job.agent, seed=best.job.seed, knobs=t["knobs"],
-                         config=t["config"], metrics=t["result"],
+                         config=t["config"], metrics=t["result"], evidence=t.get("evidence"),
                          changed=knob_changes(bknobs, t["knobs"]),
                          breakdown=breakdown_shift(base_m, t["result"]))
         modes[mode] = entry
@@ -152,7 +152,7 @@ def _top_configs(rs: list[JobResult], bknobs: dict[str, Any], base_m: dict[str, 
         seen.add(p)
         out.append({"objective": val, "agent": agent, "seed": seed, "knobs": t["knobs"],
                     "changed": knob_changes(bknobs, t["knobs"]), "breakdown": breakdown_shift(base_m, t["result"]),
-                    "metrics": t["result"]})
+                    "metrics": t["result"], "evidence": t.get("evidence")})
         if len(out) >= k:
             break
     return out

@@ -165,7 +165,7 @@ def _top(space: Any, points: list[np.ndarray], values: list[Any]) -> list[dict[s
         res = simulate(cfg)
         out.append({"trial": i, "objective": val, "point": [int(x) for x in points[i]],
                     "knobs": _plain(space.knobs(points[i])), "config": cfg.to_yaml_dict(),
-                    "result": metrics(res)})
+                    "result": metrics(res), "evidence": None if res.evidence is None else res.evidence.to_dict()})
         if len(out) >= TOP_K:
             break
     return out

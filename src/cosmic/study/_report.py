@@ -201,6 +201,18 @@ def _scaling_fig(cells: list[dict[str, Any]], title: str) -> Any:
     return fig
 
 
+UNVALIDATED = "outside every validated regime"
+"""The marker of a best configuration no published run vouches for (its evidence has no runs; docs/validation.md)."""
+
+
+def _unvalidated(entry: dict[str, Any]) -> str:
+    """The marker for a best or top entry whose evidence counts no published run ('' otherwise)."""
+    ev = entry.get("evidence")
+    if ev is None or ev.get("runs"):
+        return ""
+    return f" <span class=flag title='{html.escape(str(ev.get('regime')))}'>⚠ {UNVALIDATED}</span>"
+
+
 def _cell_table(cells: list[dict[str, Any]], unit: str) -> str:
     head = ("<tr><th>cell</th><th>baseline</th>" + "".join(f"<th>best {m}</th>" for m in MODES)
             + "".join(f"<th>full / {m}</th>" for m in SINGLE_MODES) + "<th>full vs baseline</th><th>flags</th></tr>")
@@ -215,7 +227,7 @@ def _cell_table(cells: list[dict[str, Any]], unit: str) -> str:
             e = c["modes"].get(m) or {}
             who = f" <span class=note>{html.escape(str(e.get('agent')))} s{e.get('seed')}</span>" if e.get("best") \
                 else ""
-            tds.append(f"<td>{_esc(e.get('best'))}{who}</td>")
+            tds.append(f"<td>{_esc(e.get('best'))}{who}{_unvalidated(e) if e.get('best') else ''}</td>")
         for m in SINGLE_MODES:
             s = c["speedup_full_over"].get(m)
             flagged = any(f["mode"] == m for f in c["flags"])
@@ -253,11 +265,12 @@ def _top_tables(cells: list[dict[str, Any]]) -> str:
         for m in SINGLE_MODES:
             e = c["modes"].get(m) or {}
             if e.get("best"):
-                rows.append(f"<tr><td>best {m}-only</td><td>{_esc(e['best'])}</td><td>{_changes(e['changed'])}</td>"
+                rows.append(f"<tr><td>best {m}-only</td><td>{_esc(e['best'])}{_unvalidated(e)}</td>"
+                            f"<td>{_changes(e['changed'])}</td>"
                             f"<td>{_shift(e['breakdown'])}</td></tr>")
         for i, t in enumerate(c["top"]):
             rows.append(f"<tr><td>full #{i + 1} ({html.escape(t['agent'])} s{t['seed']})</td><td>{_esc(t['objective'])}"
-                        f"</td><td>{_changes(t['changed'])}</td><td>{_shift(t['breakdown'])}</td></tr>")
+                        f"{_unvalidated(t)}</td><td>{_changes(t['changed'])}</td><td>{_shift(t['breakdown'])}</td></tr>")
         parts.append(f"<h4>{html.escape(_label(c))}</h4><table><tr><th>configuration</th><th>objective</th>"
                      f"<th>knobs changed vs baseline</th><th>breakdown: baseline → this</th></tr>{''.join(rows)}"
                      "</table>")

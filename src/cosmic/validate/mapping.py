@@ -374,6 +374,31 @@ LEGACY_STACKS = r"megatron-lm|deepspeed"
 """2019-2022 Megatron-LM / DeepSpeed: fused softmax (no FlashAttention), gradients all-reduced after backward."""
 
 
+FRAMEWORK_FAMILY_RULES: tuple[tuple[str, str], ...] = (
+    # (regex on the lower-cased `framework` cell, `training.framework` family); first match wins
+    (MODERN_MEGATRON, "megatron-core"),
+    (r"deepspeed", "deepspeed"),  # DeepSpeed's engine runs the step, also under Megatron's model code
+    (r"composer|llm-foundry|torchtitan|fsdp", "pytorch-fsdp"),
+    (r"maxtext|\bpax\b|praxis|\bjax\b|\bxla\b", "jax"),
+    (r"megatron", "megatron-lm"),
+)
+"""The software stack family of a run (`cosmic.workload.schemas.Framework`); a stack no rule names is
+``unspecified``, whose evidence pools every stack on the accelerator generation."""
+
+
+def framework_family(framework: str) -> str:
+    """The `training.framework` family of a `framework` cell.
+
+    Example:
+        >>> framework_family("NeMo (NGC 23.09) / Megatron-Core"), framework_family("Megatron-LM + DeepSpeed ZeRO-3")
+        ('megatron-core', 'deepspeed')
+        >>> framework_family("Megatron-LM (PTD-P)"), framework_family("PAX (JAX)"), framework_family("")
+        ('megatron-lm', 'jax', 'unspecified')
+    """
+    f = (framework or "").lower()
+    return next((family for pattern, family in FRAMEWORK_FAMILY_RULES if re.search(pattern, f)), "unspecified")
+
+
 def is_modern_megatron(framework: str) -> bool:
     return bool(re.search(MODERN_MEGATRON, (framework or "").lower()))
 

@@ -16,6 +16,7 @@ from cosmic import catalog
 from cosmic.errors import CosmicError
 from cosmic.sim.config import SystemConfig, config_from_dict
 from cosmic.sim.engine import simulate
+from cosmic.sim.regime import Regime, classify_config
 from cosmic.sim.result import Result
 from cosmic.validate import mapping
 from cosmic.validate.table import Row
@@ -54,9 +55,13 @@ class Comparison:
     defaults: list[str] = field(default_factory=list)
     group: str = ""
     notes: list[str] = field(default_factory=list)
+    regime: Regime | None = None
+    """The validated regime of the configuration the row was compared with (`cosmic.sim.regime`)."""
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"row_id": self.row_id, "study": self.study, "group": self.group}
+        if self.regime is not None:
+            d["regime"] = self.regime.label
         if self.skipped_reason is not None:
             d["skipped_reason"] = self.skipped_reason
         else:
@@ -308,6 +313,7 @@ def plan_row(row: Row) -> Plan:
         "attention_kernel": mapping.attention_kernel(framework, row.get("model")),
         "grad_accumulation_fusion": mapping.fuses_grad_accumulation(framework),
         "grad_reduce_fp32": mapping.reduces_grads_in_fp32(row.get("zero_fsdp"), framework, prec),
+        "framework": mapping.framework_family(framework),
     }
 
     def make(tp_: int, pp_: int, dp_: int, mb: int, zero: int, v: int | None) -> SystemConfig:
@@ -595,6 +601,7 @@ def compare_row(row: Row) -> Comparison:
     out.speed_error_pct = (ratio - 1.0) * 100.0
     out.defaults = plan.defaults
     out.group = group_of(cfg)
+    out.regime = classify_config(cfg)
     if not res.fits_memory:
         out.notes.append(
             f"predicted memory {res.memory_per_device_gb:.0f} GB exceeds {res.memory_capacity_bytes / 1e9:.0f} GB"

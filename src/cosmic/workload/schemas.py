@@ -36,6 +36,36 @@ class Precision(StrEnum):
     FP8 = "fp8"
 
 
+class Framework(LenientStrEnum):
+    """The software stack that runs the step, by family (`training.framework`).
+
+    It names the validated regime a prediction falls in (docs/validation.md, Evidence); it does not change the
+    simulated step. ``unspecified`` (the default) claims no stack: the evidence then pools the published runs of
+    every stack on the same accelerator generation.
+    """
+
+    UNSPECIFIED = "unspecified"
+    MEGATRON_LM = "megatron-lm"
+    """Megatron-LM before Megatron-Core (2019-2022: PTD-P, the SC21 and MLSys'23 papers' stack)."""
+    MEGATRON_CORE = "megatron-core"
+    """Megatron-Core and the stacks built on it: NeMo, Megatron-Bridge."""
+    DEEPSPEED = "deepspeed"
+    """DeepSpeed's engine (ZeRO), also with Megatron's model code (Megatron-DeepSpeed)."""
+    PYTORCH_FSDP = "pytorch-fsdp"
+    """PyTorch-native sharded data parallelism: Composer / llm-foundry, torchtitan."""
+    JAX = "jax"
+    """JAX/XLA stacks: MaxText, PAX."""
+
+    @classmethod
+    def _aliases(cls) -> dict[str, str]:
+        return {
+            "nemo": "megatron-core", "mcore": "megatron-core", "megatronbridge": "megatron-core",
+            "megatron": "megatron-lm", "megatrondeepspeed": "deepspeed", "fsdp": "pytorch-fsdp",
+            "composer": "pytorch-fsdp", "llmfoundry": "pytorch-fsdp", "torchtitan": "pytorch-fsdp",
+            "maxtext": "jax", "pax": "jax", "xla": "jax",
+        }
+
+
 PosInt = Annotated[int, Field(gt=0, le=1 << 40)]
 
 
@@ -137,6 +167,12 @@ class TrainingConfig(BaseModel):
         "to fp32 first, and every gradient collective moves 4 bytes per parameter instead of 2",
     )
     seq_len: PosInt | None = Field(default=None, description="override the model's sequence length")
+    framework: Framework = Field(
+        default=Framework.UNSPECIFIED,
+        description="software stack family (megatron-lm, megatron-core, deepspeed, pytorch-fsdp, jax; aliases nemo, "
+        "composer, torchtitan, maxtext ...): names the validated regime whose published runs give the prediction's "
+        "evidence; unspecified = pool every stack's runs on this accelerator generation. Does not change the step",
+    )
 
     @field_validator("recompute", mode="before")
     @classmethod
@@ -146,4 +182,5 @@ class TrainingConfig(BaseModel):
         return v
 
 
-__all__ = ["ParallelConfig", "PosInt", "Precision", "Recompute", "Schedule", "TrainingConfig", "rank_order_names"]
+__all__ = ["Framework", "ParallelConfig", "PosInt", "Precision", "Recompute", "Schedule", "TrainingConfig",
+           "rank_order_names"]
