@@ -112,3 +112,17 @@ def test_not_utf8_is_one_line_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert "not UTF-8 text: byte 0xe9 at offset 54 (line 2, column 6)" in line and "UnicodeDecodeError" not in line
+
+
+def test_absent_shared_data_is_said_once_at_the_end_of_the_run(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COSMIC_SHARED_DIR": str(tmp_path / "nowhere")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           str(Path(__file__).parent / "test_training.py"), "-k", "target"],
+                          capture_output=True, text=True, env=env, cwd=Path(__file__).parents[2], timeout=600)
+    assert proc.stdout.count("validation data absent") == 1, proc.stdout[-3000:]
+    assert f"{tmp_path / 'nowhere' / 'validation'} has no training_runs.csv" in proc.stdout
+    assert "skipped" in proc.stdout
