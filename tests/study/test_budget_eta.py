@@ -43,7 +43,7 @@ def test_budget_text_errors(text: str, message: str) -> None:
 
 
 def test_budgets_per_agent_with_defaults_and_a_number_for_the_rest() -> None:
-    assert budgets_for(["ga", "tpe"], None) == {"ga": 2000, "tpe": 200}
+    assert budgets_for(["ga", "tpe"], None) == {"ga": 2000, "tpe": 100}
     assert budgets_for(["ga", "bo", "random"], "ga=300,bo=12") == {"ga": 300, "bo": 12, "random": 1000}
     assert budgets_for(["ga", "bo"], "100,bo=10") == {"ga": 100, "bo": 10}
     assert budgets_for(["ga", "bo"], 7) == {"ga": 7, "bo": 7}

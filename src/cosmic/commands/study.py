@@ -15,7 +15,7 @@ study_app = typer.Typer(
 
 _Budget = Annotated[str | None, typer.Option("--budget", help="evaluations per agent run: N for every agent, or "
                                                               "per agent, e.g. ga=2000,bo=48 (default: ga 2000, "
-                                                              "tpe 200, bo 48, others 1000)")]
+                                                              "tpe 100, bo 48, others 1000)")]
 _Agents = Annotated[str, typer.Option("--agents", help="comma-separated agents: ga, tpe, random, walk, aco, cmaes, "
                                                        "nsga2, exhaustive; bo and rl need extras (docs/agents.md)")]
 _Seeds = Annotated[int, typer.Option("--seeds", help="seeds per agent (0 .. K-1)")]

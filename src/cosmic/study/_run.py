@@ -42,7 +42,7 @@ DEFAULT_AGENTS = ("ga", "tpe")
 """A genetic algorithm and Optuna's TPE, both in the base install. TPE is a Bayesian (sequential model-based)
 optimiser like ``bo``, whose Gaussian process needs torch and scipy (extra ``[bo]``, ~1 GB installed) and slows with
 every trial; docs/study.md gives the measurements behind the choice."""
-DEFAULT_BUDGETS: dict[str, int] = {"ga": 2000, "tpe": 200, "bo": 48}
+DEFAULT_BUDGETS: dict[str, int] = {"ga": 2000, "tpe": 100, "bo": 48}
 """Evaluations per agent run when no budget is given for the agent. GA costs ~0.3 ms per evaluation, TPE ~20 ms per
 ask, Optuna's GP (bo) 0.6 s per ask at 10 trials and ~2 s at 160 (it refits per ask), so one shared budget would be
 either too small for GA or too slow for the model-based agents (docs/study.md)."""
