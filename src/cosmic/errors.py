@@ -7,12 +7,28 @@ from collections.abc import Iterable
 from typing import Any
 
 
+def _rebuild(cls: type[CosmicError], args: tuple[Any, ...], state: dict[str, Any]) -> CosmicError:
+    """Unpickle a :class:`CosmicError` without calling its ``__init__`` (whose signature is the subclass's own)."""
+    err = cls.__new__(cls, *args)
+    err.args = args
+    err.__dict__.update(state)
+    return err
+
+
 class CosmicError(Exception):
     """Base class of every error cosmic raises on bad input. Its text is always one line: line breaks that came in
-    with a user's value are shown escaped."""
+    with a user's value are shown escaped.
+
+    Every subclass pickles (a worker process or a Ray task can raise it and the parent rebuilds it): ``__reduce__``
+    restores ``args`` and the instance attributes without calling the subclass's ``__init__``, whose signature
+    (``UnknownNameError(kind, name, known)``) differs from the message alone that ``Exception`` would pass back.
+    """
 
     def __str__(self) -> str:
         return super().__str__().replace("\r", "\\r").replace("\n", "\\n")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class ConfigError(CosmicError):
@@ -70,6 +86,9 @@ class KeyedValueError(ValueError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(message)
         self.key = key
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.key, str(self)))
 
 
 class InfeasibleError(CosmicError):

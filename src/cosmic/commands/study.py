@@ -15,8 +15,9 @@ study_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_Budget = Annotated[int | None, typer.Option("--budget", help="evaluations per agent run (default: ga 2000, bo 48, "
-                                                              "others 1000)")]
+_Budget = Annotated[str | None, typer.Option("--budget", help="evaluations per agent run: N for every agent, or "
+                                                              "per agent, e.g. ga=2000,bo=48 (default: ga 2000, "
+                                                              "tpe 100, bo 48, others 1000)")]
 _Agents = Annotated[str, typer.Option("--agents", help=f"comma-separated agents: {AGENTS_HELP}")]
 _Seeds = Annotated[int, typer.Option("--seeds", help="seeds per agent (0 .. K-1)")]
 _Objective = Annotated[str, typer.Option("--objective", help="runtime, runtime*cost or runtime*bw")]
@@ -42,44 +43,27 @@ def _split(text: str | None) -> list[str] | None:
     return items or None
 
 
-def _run(study: str, *, out_dir: Path, agents: str, seeds: int, budget: int | None, objective: str, setting: str,
+def _run(study: str, *, out_dir: Path, agents: str, seeds: int, budget: str | None, objective: str, setting: str,
          backend: str, ray_address: str | None, workers: int | None, json_out: bool, store: bool,
          models: str | None, systems: str | None, batches: list[int] | None = None) -> None:
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
 
     from cosmic.commands._output import emit_json
     from cosmic.explore.backends import make_backend
-    from cosmic.study import run_case_study
+    from cosmic.study import make_jobs, run_case_study
 
     agent_list = _split(agents) or []
+    options: dict[str, Any] = dict(agents=agent_list, seeds=seeds, budget=budget, objective=objective,
+                                   setting=setting, models=_split(models), systems=_split(systems), batches=batches)
+    make_jobs(study, **options)  # every name and option checked before a worker or Ray starts
     be = make_backend(backend, workers=workers, address=ray_address)
     console = Console(stderr=True)
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=console, disable=json_out)
-    task: list[Any] = []
-
-    def on_start(n: int) -> None:
-        bar.start()
-        task.append(bar.add_task(f"{study} on {be.name} ({plural(be.workers, 'worker')})", total=n, last=""))
-
-    def on_done(_i: int, r: Any) -> None:
-        bar.update(task[0], advance=1, last=f"{r.job.key} {r.wall_s:.1f} s")
-
+    progress = _Progress(console, f"{study} on {be.name} ({plural(be.workers, 'worker')})", json_out)
     try:
-        summary = run_case_study(study, out_dir, backend=be, agents=agent_list, seeds=seeds, budget=budget,
-                                 objective=objective, setting=setting, models=_split(models),
-                                 systems=_split(systems), batches=batches, store=store, on_start=on_start,
-                                 on_done=on_done)
+        summary = run_case_study(study, out_dir, backend=be, store=store, estimate=True,
+                                 on_start=progress.start, on_done=progress.done, **options)
     finally:
-        if task:
-            bar.stop()
+        progress.stop()
         if hasattr(be, "shutdown"):
             be.shutdown()
     if json_out:
@@ -90,6 +74,52 @@ def _run(study: str, *, out_dir: Path, agents: str, seeds: int, budget: int | No
 
 _MODES = (("workload", "×wl"), ("collective", "×coll"), ("network", "×net"))
 _UNITS = {"runtime": "s", "runtime*cost": "s·USD", "runtime*bw": "s·GB/s ÷ 2000"}
+
+
+class _Progress:
+    """The progress bar on stderr, the estimate before the run and the time left after the first jobs."""
+
+    def __init__(self, console: Any, title: str, quiet: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = console
+        self.title = title
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[last]}"), TimeElapsedColumn(), TextColumn("{task.fields[eta]}"),
+                            console=console, disable=quiet)
+        self.task: Any = None
+        self.announced = False
+
+    def start(self, eta: Any) -> None:
+        from cosmic.study import format_duration
+        from cosmic.study._eta import HOURS_WARNING_S
+
+        total = eta.total_s()
+        per = ", ".join(f"{a} {n} × ~{format_duration(s)}" for a, (n, s) in eta.by_agent().items())
+        self.console.print(f"{len(eta.jobs)} agent runs ({per}); estimated wall time {format_duration(total)} "
+                           f"on {plural(eta.workers, 'worker')} (from a pilot run of each agent)")
+        if total >= HOURS_WARNING_S:
+            slow = max(eta.by_agent().items(), key=lambda kv: kv[1][0] * kv[1][1])[0]
+            self.console.print(f"[bold yellow]warning:[/] this run will take hours (~{format_duration(total)}), "
+                               f"mostly {slow!r}: lower its budget (--budget {slow}=N), drop it from --agents, or "
+                               "run fewer --models/--systems/--seeds; Ctrl-C stops it")
+        self.bar.start()
+        self.task = self.bar.add_task(self.title, total=len(eta.jobs), last="", eta="")
+
+    def done(self, _i: int, r: Any, eta: Any) -> None:
+        from cosmic.study import format_duration
+
+        left = eta.remaining_s()
+        self.bar.update(self.task, advance=1, last=f"{r.job.key} {r.job_s:.1f} s",
+                        eta=f"~{format_duration(left)} left" if len(eta.done) < len(eta.jobs) else "")
+        if not self.announced and len(eta.done) >= min(eta.workers, len(eta.jobs)) and len(eta.done) < len(eta.jobs):
+            self.announced = True
+            self.console.print(f"ETA: ~{format_duration(left)} left after {len(eta.done)} of {len(eta.jobs)} agent "
+                               f"runs (measured: {r.job.agent} {r.job_s:.1f} s per run)")
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.bar.stop()
 
 
 def _print(summary: dict[str, Any]) -> None:
@@ -133,8 +163,10 @@ def _print(summary: dict[str, Any]) -> None:
         if lo is not None:
             out.print(f"full-stack speedup over single-stack: {lo:.2f}x - {hi:.2f}x (COSMIC: 1.50x - 48.41x); "
                       f"flagged cells: {rng['flagged_cells']}", highlight=False)
+    est = summary.get("estimated_wall_s")
     out.print(f"{plural(summary['n_trials'], 'evaluation')} in {summary['wall_s']:.1f} s on {summary['backend']} "
-              f"({plural(summary['workers'], 'worker')})", highlight=False)
+              f"({plural(summary['workers'], 'worker')})"
+              + (f"; estimated before the run: {est:.1f} s" if est is not None else ""), highlight=False)
     for k, v in summary["files"].items():
         out.print(f"{k}: {Path(v).absolute()}", soft_wrap=True, highlight=False)
 
@@ -142,7 +174,7 @@ def _print(summary: dict[str, Any]) -> None:
 @study_app.command("cosmic-paper")
 def cosmic_paper(
     budget: _Budget = None,
-    agents: _Agents = "ga,bo",
+    agents: _Agents = "ga,tpe",
     seeds: _Seeds = 1,
     objective: _Objective = "runtime",
     setting: _Setting = "full-depth",
@@ -164,7 +196,7 @@ def cosmic_paper(
 @study_app.command("scaling")
 def scaling(
     budget: _Budget = None,
-    agents: _Agents = "ga,bo",
+    agents: _Agents = "ga,tpe",
     seeds: _Seeds = 1,
     objective: _Objective = "runtime",
     setting: _Setting = "full-depth",

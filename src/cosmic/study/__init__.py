@@ -2,7 +2,8 @@
 
     from cosmic.explore.backends import make_backend
     from cosmic.study import run_case_study
-    summary = run_case_study("cosmic-paper", "reports/paper", backend=make_backend("local"))
+    summary = run_case_study("cosmic-paper", "reports/paper", backend=make_backend("local"),
+                             budget="ga=2000,tpe=500", estimate=True)
     summary["speedup_range"]
 
 A study is a grid of jobs (cell x mode x agent x seed, one agent run each) run on a backend; the analysis takes the
@@ -11,6 +12,7 @@ loses (with the reason) and lists what changed against the baseline. See ``docs/
 """
 
 from cosmic.study._analysis import analyse_cells, knob_changes, speedup_range
+from cosmic.study._eta import Eta, format_duration
 from cosmic.study._jobs import Job, JobResult, run_job
 from cosmic.study._run import (
     DEFAULT_AGENTS,
@@ -18,7 +20,9 @@ from cosmic.study._run import (
     SCALING_BATCHES,
     SCALING_MODELS,
     STUDIES,
+    budgets_for,
     make_jobs,
+    parse_budget,
     run_case_study,
     run_jobs,
 )
@@ -43,12 +47,16 @@ __all__ = [
     "SETTINGS",
     "STUDIES",
     "SYSTEMS",
+    "Eta",
     "Job",
     "JobResult",
     "analyse_cells",
     "baseline_config",
+    "budgets_for",
+    "format_duration",
     "knob_changes",
     "make_jobs",
+    "parse_budget",
     "run_case_study",
     "run_job",
     "run_jobs",

@@ -57,28 +57,39 @@ def _fig_html(fig: Any) -> str:
     return str(fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False}))
 
 
+_BAR_PX = 16
+"""Height of one bar in the horizontal bar charts: a label per bar, never overlapping its neighbours."""
+
+
 def _speedup_fig(cells: list[dict[str, Any]], title: str) -> Any:
+    """Horizontal grouped bars, one group per cell (labels never overlap however many cells), log speedup axis."""
     import plotly.graph_objects as go
 
-    x = [_label(c) for c in cells]
+    y = [_label(c) for c in cells]
     fig = go.Figure()
     for mode in SINGLE_MODES:
-        y = [c["speedup_full_over"].get(mode) for c in cells]
+        x = [c["speedup_full_over"].get(mode) for c in cells]
         txt = [("⚑ " if any(f["mode"] == mode for f in c["flags"]) else "") + _fmt(v, 3) + "×" if v else ""
-               for v, c in zip(y, cells, strict=True)]
-        fig.add_trace(go.Bar(x=x, y=y, name=f"full over {mode}", marker_color=_COLORS[mode], text=txt,
-                             textposition="outside"))
-    fig.add_hline(y=1.0, line_dash="dash", line_color="#555")
-    fig.update_layout(title=title, barmode="group", template="plotly_white", height=460,
-                      yaxis_title="speedup (best single-stack / best full-stack)", legend_orientation="h")
-    fig.update_yaxes(type="log")
+               for v, c in zip(x, cells, strict=True)]
+        fig.add_trace(go.Bar(y=y, x=x, orientation="h", name=f"full over {mode}", marker_color=_COLORS[mode],
+                             text=txt, textposition="outside", cliponaxis=False))
+    fig.add_vline(x=1.0, line_dash="dash", line_color="#555")
+    fig.update_layout(title=title, barmode="group", template="plotly_white",
+                      height=160 + _BAR_PX * len(SINGLE_MODES) * len(cells), legend_orientation="h",
+                      legend={"y": -80 / (160 + _BAR_PX * 3 * len(cells)), "yanchor": "top"},
+                      margin={"l": 150, "r": 60, "t": 60, "b": 90})
+    fig.update_xaxes(type="log", dtick="D2", title_text="speedup of full-stack, × (best single-stack objective / "
+                                                        "best full-stack objective; 1× dashed)")
+    fig.update_yaxes(autorange="reversed", title_text="model / system")
     return fig
 
 
 def _breakdown_fig(cells: list[dict[str, Any]], title: str) -> Any:
+    """Horizontal stacked bars: per cell the baseline and each mode's best, every component as a fraction of the
+    baseline's step time; a two-level axis (cell, variant) with one row per bar."""
     import plotly.graph_objects as go
 
-    xs: list[list[str]] = [[], []]
+    ys: list[list[str]] = [[], []]
     parts: dict[str, list[float | None]] = {k: [] for k in BREAKDOWN_KEYS}
     for c in cells:
         base = c["baseline"]["metrics"]
@@ -86,16 +97,21 @@ def _breakdown_fig(cells: list[dict[str, Any]], title: str) -> Any:
         variants = [("baseline", base)] + [(m, c["modes"][m]["metrics"]) for m in MODES
                                            if c["modes"].get(m, {}).get("metrics")]
         for name, m in variants:
-            xs[0].append(_label(c))
-            xs[1].append(name)
+            ys[0].append(_label(c))
+            ys[1].append(name)
             for k in BREAKDOWN_KEYS:
                 parts[k].append(m.get(k, 0.0) / ref)
     fig = go.Figure()
     for k, col in zip(BREAKDOWN_KEYS, _PART_COLORS, strict=True):
         if any(v for v in parts[k]):
-            fig.add_trace(go.Bar(x=xs, y=parts[k], name=k.removesuffix("_s").replace("_", " "), marker_color=col))
-    fig.update_layout(title=title, barmode="stack", template="plotly_white", height=520,
-                      yaxis_title="step time / baseline step time", legend_orientation="h")
+            fig.add_trace(go.Bar(y=ys, x=parts[k], orientation="h", name=k.removesuffix("_s").replace("_", " "),
+                                 marker_color=col))
+    height = 160 + _BAR_PX * len(ys[0])
+    fig.update_layout(title=title, barmode="stack", template="plotly_white", height=height,
+                      legend_orientation="h", legend={"y": -80 / height, "yanchor": "top"},
+                      margin={"l": 200, "r": 30, "t": 60, "b": 90})
+    fig.update_xaxes(title_text="step time / baseline step time (1 = the baseline's step time, s / s)")
+    fig.update_yaxes(autorange="reversed", title_text="model / system, configuration")
     return fig
 
 
@@ -134,8 +150,9 @@ def _convergence_fig(cells: list[dict[str, Any]], results: list[JobResult], titl
                           row=ci // cols + 1, col=ci % cols + 1)
             shown.add(j.agent)
     fig.update_layout(title=title, template="plotly_white", height=260 * rows + 80, legend_orientation="h")
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(title_text="best / baseline", col=1)
+    fig.update_xaxes(type="log", dtick=1)
+    fig.update_xaxes(title_text="evaluations", row=rows)
+    fig.update_yaxes(title_text="best / baseline objective", col=1)
     return fig
 
 
@@ -176,7 +193,9 @@ def _pareto_fig(cells: list[dict[str, Any]], results: list[JobResult], title: st
                                  marker={"size": 11, "symbol": "star", "color": "#2c3e50"}, showlegend=ci == 0,
                                  legendgroup="base"), row=r_, col=c_)
     fig.update_layout(title=title, template="plotly_white", height=280 * rows + 80, legend_orientation="h")
-    fig.update_xaxes(type="log", title_text="step time, s")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    fig.update_xaxes(title_text="step time, s", row=rows)
     fig.update_yaxes(title_text=label, col=1)
     return fig
 
@@ -194,8 +213,8 @@ def _scaling_fig(cells: list[dict[str, Any]], title: str) -> Any:
                                      y=[c["speedup_full_over"].get(mode) for c in cs], mode="lines+markers",
                                      name=f"{m}: full over {mode}", line={"dash": dash[mode]}))
     fig.add_hline(y=1.0, line_dash="dash", line_color="#555")
-    fig.update_layout(title=title, template="plotly_white", height=460, xaxis_title="global batch",
-                      yaxis_title="speedup of full-stack")
+    fig.update_layout(title=title, template="plotly_white", height=460, xaxis_title="global batch, sequences",
+                      yaxis_title="speedup of full-stack, ×")
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
     return fig

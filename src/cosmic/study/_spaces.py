@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from cosmic.errors import ConfigError
+from cosmic.errors import ConfigError, UnknownNameError
 from cosmic.psa import Space
 from cosmic.psa.decode import cached
-from cosmic.psa.presets import preset_data
+from cosmic.psa.presets import list_presets, preset_data
 from cosmic.sim.columns import StepColumns
 from cosmic.sim.config import SystemConfig
 
@@ -61,6 +61,39 @@ def objective_name(objective: str) -> str:
     hint = difflib.get_close_matches(objective, list(OBJECTIVES), n=1)
     raise ConfigError(f"unknown objective {objective!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
                       + f"; known: {', '.join(OBJECTIVES)}")
+
+
+def study_models(system: str) -> list[str]:
+    """The models a case study can search on `system`: those with COSMIC presets ``cosmic-<system>-<model>-<mode>``
+    for all four modes, plus the models that borrow another model's presets (LLaMA-7B)."""
+    names = set(list_presets())
+    prefix = f"cosmic-{system}-"
+    have = {n[len(prefix):].rsplit("-", 1)[0] for n in names if n.startswith(prefix)}
+    ok = {m for m in have if all(f"{prefix}{m}-{mode}" in names for mode in MODES)}
+    ok |= {m for m, src in _PRESET_MODEL.items() if src in ok}
+    return sorted(ok)
+
+
+def check_names(*, systems: Any, models: Any, modes: Any = MODES) -> None:
+    """Check the systems, models and modes a study was asked for, before any space is compiled or worker started.
+
+    Raises:
+        UnknownNameError: naming what was typed, the nearest valid name and every valid one (``--models`` etc.).
+    """
+    for s in systems:
+        if s not in SYSTEMS:
+            raise UnknownNameError("system", str(s), SYSTEMS, key="--systems")
+    for m in modes:
+        if m not in MODES:
+            raise UnknownNameError("mode", str(m), MODES)
+    per_system = {s: study_models(s) for s in systems}
+    every = sorted(set().union(*per_system.values()))
+    for m in models:
+        if m not in every:
+            raise UnknownNameError("model", str(m), every, key="--models")
+        lacking = [s for s, known in per_system.items() if m not in known]
+        if lacking:
+            raise ConfigError(f"model {m!r} has no COSMIC presets on {', '.join(lacking)}", key="--models")
 
 
 def check_setting(setting: str) -> str:
@@ -175,7 +208,9 @@ __all__ = [
     "SYSTEMS",
     "TwoMicroBatchSpace",
     "baseline_config",
+    "check_names",
     "objective_name",
     "psa_mapping",
+    "study_models",
     "study_space",
 ]

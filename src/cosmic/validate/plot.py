@@ -8,7 +8,8 @@ from cosmic.validate.report import Report
 
 
 def write_plot(report: Report, path: str | Path) -> None:
-    """Write a self-contained plotly HTML file with both charts."""
+    """Write a self-contained plotly HTML file with both charts (plotly.js inlined, as in the explore and study
+    reports: the page opens offline)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -49,4 +50,4 @@ def write_plot(report: Report, path: str | Path) -> None:
         + (f", median |error| {s['median_ape_pct']:.1f}%, p90 {s['p90_ape_pct']:.1f}%" if report.compared else "")
     )
     fig.update_layout(title=title, height=650, width=1400)
-    fig.write_html(str(path), include_plotlyjs="cdn")
+    fig.write_html(str(path), include_plotlyjs=True, full_html=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cosmic.validate import collectives, training
-from cosmic.validate.table import Kind, read_table
+from cosmic.validate.table import Kind, Row, read_table
 from cosmic.validate.training import Comparison
 
 
@@ -87,8 +87,11 @@ class Report:
 def validate_file(path: str | Path) -> Report:
     """Compare every row of a training-runs or collectives CSV with cosmic's prediction.
 
+    A row with a bad cell (``'16Q'`` in a count column) is listed as skipped with its line, column and value; the
+    other rows are still compared.
+
     Raises:
-        ConfigError: a malformed CSV (one line naming the line and the column).
+        ConfigError: a file that cannot be read as a CSV of a known kind (one line naming the file and the line).
     """
     kind, rows = read_table(path)
     if kind is Kind.SERVING:
@@ -97,5 +100,10 @@ def validate_file(path: str | Path) -> Report:
         compare = serving.compare_row
     else:
         compare = training.compare_row if kind is Kind.TRAINING else collectives.compare_row
-    results = [compare(r) for r in rows]
+    results = [unreadable(r) if r.problems else compare(r) for r in rows]
     return Report(file=str(path), kind=kind, rows=results)
+
+
+def unreadable(row: Row) -> Comparison:
+    """A row with a bad cell, skipped with the reason that names its line, column and value."""
+    return Comparison(row_id=row.row_id, study=row.study, line=row.line, skipped_reason="; ".join(row.problems))
