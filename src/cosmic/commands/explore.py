@@ -49,8 +49,10 @@ def _read_agent_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _default_name(space_name: str, agent: str, seed: int | None) -> str:
-    return f"{space_name}-{agent}-s{seed if seed is not None else 'none'}"
+def _default_name(space_name: str, agent: str, seed: int | None, risk: str | None = None) -> str:
+    """``<psa>-<agent>-s<seed>``, or ``<psa>-<agent>@p90-s<seed>`` under ``--risk p90`` (its objective values are
+    other figures, so it is another study)."""
+    return f"{space_name}-{agent}{'@' + risk if risk else ''}-s{seed if seed is not None else 'none'}"
 
 
 def _stored_study(space_name: str, seed: int | None, storage: str | None, runs_dir: Path) -> str:
@@ -70,7 +72,7 @@ def _stored_study(space_name: str, seed: int | None, storage: str | None, runs_d
         where = storage_url(storage, "-", runs_dir)
         names = [n for n in study_names(where) if fnmatchcase(n, pattern)]
     agents = set(agent_names())
-    names = [n for n in names if n[len(space_name) + 1:].rpartition("-s")[0] in agents]
+    names = [n for n in names if n[len(space_name) + 1:].rpartition("-s")[0].partition("@")[0] in agents]
     if not names:
         raise StudyError(f"no stored study of {space_name} in {where}" + (f" with seed {seed}" if seed is not None
                          else "") + " (give --study NAME, --seed, --storage or --out of the study)")
@@ -122,7 +124,7 @@ def _run(
     runs_dir = root / "runs"
     if agent is None and study is None:  # --resume: the stored study's agent is reused
         study = _stored_study(space.name, seed, storage, runs_dir)
-    name = study or _default_name(space.name, str(agent), seed)
+    name = study or _default_name(space.name, str(agent), seed, risk)
     console = Console(stderr=True)
     bar = Progress(  # narrow enough for 80 columns: the study's name is printed with the summary
         TextColumn("[bold]{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(),
@@ -250,7 +252,7 @@ def explore(
     if show is not None:
         _show(psa, show, agent=None if agent_name is None else str(agent_name),
               seed=seed if seed is not None else fileconf.get("seed"), storage=storage, study=study,
-              out_dir=out_dir, json_out=json_out)
+              out_dir=out_dir, json_out=json_out, risk=risk)
         return
     n = budget if budget is not None else int(fileconf.get("budget", 1000))
     if n < 1:
@@ -274,7 +276,7 @@ def explore(
 
 
 def _show(psa: str, number: int, *, agent: str | None, seed: int | None, storage: str | None, study: str | None,
-          out_dir: Path | None, json_out: bool) -> None:
+          out_dir: Path | None, json_out: bool, risk: str | None = None) -> None:
     """`cosmic explore PSA --show N`: trial N of the stored study, its configuration rebuilt by decoding its point."""
     import yaml
     from rich.table import Table
@@ -291,7 +293,7 @@ def _show(psa: str, number: int, *, agent: str | None, seed: int | None, storage
     root = output_root(out_dir)
     if study is None and agent is None:
         study = _stored_study(space.name, seed, storage, root / "runs")
-    name = study or _default_name(space.name, str(agent), seed)
+    name = study or _default_name(space.name, str(agent), seed, risk)
     t = load_trial(space, number, study_name=name, storage=storage, runs_dir=root / "runs")
     try:
         cfg: dict[str, Any] | None = t.config(space).to_yaml_dict()
