@@ -178,7 +178,7 @@ _MODEL_INTS = {
     "token_embedding": lambda m: m.embedding is Embedding.TOKEN,
 }
 _MODEL_FLOATS = {
-    "kv_dim": lambda m: m.kv_dim, "head_dim": lambda m: m.head_dim, "layer_params": lambda m: m.layer_params,
+    "kv_dim": lambda m: m.kv_dim, "head_dim": lambda m: m.head_size, "layer_params": lambda m: m.layer_params,
     "embedding_params": lambda m: m.embedding_params, "head_params": lambda m: m.head_params,
     "tied_extra_params": lambda m: m.vocab * m.hidden if (m.tied_embeddings and m.embedding is Embedding.TOKEN)
     else 0,

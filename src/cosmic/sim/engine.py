@@ -97,7 +97,7 @@ def step_inputs(cfg: SystemConfig) -> StepInputs:
         grad_accum_fusion=tr.grad_accumulation_fusion,
         reduce_bytes=FP32_GRAD_BYTES if tr.grad_reduce_fp32 else GRAD_BYTES,
         abpe=BYTES_PER_ELEMENT["bf16" if prec == "fp8" else prec],  # activations travel in bf16 under fp8
-        layers=model.layers, hidden=model.hidden, kv_dim=model.kv_dim, head_dim=model.head_dim,
+        layers=model.layers, hidden=model.hidden, kv_dim=model.kv_dim, head_dim=model.head_size,
         n_kv_heads=model.n_kv_heads, layer_params=model.layer_params, embedding_params=model.embedding_params,
         head_params=model.head_params,
         # the last stage keeps a copy of the tied embedding for the logits (Megatron-LM)
