@@ -119,13 +119,15 @@ def test_moe_parameters_closed_form() -> None:
 
 
 def test_one_expert_is_the_dense_model() -> None:
-    """One expert with top-1 and the dense width: parameters (less the router) and FLOPs equal the dense model."""
+    """One expert with top-1 and the dense width is the dense MLP (its gate is the constant 1: no router)."""
     base = {"layers": 4, "hidden": 64, "ffn_hidden": 256, "heads": 4, "seq_len": 16, "vocab": 100,
             "gated_mlp": True}
     dense = ModelSpec(**base)
     moe = ModelSpec(**base, moe={"experts": 1, "top_k": 1, "expert_ffn_hidden": 256})
-    assert moe.n_params - dense.n_params == 4 * (64 + 1)  # the router, h x 1 and its bias, per layer
-    assert moe.layer_gemm_flops(10) == dense.layer_gemm_flops(10) + 2 * 10 * 64
+    assert moe.n_params == moe.n_active_params == dense.n_params
+    assert moe.layer_gemm_flops(10) == dense.layer_gemm_flops(10)
+    two = ModelSpec(**base, moe={"experts": 2, "top_k": 1, "expert_ffn_hidden": 256})
+    assert two.n_params - dense.n_params == 4 * (64 * 2 + 2 + dense.mlp_params(256))  # router (+bias), expert
 
 
 def test_mla_parameters_closed_form() -> None:

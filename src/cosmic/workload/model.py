@@ -282,7 +282,8 @@ class ModelSpec(BaseModel):
         moe = self.moe
         if moe is None:
             return self.dense_layer_params
-        router = self.hidden * moe.experts + (moe.experts if self.bias else 0)
+        # a router chooses among the experts; with one expert its gate is the constant 1 and there is none
+        router = self.hidden * moe.experts + (moe.experts if self.bias else 0) if moe.experts > 1 else 0
         shared = moe.shared_experts * self.mlp_params(moe.shared_ffn)
         return self.attention_params + router + self.routed_expert_params + shared + 2 * self.norm_params
 
@@ -353,7 +354,7 @@ class ModelSpec(BaseModel):
         moe = self.moe
         if moe is None:
             return 2 * tokens * dense
-        used = (h * moe.experts + self.mlp_matrices * h * (moe.top_k * moe.expert_ffn_hidden
+        used = (h * moe.experts * (moe.experts > 1) + self.mlp_matrices * h * (moe.top_k * moe.expert_ffn_hidden
                                                           + moe.shared_experts * moe.shared_ffn))
         n_moe = self.n_moe_layers
         return 2 * tokens * ((self.layers - n_moe) * dense + n_moe * (attn + used)) / self.layers
