@@ -75,3 +75,68 @@ def test_gqa_and_gated_shapes() -> None:
     assert m.mlp_matrices == 3
     with pytest.raises(ValueError):
         ModelSpec(layers=2, hidden=100, heads=3, seq_len=8, vocab=10)
+
+
+MOE_MODELS = ("mixtral-8x7b", "mixtral-8x22b", "deepseek-v2", "deepseek-v3", "kimi-k2", "qwen3-30b-a3b",
+              "qwen3-235b-a22b", "gpt-oss-20b", "gpt-oss-120b", "llama4-scout", "llama4-maverick", "dbrx")
+
+
+@pytest.mark.parametrize("name", MOE_MODELS)
+def test_moe_active_parameters_match_published(name: str) -> None:
+    m = ModelSpec(**catalog.get_model(name))
+    assert m.moe is not None and m.published_active_params_b is not None
+    active = m.n_active_params - (m.embedding_params if m.published_active_excludes_embedding else 0)
+    assert abs(active / 1e9 / m.published_active_params_b - 1) * 100 <= m.active_params_tolerance_pct, (
+        name, active / 1e9, m.published_active_params_b)
+    assert m.n_active_params < m.n_params
+
+
+def test_dense_models_with_own_head_width_present() -> None:
+    for n in ("gemma2-9b", "gemma2-27b", "gemma3-27b"):
+        m = ModelSpec(**catalog.get_model(n))
+        assert m.head_dim is not None and m.q_dim != m.hidden
+
+
+def test_moe_layer_selection() -> None:
+    """All layers, every second (Llama 4 Maverick), the first k dense (DeepSeek)."""
+    base = {"layers": 8, "hidden": 64, "heads": 4, "seq_len": 16, "vocab": 100, "gated_mlp": True}
+    moe = {"experts": 4, "top_k": 2, "expert_ffn_hidden": 32}
+    assert ModelSpec(**base, moe=moe).n_moe_layers == 8
+    assert ModelSpec(**base, moe={**moe, "every": 2}).n_moe_layers == 4  # layers 1, 3, 5, 7
+    assert ModelSpec(**base, moe={**moe, "first_dense_layers": 3}).n_moe_layers == 5
+
+
+def test_moe_parameters_closed_form() -> None:
+    """Router h*E, E routed experts of 3*h*f each, S shared experts, attention and two RMSNorms per layer."""
+    h, f, e, k, layers = 64, 32, 4, 2, 2
+    m = ModelSpec(layers=layers, hidden=h, heads=4, seq_len=16, vocab=100, gated_mlp=True, bias=False,
+                  norm="rmsnorm", position="rotary",
+                  moe={"experts": e, "top_k": k, "expert_ffn_hidden": f, "shared_experts": 1})
+    attn = 4 * h * h
+    layer = attn + h * e + (e + 1) * 3 * h * f + 2 * h
+    assert m.n_params == layers * layer + 100 * h + h + 100 * h
+    assert m.n_params - m.n_active_params == layers * (e - k) * 3 * h * f
+
+
+def test_one_expert_is_the_dense_model() -> None:
+    """One expert with top-1 and the dense width is the dense MLP (its gate is the constant 1: no router)."""
+    base = {"layers": 4, "hidden": 64, "ffn_hidden": 256, "heads": 4, "seq_len": 16, "vocab": 100,
+            "gated_mlp": True}
+    dense = ModelSpec(**base)
+    moe = ModelSpec(**base, moe={"experts": 1, "top_k": 1, "expert_ffn_hidden": 256})
+    assert moe.n_params == moe.n_active_params == dense.n_params
+    assert moe.layer_gemm_flops(10) == dense.layer_gemm_flops(10)
+    two = ModelSpec(**base, moe={"experts": 2, "top_k": 1, "expert_ffn_hidden": 256})
+    assert two.n_params - dense.n_params == 4 * (64 * 2 + 2 + dense.mlp_params(256))  # router (+bias), expert
+
+
+def test_mla_parameters_closed_form() -> None:
+    """DeepSeek-V2 eqs. 9-14: q down/up with a norm, kv down (with the shared rotary key) and up, output."""
+    h, heads, ql, kvl, nope, rope, v = 256, 4, 48, 32, 16, 8, 16
+    m = ModelSpec(layers=1, hidden=h, heads=heads, seq_len=16, vocab=10, bias=False, norm="rmsnorm",
+                  mla={"q_lora_rank": ql, "kv_lora_rank": kvl, "qk_nope_head_dim": nope,
+                       "qk_rope_head_dim": rope, "v_head_dim": v})
+    want = h * ql + ql + ql * heads * (nope + rope) + h * (kvl + rope) + kvl + kvl * heads * (nope + v) \
+        + heads * v * h
+    assert m.attention_params == want
+    assert m.attn_width == heads * (nope + rope + v) / 2

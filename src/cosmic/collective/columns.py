@@ -20,6 +20,7 @@ from cosmic.collective.communicator import (
     Coefficients,
     Priced,
     collective_cost,
+    expert_spans,
     group_shapes,
     p2p_cost,
     structure_coefficients,
@@ -85,11 +86,14 @@ class ColumnCommunicator:
         chunks, baseline: collective settings per configuration.
         degrees: ``{"tp": col, "sp": col, "dp": col, "pp": col}``.
         order_groups: (n, 4) index into `PARALLEL_DIMS` of each rank-order position.
+        expert: ``{"ep": col, "etp": col}`` when some configuration is a MoE model (adds the expert groups of
+            `cosmic.collective.communicator.EXPERT_GROUPS`), else None.
     """
 
     def __init__(self, *, topology: np.ndarray, npus: np.ndarray, link_bytes_per_s: np.ndarray,
                  latency_s: np.ndarray, algorithms: np.ndarray, chunks: np.ndarray, baseline: np.ndarray,
-                 degrees: dict[str, np.ndarray], order_groups: np.ndarray) -> None:
+                 degrees: dict[str, np.ndarray], order_groups: np.ndarray,
+                 expert: dict[str, np.ndarray] | None = None) -> None:
         deg = np.stack([degrees[g] for g in PARALLEL_DIMS], axis=1)
         in_order = np.take_along_axis(deg, order_groups, axis=1)
         n_dims = npus.shape[1]
@@ -106,6 +110,13 @@ class ColumnCommunicator:
             sg = np.take_along_axis(s_arr, pos, axis=1)[:, 0, :]
             by_group[g] = tuple(mg[:, d] for d in range(n_dims))
             strides_by_group[g] = tuple(sg[:, d] for d in range(n_dims))
+        if expert is not None:
+            ep, etp = expert["ep"], expert["etp"]
+            edp = np.maximum(1, degrees["tp"] * degrees["sp"] * degrees["dp"] // (ep * etp))
+            em, es, e_failed = expert_spans(etp, ep, edp, degrees["pp"], [npus[:, i] for i in range(n_dims)])
+            by_group.update(em)
+            strides_by_group.update(es)
+            failed = np.where(failed >= 0, failed, np.where(expert.get("moe", True), e_failed, -1))
         self._set(topology, npus, link_bytes_per_s, latency_s, algorithms, chunks, baseline, failed, by_group,
                   strides_by_group)
 

@@ -224,12 +224,62 @@ def merge_dpsp(m_dp: Num, s_dp: Num, m_sp: Num, s_sp: Num) -> tuple[Num, Num]:
 
 
 def group_shapes(members: dict[str, tuple[Num, ...]], strides: dict[str, tuple[Num, ...]]) -> dict[str, GroupShape]:
-    """The `GroupShape` of every group of `GROUPS`, from the members and strides of the four parallel groups."""
+    """The `GroupShape` of every group of `GROUPS`, from the members and strides of the four parallel groups (and
+    of the `EXPERT_GROUPS` when `members` has them)."""
     md = [merge_dpsp(a, b, c, e) for a, b, c, e in zip(members["dp"], strides["dp"], members["sp"], strides["sp"],
                                                        strict=True)]
     out = {g: GroupShape(members[g], strides[g]) for g in ("tp", "sp", "dp", "pp")}
     out["dpsp"] = GroupShape(tuple(x[0] for x in md), tuple(x[1] for x in md))
+    for g in EXPERT_GROUPS:
+        if g in members:
+            out[g] = GroupShape(members[g], strides[g])
     return out
+
+
+EXPERT_GROUPS = ("etp", "ep", "eptp", "edp")
+"""The groups of a MoE layer's experts (Megatron-Core MoE parallel folding, `parallel_state.py`): the TP x SP x DP
+ranks of a pipeline stage are laid out again, expert tensor parallelism innermost, then expert parallelism, then
+expert data parallelism; `eptp` is the EP x ETP block (the all-gather dispatcher's group)."""
+
+
+def expert_spans(etp: Num, ep: Num, edp: Num, pp: Num,
+                 dim_sizes: list[Num]) -> tuple[dict[str, tuple[Num, ...]], dict[str, tuple[Num, ...]], Num]:
+    """(members, strides, failed) of the `EXPERT_GROUPS` per network dimension, for one layout (ints) or many
+    (columns); `failed` as in `span_columns` (-1 where the expert layout fits the dimensions)."""
+    from cosmic.workload.parallel import span_columns
+
+    members, strides, failed = span_columns([etp, ep, edp, pp], dim_sizes)
+    m = {"etp": tuple(members[0]), "ep": tuple(members[1]), "edp": tuple(members[2])}
+    st = {"etp": tuple(strides[0]), "ep": tuple(strides[1]), "edp": tuple(strides[2])}
+    merged = [merge_dpsp(a, b, c, e) for a, b, c, e in zip(members[1], strides[1], members[0], strides[0],
+                                                           strict=True)]
+    m["eptp"], st["eptp"] = tuple(x[0] for x in merged), tuple(x[1] for x in merged)
+    return m, st, failed
+
+
+_EXPERT_LAYOUTS = register(BoundedMemo(1 << 12))
+
+
+def expert_layout_shapes(degrees: tuple[int, int, int, int], expert: tuple[int, int],
+                         dim_sizes: tuple[int, ...]) -> dict[str, GroupShape]:
+    """The `GroupShape` of each of the `EXPERT_GROUPS` for degrees ``(tp, sp, dp, pp)`` and ``(ep, etp)`` (pipeline
+    stages outermost, as the folding needs); InfeasibleError when a group does not fit the dimensions."""
+    key = (degrees, expert, dim_sizes)
+    hit = _EXPERT_LAYOUTS.get(key)
+    if hit is not None:
+        return hit
+    tp, sp, dp, pp = degrees
+    ep, etp = expert
+    edp = tp * sp * dp // (ep * etp)
+    m, st, failed = expert_spans(etp, ep, edp, pp, list(dim_sizes))
+    if failed >= 0:
+        from cosmic.errors import InfeasibleError
+
+        j, i = divmod(failed, len(dim_sizes))
+        name, deg = (("etp", etp), ("ep", ep), ("expert dp", edp), ("pp", pp))[j]
+        raise InfeasibleError(f"expert group {name}={deg} does not fit network dimension {i} of {dim_sizes[i]} "
+                              "NPUs: choose ep and etp whose products align with the dimension sizes")
+    return _EXPERT_LAYOUTS.put(key, {g: _shared_shape(m[g], st[g]) for g in EXPERT_GROUPS})
 
 
 _SHAPES = register(BoundedMemo(1 << 14))  # (members, strides) -> GroupShape of one layout
@@ -303,6 +353,7 @@ class Communicator:
             or the reproduction of ASTRA-sim's analytical backend).
         degrees: ``(tp, sp, dp, pp)``.
         order: the rank order (innermost first).
+        expert: ``(ep, etp)`` of a MoE model (adds the `EXPERT_GROUPS`), None for a dense one.
 
     ``comm(kind, size_bytes, group)`` is the `Priced` collective of `size_bytes` per NPU over `group` (one of
     `GROUPS`); ``comm.p2p(size_bytes)`` a send between neighbouring pipeline stages. ``comm.members[group]`` and
@@ -338,7 +389,7 @@ class Communicator:
     )
 
     def __init__(self, network: Any, collective: Any, degrees: tuple[int, int, int, int],
-                 order: tuple[str, ...]) -> None:
+                 order: tuple[str, ...], expert: tuple[int, int] | None = None) -> None:
         self.network, self.collective = network, collective
         dims = network.dims
         self.n_dims = len(dims)
@@ -349,6 +400,8 @@ class Communicator:
         self._topo_codes = tuple(_TOPO_CODE[t] for t in self.topologies)
         self._npus = npus = tuple(d.npus for d in dims)
         self.shapes = layout_shapes(degrees, order, npus)
+        if expert is not None:
+            self.shapes = {**self.shapes, **expert_layout_shapes(degrees, expert, npus)}
         self.lat = tuple(d.latency_s for d in dims)
         self.bw = tuple(d.link_bytes_per_s * (1.0 if astra else d.efficiency) for d in dims)
         self._algos: dict[int, tuple[int, ...]] = {}

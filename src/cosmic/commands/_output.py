@@ -79,7 +79,7 @@ def _fmt_s(x: float) -> str:
 
 def print_result(result: Any, config: Any, title: str | None = None) -> None:
     """Readable tables of a Result (shared by simulate and explore)."""
-    from cosmic.sim.result import BREAKDOWN_KEYS
+    from cosmic.sim.result import MOE_BREAKDOWN_KEYS
 
     r = result
     head = Table(title=title or (config.name or "simulation"), show_header=False, title_justify="left")
@@ -95,7 +95,8 @@ def print_result(result: Any, config: Any, title: str | None = None) -> None:
     head.add_row(
         "layout",
         f"DP {par.dp} · TP {par.tp} · PP {par.pp} · SP {par.sp} · ZeRO {par.zero}"
-        + (" · seq-par" if par.sequence_parallel else ""),
+        + (" · seq-par" if par.sequence_parallel else "")
+        + (f" · EP {par.ep} · ETP {par.expert_tp} ({par.moe_dispatcher})" if config.model.moe is not None else ""),
     )
     tr = config.training
     head.add_row(
@@ -121,7 +122,7 @@ def print_result(result: Any, config: Any, title: str | None = None) -> None:
     bd.add_column("component")
     bd.add_column("time", justify="right")
     bd.add_column("share", justify="right")
-    for k in BREAKDOWN_KEYS:
+    for k in (k for k in MOE_BREAKDOWN_KEYS if k in r.breakdown):
         v = r.breakdown[k]
         bd.add_row(k.removesuffix("_s").replace("_", " "), _fmt_s(v), f"{v / r.step_time_s * 100:5.1f}%")
     bd.add_row("[bold]total[/bold]", f"[bold]{_fmt_s(r.step_time_s)}[/bold]", "100.0%")

@@ -173,6 +173,32 @@ class Accelerator(BaseModel):
         t_memory = bytes_moved / self.achievable_mem_bytes_per_s
         return max(t_compute, t_memory) + self.kernel_overhead_us * 1e-6
 
+    def grouped_gemm_time_s(self, groups: float, m: float, k: float, n: float, *, precision: str,
+                            bytes_per_element: int) -> float:
+        """Time of `groups` GEMMs (m x k) @ (k x n) in one grouped kernel (the MoE experts of one rank: CUTLASS
+        grouped GEMM as Megatron-Core's ``--moe-grouped-gemm`` and torch ``_grouped_mm`` run it).
+
+        The tiles of all groups share the SMs, so the wave quantisation of `gemm_time_s` is over their total
+        (``groups * ceil(m / tm) * ceil(n / tn)`` tiles), with one kernel launch for all; each group reads its
+        own weights, so few tokens per expert make the kernel memory bound, as fine-grained experts are in
+        practice. One group is exactly `gemm_time_s`.
+        """
+        flops = 2.0 * groups * m * k * n
+        bytes_moved = groups * (m * k + k * n + m * n) * bytes_per_element
+        occupancy = 1.0
+        if self.sm_count:
+            occupancy = self._k_factor(k, precision)
+            sms = self.sm_count
+            best = 0.0
+            for tm, tn in ((128, 256), (256, 128), (128, 128)):
+                tiles = groups * math.ceil(m / tm) * math.ceil(n / tn)
+                waves = math.ceil(tiles / sms)
+                best = max(best, tiles / (waves * sms))
+            occupancy *= best
+        t_compute = flops / (self.achievable_flop_per_s(precision) * occupancy)
+        t_memory = bytes_moved / self.achievable_mem_bytes_per_s
+        return max(t_compute, t_memory) + self.kernel_overhead_us * 1e-6
+
     def _k_factor(self, k: float, precision: str) -> float:
         """Efficiency of a GEMM with inner dimension k relative to the measured best shape (k = `mamf_k`).
 

@@ -20,6 +20,7 @@ from cosmic.psa.rules import DEFAULT_ALGORITHM, TOPOLOGY_CODES, Codec
 from cosmic.sim.columns import (
     ALGORITHMS,
     COLLECTIVES,
+    DISPATCHERS,
     FIDELITIES,
     SCHEDULINGS,
     TOPOLOGIES,
@@ -204,5 +205,19 @@ def decode_columns(space: Space, points: Any) -> tuple[StepColumns, np.ndarray]:
         network=_network(space, cols, n),
         collective=_collective(space, cols, n),
         rebuild=lambda i: space.decode(p[i]),
+        **_expert_columns(b.parallel, n),
     )
     return columns, ok
+
+
+def _expert_columns(par: Any, n: int) -> dict[str, Any]:
+    """The base configuration's expert parallelism (no PSA knob sets it yet) as `StepColumns` fields; none for the
+    defaults (EP 1, ETP = TP, all-to-all)."""
+    out: dict[str, Any] = {}
+    if par.ep != 1:
+        out["ep"] = np.full(n, par.ep, dtype=np.int64)
+    if par.etp is not None:
+        out["etp"] = np.full(n, par.etp, dtype=np.int64)
+    if par.moe_dispatcher != "alltoall":
+        out["dispatcher"] = np.full(n, DISPATCHERS.index(par.moe_dispatcher), dtype=np.int8)
+    return out

@@ -30,7 +30,7 @@ from cosmic.sim.engine import (
     run_step,
 )
 from cosmic.sim.evidence import Evidence, evidence_columns, evidence_of
-from cosmic.sim.result import BREAKDOWN_KEYS, Memory, Result
+from cosmic.sim.result import BREAKDOWN_KEYS, MOE_BREAKDOWN_KEYS, Memory, Result
 from cosmic.sim.step import Plan, StepInputs, plan
 from cosmic.units import BYTES_PER_ELEMENT
 from cosmic.workload.layers import LayerShard, end_costs, layer_cost
@@ -97,7 +97,8 @@ _BITS = (8, 8, 12, 16, 16, 1)  # model, accelerator, training shard, tp, sp, seq
 
 def _shard_tuple(tr: Any) -> tuple[Any, ...]:
     """What a layer shard takes from a training configuration."""
-    return (tr.micro_batch, tr.seq_len, tr.precision.value, tr.flash_attention, tr.recompute, tr.attention_kernel)
+    return (tr.micro_batch, tr.seq_len, tr.precision.value, tr.flash_attention, tr.recompute, tr.attention_kernel,
+            tr.moe_imbalance)
 
 
 def _layer_costs(c: StepColumns) -> dict[str, np.ndarray]:
@@ -106,7 +107,13 @@ def _layer_costs(c: StepColumns) -> dict[str, np.ndarray]:
     t_codes = _OBJECTS.codes(tuple(("shard",) + _shard_tuple(t) for t in c.trainings), by_value=True)
     cols = [_OBJECTS.codes(c.models)[c.model], _OBJECTS.codes(c.accelerators)[c.accelerator],
             t_codes[c.training], c.tp, c.sp, c.sequence_parallel.astype(np.int64)]
-    if any(int(x.max(initial=0)) >> b for x, b in zip(cols, _BITS, strict=True)):
+    if any(m.moe is not None for m in c.models):
+        # MoE shards also depend on ep and etp: price this batch's distinct shards (the scalar layer_cost
+        # remembers them) without the packed key
+        ep, etp, _ = c.expert_columns()
+        rows, inv = _distinct(*cols, ep, etp)
+        table = np.array([_shard_costs(*r) for r in rows.tolist()])[inv]
+    elif any(int(x.max(initial=0)) >> b for x, b in zip(cols, _BITS, strict=True)):
         # codes too large for the packed key: price this batch's distinct shards without remembering them
         rows, inv = _distinct(*cols)
         table = np.array([_shard_costs(*r) for r in rows.tolist()])[inv]
@@ -130,11 +137,16 @@ def _price_shards(keys: np.ndarray) -> np.ndarray:
     return out
 
 
-def _shard_costs(mc: int, ac: int, tc: int, tp: int, sp: int, seqpar: int) -> tuple[float, ...]:
+def _shard_costs(mc: int, ac: int, tc: int, tp: int, sp: int, seqpar: int, ep: int = 1,
+                 etp: int = 1) -> tuple[float, ...]:
     """Layer, embedding and head costs of one shard given by its codes (`_OBJECTS`) and split."""
     model, acc = _OBJECTS.objects[mc], _OBJECTS.objects[ac]
-    _, mb, seq, prec, flash, recompute, kernel = _OBJECTS.objects[tc]
-    shard = LayerShard(tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), flash, recompute, kernel)
+    _, mb, seq, prec, flash, recompute, kernel, imbalance = _OBJECTS.objects[tc]
+    if model.moe is None:
+        shard = LayerShard(tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), flash, recompute, kernel)
+    else:
+        shard = LayerShard(tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), flash, recompute, kernel, ep, etp,
+                           imbalance)
     lc = layer_cost(model, acc, shard)
     emb, head = end_costs(model, acc, shard)
     return tuple(getattr(lc, f) for f in _LC_FIELDS) + (emb.fwd_s, emb.bwd_s, emb.act_bytes, head.fwd_s,
@@ -171,6 +183,7 @@ _TRAINING_INTS = {
     "dp_overlap": lambda x: x.dp_overlap, "param_gather_overlap": lambda x: x.param_gather_overlap,
     "grad_accum_fusion": lambda x: x.grad_accumulation_fusion,
     "reduce_bytes": lambda x: FP32_GRAD_BYTES if x.grad_reduce_fp32 else GRAD_BYTES,
+    "moe_overlap": lambda x: x.moe_overlap,
     "abpe": lambda x: BYTES_PER_ELEMENT["bf16" if x.precision.value == "fp8" else x.precision.value],
 }
 _MODEL_INTS = {
@@ -179,7 +192,7 @@ _MODEL_INTS = {
     "token_embedding": lambda m: m.embedding is Embedding.TOKEN,
 }
 _MODEL_FLOATS = {
-    "kv_dim": lambda m: m.kv_dim, "head_dim": lambda m: m.head_dim, "layer_params": lambda m: m.layer_params,
+    "kv_dim": lambda m: m.kv_dim, "head_dim": lambda m: m.head_size, "layer_params": lambda m: m.layer_params,
     "embedding_params": lambda m: m.embedding_params, "head_params": lambda m: m.head_params,
     "tied_extra_params": lambda m: m.vocab * m.hidden if (m.tied_embeddings and m.embedding is Embedding.TOKEN)
     else 0,
@@ -196,7 +209,7 @@ def _as_bool(v: Any) -> Any:
 
 def _training(c: StepColumns) -> dict[str, np.ndarray]:
     tr = _fields(c.trainings, c.training, _TRAINING_INTS, np.int64)
-    for k in ("dp_overlap", "param_gather_overlap", "grad_accum_fusion"):
+    for k in ("dp_overlap", "param_gather_overlap", "grad_accum_fusion", "moe_overlap"):
         tr[k] = _as_bool(tr[k])
     return tr
 
@@ -232,8 +245,35 @@ def step_inputs_columns(c: StepColumns) -> tuple[StepInputs, dict[str, np.ndarra
                             FULL_LAYER_WORKING_BYTES * tokens * hidden / c.tp),
         emb_fwd=lc["emb_fwd"], emb_bwd=lc["emb_bwd"], head_fwd=lc["head_fwd"], head_bwd=lc["head_bwd"],
         model_flops=flops,
+        **_moe_columns(c, tr),
     )
     return x, tr
+
+
+_MOE_FLOATS = {
+    "moe": lambda m: m.moe is not None and m.moe.experts > 1,
+    "shared": lambda m: m.moe is not None and m.moe.shared_experts > 0,
+    "expert_params": lambda m: m.expert_layer_params,
+    "moe_frac": lambda m: m.moe_fraction, "top_k": lambda m: m.moe.top_k if m.moe is not None else 1,
+    "capacity": lambda m: m.moe.capacity_factor or math.inf if m.moe is not None else math.inf,
+    "experts": lambda m: m.moe.experts if m.moe is not None else 1,
+    "expert_ffn": lambda m: m.moe.expert_ffn_hidden if m.moe is not None else 1,
+}
+
+
+def _moe_columns(c: StepColumns, tr: dict[str, Any]) -> dict[str, Any]:
+    """The MoE fields of `StepInputs` as columns (none when the batch holds dense models only: their defaults)."""
+    if all(m.moe is None for m in c.models):
+        return {}
+    f = _fields(c.models, c.model, _MOE_FLOATS, np.float64)
+    imbalance = np.array([t.moe_imbalance for t in c.trainings])[c.training]
+    ep, etp, dispatcher = c.expert_columns()
+    tr["experts"], tr["expert_ffn"] = f["experts"], f["expert_ffn"]
+    is_moe = _as_bool(f["moe"])
+    return {"moe": is_moe, "ep": ep, "etp": np.where(is_moe, etp, 1), "expert_params": f["expert_params"],
+            "moe_frac": f["moe_frac"], "shared": _as_bool(f["shared"]), "top_k": f["top_k"],
+            "load": np.minimum(imbalance, f["capacity"]),
+            "dispatcher": dispatcher, "moe_overlap": tr["moe_overlap"]}
 
 
 def priced_here(c: StepColumns, x: StepInputs, tr: dict[str, np.ndarray], failed: np.ndarray) -> np.ndarray:
@@ -248,8 +288,28 @@ def priced_here(c: StepColumns, x: StepInputs, tr: dict[str, np.ndarray], failed
     ok &= np.where(inter, (x.layers % (c.pp * tr["virtual_stages"]) == 0) & ((c.pp == 1) | (mbs % c.pp == 0)),
                    tr["virtual_stages"] == 1)
     ok &= c.collective.fidelity == FIDELITIES.index("cosmic")
+    if "experts" in tr:
+        ok &= _moe_ok(c, x, tr)
+    elif c.ep is not None:
+        ok &= c.ep == 1
     ok &= c.network.npus.max(axis=1) < 1 << 20
     return ok
+
+
+def _moe_ok(c: StepColumns, x: StepInputs, tr: dict[str, np.ndarray]) -> np.ndarray:
+    """The MoE checks of `check_config` (`cosmic.sim.config._check_moe`) on columns."""
+    ep, etp, _ = c.expert_columns()
+    moe = np.array([m.moe is not None for m in c.models])[c.model]
+    block = c.tp * c.sp * c.dp
+    ok = (tr["experts"] % ep == 0) & (tr["expert_ffn"] % etp == 0) & (block % (ep * etp) == 0)
+    ok &= ((c.tp == 1) | c.sequence_parallel) & (c.zero < 3) & ((tr["experts"] > 1) | (etp == c.tp))
+    # pipeline stages outermost in the rank order: no group of degree > 1 after pp
+    after_pp = np.zeros(c.n, dtype=bool)
+    for g in ("tp", "sp", "dp"):
+        later = np.array([o.index(g) > o.index("pp") for o in c.rank_orders])[c.rank_order]
+        after_pp |= (getattr(c, g) > 1) & later
+    ok &= (c.pp == 1) | ~after_pp
+    return np.where(moe, ok, ep == 1)
 
 
 @dataclass
@@ -288,7 +348,9 @@ class BatchResult:
                                                      "activations_bytes"))),
             memory_capacity_bytes=float(f["memory_capacity_bytes"][i]), fits_memory=bool(f["fits_memory"][i]),
             network_cost_usd=float(f["network_cost_usd"][i]), total_bandwidth_gbps=float(f["total_bandwidth_gbps"][i]),
-            breakdown={k: float(self.breakdown[k][i]) for k in BREAKDOWN_KEYS},
+            breakdown={k: float(self.breakdown[k][i])
+                       for k in (MOE_BREAKDOWN_KEYS if self.columns.models[self.columns.model[i]].moe is not None
+                                 else BREAKDOWN_KEYS)},
             comm_by_network_dim_s=tuple(float(t) for t in self.comm_by_network_dim_s[i]),
             n_npus=int(f["n_npus"][i]), micro_batches=int(f["micro_batches"][i]),
             critical_stage=int(f["critical_stage"][i]), model_flops_per_step=float(f["model_flops_per_step"][i]),
@@ -323,8 +385,17 @@ def _communicator(c: StepColumns) -> ColumnCommunicator:
         latency_s=net.latency_s, algorithms=coll.algorithms, chunks=coll.chunks,
         baseline=coll.multidim == MULTIDIMS.index(MultiDim.BASELINE),
         degrees={"tp": c.tp, "sp": c.sp, "dp": c.dp, "pp": c.pp},
-        order_groups=groups[c.rank_order],
+        order_groups=groups[c.rank_order], expert=_expert(c),
     )
+
+
+def _expert(c: StepColumns) -> dict[str, np.ndarray] | None:
+    """The expert degrees for the communicator when the batch holds a MoE model (dense rows get 1 and 1)."""
+    moe = np.array([m.moe is not None for m in c.models])[c.model]
+    if not moe.any():
+        return None
+    ep, etp, _ = c.expert_columns()
+    return {"ep": np.where(moe, ep, 1), "etp": np.where(moe, etp, 1), "moe": moe}
 
 
 def simulate_columns(c: StepColumns, *, time_unfit: bool = True) -> BatchResult:

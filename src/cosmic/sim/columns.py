@@ -30,6 +30,12 @@ from cosmic.collective.model import MultiDim
 MULTIDIMS: tuple[MultiDim, ...] = tuple(MultiDim)
 SCHEDULINGS: tuple[str, ...] = tuple(s.value for s in Scheduling)
 FIDELITIES: tuple[str, ...] = tuple(f.value for f in Fidelity)
+DISPATCHERS: tuple[str, ...] = ("alltoall", "allgather")  # codes of sim.step DISPATCH_ALLTOALL, _ALLGATHER
+
+
+def _expert_column(values: list[int], n: int) -> np.ndarray | None:
+    """A column of expert-parallel figures, None when it holds only the default 1."""
+    return None if all(v == 1 for v in values) else np.array(values, dtype=np.int64).reshape(n)
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +89,9 @@ class StepColumns:
     collective: CollectiveColumns
     configs: tuple[Any, ...] | None = None
     rebuild: Any = None
+    ep: np.ndarray | None = None  # int64; None = 1 everywhere (MoE expert parallelism)
+    etp: np.ndarray | None = None  # int64, resolved (ParallelConfig.expert_tp); None = tp
+    dispatcher: np.ndarray | None = None  # int8 codes into DISPATCHERS; None = all-to-all
 
     def config(self, i: int) -> Any:
         """The `SystemConfig` of row `i` (from ``configs`` or ``rebuild``)."""
@@ -142,7 +151,17 @@ class StepColumns:
                 fidelity=np.array([FIDELITIES.index(c.fidelity.value) for c in coll], dtype=np.int8),
             ),
             configs=configs,
+            ep=_expert_column([p.ep for p in par], n),
+            etp=None if all(p.etp is None for p in par) else np.array([p.expert_tp for p in par], dtype=np.int64),
+            dispatcher=None if all(p.moe_dispatcher == "alltoall" for p in par) else
+            np.array([DISPATCHERS.index(p.moe_dispatcher) for p in par], dtype=np.int8),
         )
+
+    def expert_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ep, etp, dispatcher) with the defaults filled in (1, tp, all-to-all)."""
+        ones = np.ones(self.n, dtype=np.int64)
+        return (self.ep if self.ep is not None else ones, self.etp if self.etp is not None else self.tp,
+                self.dispatcher if self.dispatcher is not None else np.zeros(self.n, dtype=np.int8))
 
     def same_as(self, other: StepColumns) -> list[str]:
         """The fields in which two column sets describe different configurations (empty when they agree).
@@ -159,6 +178,10 @@ class StepColumns:
                 diffs.append(name)
         for name in ("tp", "sp", "dp", "pp", "zero", "sequence_parallel"):
             if not np.array_equal(getattr(self, name), getattr(other, name)):
+                diffs.append(name)
+        for name, u, v in zip(("ep", "etp", "dispatcher"), self.expert_columns(), other.expert_columns(),
+                              strict=True):
+            if not np.array_equal(u, v):
                 diffs.append(name)
         for sec in ("network", "collective"):
             x, y = getattr(self, sec), getattr(other, sec)
@@ -182,6 +205,7 @@ def _index(objs: Sequence[Any]) -> tuple[tuple[Any, ...], np.ndarray]:
 
 
 __all__ = [
-    "ALGORITHMS", "COLLECTIVES", "FIDELITIES", "MULTIDIMS", "SCHEDULINGS", "TOPOLOGIES", "CollectiveColumns",
+    "ALGORITHMS", "COLLECTIVES", "DISPATCHERS", "FIDELITIES", "MULTIDIMS", "SCHEDULINGS", "TOPOLOGIES",
+    "CollectiveColumns",
     "NetworkColumns", "StepColumns",
 ]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cosmic import catalog
 from cosmic.caches import BoundedMemo, register
 from cosmic.collective.algorithms import Algorithm, Collective
-from cosmic.collective.communicator import layout_shapes
+from cosmic.collective.communicator import expert_layout_shapes, layout_shapes
 from cosmic.collective.config import (
     CollectiveConfig,
     Fidelity,
@@ -231,8 +231,41 @@ def _check_layout(c: SystemConfig) -> None:
         layout_shapes((tp, sp, dp, pp), layout_order(tp, sp, dp, pp, par.rank_order), dim_sizes)
     except CosmicError as exc:
         raise KeyedValueError("parallel.rank_order", str(exc)) from None
+    if m.moe is not None or par.ep > 1:
+        _check_moe(c, dim_sizes)
     if coll.fidelity is _ASTRA_SIM:
         _check_astra(c)
+
+
+def _check_moe(c: SystemConfig, dim_sizes: tuple[int, ...]) -> None:
+    """Expert parallelism folded onto the TP x SP x DP ranks of a stage (Megatron-Core MoE parallel folding)."""
+    par, moe = c.parallel, c.model.moe
+    if moe is None:
+        raise KeyedValueError("parallel.ep", f"ep={par.ep} needs a model with MoE layers (model.moe)")
+    ep, etp = par.ep, par.expert_tp
+    if moe.experts % ep:
+        raise KeyedValueError("parallel.ep", f"ep={ep} must divide the model's {moe.experts} experts")
+    if moe.expert_ffn_hidden % etp:
+        raise KeyedValueError("parallel.etp", f"etp={etp} must divide the expert width {moe.expert_ffn_hidden}")
+    if moe.experts == 1 and etp != par.tp:
+        raise KeyedValueError("parallel.etp", f"one expert is a dense MLP: etp must be tp ({par.tp}), got {etp}")
+    block = par.tp * par.sp * par.dp
+    if block % (ep * etp):
+        raise KeyedValueError("parallel.ep", f"ep*etp = {ep}*{etp} must divide tp*sp*dp = {block} (EP x ETP x "
+                              "expert DP is folded onto the TP x SP x DP ranks of a pipeline stage)")
+    if par.tp > 1 and not par.sequence_parallel:
+        raise KeyedValueError("parallel.sequence_parallel", "MoE with tp > 1 needs sequence_parallel: true "
+                              "(Megatron-Core requires it; the router sees the 1/tp sequence shard)")
+    if par.zero >= 3:
+        raise KeyedValueError("parallel.zero", "ZeRO-3/FSDP of a MoE model is not modelled (use zero 0-2)")
+    order = layout_order(par.tp, par.sp, par.dp, par.pp, par.rank_order)
+    if par.pp > 1 and order.index("pp") != sum(1 for d in (par.tp, par.sp, par.dp) if d > 1):
+        raise KeyedValueError("parallel.rank_order", "MoE parallel folding lays the expert groups over the ranks "
+                              "of one pipeline stage: pp must be outermost in rank_order")
+    try:
+        expert_layout_shapes((par.tp, par.sp, par.dp, par.pp), (ep, etp), dim_sizes)
+    except CosmicError as exc:
+        raise KeyedValueError("parallel.ep", str(exc)) from None
 
 
 def _check_astra(c: SystemConfig) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from cosmic._xp import vmin
 from cosmic.caches import BoundedMemo, clear_caches, register
 from cosmic.collective.communicator import Communicator
 from cosmic.collective.config import Fidelity
@@ -23,8 +24,10 @@ from cosmic.errors import InfeasibleError, KeyedValueError
 from cosmic.network.cost import network_figures
 from cosmic.sim.config import SystemConfig, check_config, check_layout
 from cosmic.sim.evidence import evidence_of_config
-from cosmic.sim.result import Memory, Result
+from cosmic.sim.result import EP_KEY, Memory, Result
 from cosmic.sim.step import (
+    DISPATCH_ALLGATHER,
+    DISPATCH_ALLTOALL,
     Plan,
     Step,
     StepInputs,
@@ -47,6 +50,7 @@ from cosmic.workload.parallel import layout_order as _layout_order
 from cosmic.workload.schemas import Recompute, Schedule
 
 SCHEDULE_CODES = {s: i for i, s in enumerate(Schedule)}
+DISPATCHER_CODES = {"alltoall": DISPATCH_ALLTOALL, "allgather": DISPATCH_ALLGATHER}
 RECOMPUTE_CODES = {r: i for i, r in enumerate(Recompute)}
 
 __all__ = [
@@ -68,8 +72,21 @@ __all__ = [
 def layer_shard(cfg: SystemConfig) -> LayerShard:
     """How one layer of `cfg` runs on one rank."""
     par, tr = cfg.parallel, cfg.training
+    if cfg.model.moe is None:
+        return LayerShard(par.tp, par.sp, tr.micro_batch, cfg.seq_len, tr.precision.value, par.sequence_parallel,
+                          tr.flash_attention, tr.recompute, tr.attention_kernel)
     return LayerShard(par.tp, par.sp, tr.micro_batch, cfg.seq_len, tr.precision.value, par.sequence_parallel,
-                      tr.flash_attention, tr.recompute, tr.attention_kernel)
+                      tr.flash_attention, tr.recompute, tr.attention_kernel, par.ep, par.expert_tp, tr.moe_imbalance)
+
+
+def moe_inputs(model: ModelSpec, ep: Any, etp: Any, imbalance: Any, dispatcher: Any, overlap: Any) -> dict[str, Any]:
+    """The MoE fields of `StepInputs` (floats or columns) for a MoE `model`."""
+    moe = model.moe
+    assert moe is not None
+    load = imbalance if moe.capacity_factor is None else vmin(imbalance, moe.capacity_factor)
+    return {"moe": moe.experts > 1, "ep": ep, "etp": etp, "expert_params": model.expert_layer_params,
+            "moe_frac": model.moe_fraction, "shared": moe.shared_experts > 0, "top_k": moe.top_k, "load": load,
+            "dispatcher": dispatcher, "moe_overlap": overlap}
 
 
 @register
@@ -98,7 +115,7 @@ def step_inputs(cfg: SystemConfig) -> StepInputs:
         grad_accum_fusion=tr.grad_accumulation_fusion,
         reduce_bytes=FP32_GRAD_BYTES if tr.grad_reduce_fp32 else GRAD_BYTES,
         abpe=BYTES_PER_ELEMENT["bf16" if prec == "fp8" else prec],  # activations travel in bf16 under fp8
-        layers=model.layers, hidden=model.hidden, kv_dim=model.kv_dim, head_dim=model.head_dim,
+        layers=model.layers, hidden=model.hidden, kv_dim=model.kv_dim, head_dim=model.head_size,
         n_kv_heads=model.n_kv_heads, layer_params=model.layer_params, embedding_params=model.embedding_params,
         head_params=model.head_params,
         # the last stage keeps a copy of the tied embedding for the logits (Megatron-LM)
@@ -111,6 +128,8 @@ def step_inputs(cfg: SystemConfig) -> StepInputs:
                             FULL_LAYER_WORKING_BYTES * tokens * model.hidden / par.tp),
         emb_fwd=emb.fwd_s, emb_bwd=emb.bwd_s, head_fwd=head.fwd_s, head_bwd=head.bwd_s,
         model_flops=model_flops(model, seq, tr.global_batch),
+        **(moe_inputs(model, par.ep, par.expert_tp, tr.moe_imbalance, DISPATCHER_CODES[par.moe_dispatcher],
+                      tr.moe_overlap) if model.moe is not None else {}),
     )
 
 
@@ -154,7 +173,8 @@ def _plan_key(cfg: SystemConfig) -> tuple[Any, ...]:
         id(model), id(cfg.accelerator), par.tp, par.sp, par.pp, par.dp, par.zero, par.sequence_parallel,
         tr.micro_batch, tr.seq_len or model.seq_len, tr.precision, tr.flash_attention, tr.recompute,
         tr.attention_kernel, tr.schedule, tr.virtual_stages, tr.global_batch, tr.dp_overlap,
-        tr.param_gather_overlap, tr.grad_accumulation_fusion, tr.grad_reduce_fp32,
+        tr.param_gather_overlap, tr.grad_accumulation_fusion, tr.grad_reduce_fp32, par.ep, par.etp,
+        par.moe_dispatcher, tr.moe_imbalance, tr.moe_overlap,
     )
 
 
@@ -182,7 +202,13 @@ def communicator(cfg: SystemConfig, order: tuple[str, ...] | None = None) -> Com
     cheap: the layout's group shapes and the algorithm choices are remembered by value), so that a simulation
     leaves no priced collectives behind for the garbage collector to scan."""
     par = cfg.parallel
-    return Communicator(cfg.network, cfg.collective, (par.tp, par.sp, par.dp, par.pp), order or layout_order(cfg))
+    return Communicator(cfg.network, cfg.collective, (par.tp, par.sp, par.dp, par.pp), order or layout_order(cfg),
+                        _expert(cfg))
+
+
+def _expert(cfg: SystemConfig) -> tuple[int, int] | None:
+    """``(ep, etp)`` of a MoE model, None for a dense one (the communicator then has no expert groups)."""
+    return (cfg.parallel.ep, cfg.parallel.expert_tp) if cfg.model.moe is not None else None
 
 
 def dp_shares_tp(comm: Any) -> Any:
@@ -214,11 +240,19 @@ def _result(cfg: SystemConfig, ps: PlannedStep, st: Step) -> Result:
         step_time_s=step, tokens_per_s=ps.tokens_per_step / step, mfu=flops / peak_total,
         hfu=(flops + ps.plan.recompute_flops) / peak_total, memory=ps.memory,
         memory_capacity_bytes=ps.memory_capacity_bytes, fits_memory=ps.fits_memory, network_cost_usd=net_cost,
-        total_bandwidth_gbps=net_bw, breakdown=st.breakdown, comm_by_network_dim_s=st.per_dim_s,
+        total_bandwidth_gbps=net_bw,
+        breakdown=st.breakdown if cfg.model.moe is not None else _dense(st.breakdown),
+        comm_by_network_dim_s=st.per_dim_s,
         n_npus=ps.n_npus, micro_batches=ps.plan.micro_batches, critical_stage=st.critical_stage,
         model_flops_per_step=flops, fidelity=_FIDELITY_NAMES[cfg.collective.fidelity],
         evidence=evidence_of_config(cfg),
     )
+
+
+def _dense(breakdown: dict[str, Any]) -> dict[str, Any]:
+    """A dense model's breakdown: the nine `BREAKDOWN_KEYS` (its dispatch time is 0)."""
+    del breakdown[EP_KEY]
+    return breakdown
 
 
 _RESULTS = register(BoundedMemo(1 << 14))  # key -> (the objects whose ids are in the key..., Result)
@@ -249,12 +283,12 @@ def simulate(config: SystemConfig) -> Result:
     # reused while remembered); only checked configurations are remembered, and the key holds everything the
     # checks read (a rank order that moves a group of degree 1 fits exactly when this one does)
     key = (id(model), id(acc), id(net), id(coll), id(tr), par.tp, par.sp, par.dp, par.pp, par.zero,
-           par.sequence_parallel, order)
+           par.sequence_parallel, order, par.ep, par.etp, par.moe_dispatcher)
     hit = _RESULTS.get(key)
     if hit is not None:
         return hit[5]
     ps = _checked_plan(config)
-    comm = Communicator(net, coll, (par.tp, par.sp, par.dp, par.pp), order)
+    comm = Communicator(net, coll, (par.tp, par.sp, par.dp, par.pp), order, _expert(config))
     result = _result(config, ps, run_step(ps.inputs, ps.plan, comm, coll.scheduling == "LIFO", coll.chunks))
     _RESULTS.put(key, (model, acc, net, coll, tr, result))
     return result

@@ -19,9 +19,14 @@ BREAKDOWN_KEYS = (
     "bubble_s",
     "optimizer_s",
 )
-"""Components of the step time; they add up to `step_time_s` exactly."""
+"""Components of the step time; they add up to `step_time_s` exactly (with `EP_KEY` for a MoE model)."""
+EP_KEY = "comm_ep_s"
+"""The exposed token dispatch and combine of a MoE model: in its breakdown only (dense results keep the nine
+`BREAKDOWN_KEYS`, which reports and agents read)."""
+MOE_BREAKDOWN_KEYS = BREAKDOWN_KEYS[:7] + (EP_KEY,) + BREAKDOWN_KEYS[7:]
+"""The breakdown of a MoE model's step, in display order."""
 
-__all__ = ["BREAKDOWN_KEYS", "Evidence", "Memory", "Result"]
+__all__ = ["BREAKDOWN_KEYS", "EP_KEY", "MOE_BREAKDOWN_KEYS", "Evidence", "Memory", "Result"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +34,9 @@ class Result:
     """One training step.
 
     `breakdown` is the critical pipeline stage's timeline: forward/backward/recompute compute, exposed communication
-    per parallel dimension (TP, SP, PP, DP), the pipeline bubble and the optimizer step; its values add up to
-    `step_time_s`. `comm_by_network_dim_s` splits the exposed communication over network dimensions. `evidence`
+    per parallel dimension (TP, SP, PP, DP; EP: a MoE model's token dispatch and combine), the pipeline bubble
+    and the optimizer step; its values add up to `step_time_s`. `comm_by_network_dim_s` splits the exposed
+    communication over network dimensions. `evidence`
     is how wrong cosmic was on the published runs of the configuration's regime (`cosmic.sim.evidence`); it is
     not a figure of the step and never changes one.
     """

@@ -89,6 +89,22 @@ class StepInputs:
     head_fwd: Num
     head_bwd: Num
     model_flops: Num
+    # Mixture of Experts (defaults: a dense model)
+    moe: Num = False  # the model has MoE layers
+    ep: Num = 1
+    etp: Num = 1
+    expert_params: Num = 0.0  # mean routed-expert parameters per layer (sharded over EP x ETP, reduced over EDP)
+    moe_frac: Num = 0.0  # share of the layers that are MoE
+    shared: Num = False  # the MoE layers have shared experts
+    top_k: Num = 1
+    load: Num = 1.0  # the busiest rank's tokens over the balanced share (imbalance, capped by capacity)
+    dispatcher: Num = 0  # 0 all-to-all, 1 all-gather / reduce-scatter
+    moe_overlap: Num = False
+
+
+DISPATCH_ALLTOALL, DISPATCH_ALLGATHER = 0, 1
+"""Dispatcher codes (`ParallelConfig.moe_dispatcher`)."""
+A2A = KINDS.index(Collective.ALL_TO_ALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,23 +123,35 @@ class Plan:
     recompute_flops: Num
     act_bytes: Num  # one micro-batch's activations (tokens x hidden) on one rank, as they travel
     kv_width: Num  # K (or V) width per TP rank
+    expert_params: tuple[Num, ...] = ()  # routed-expert parameters of one stage of each run on one rank (MoE)
 
 
 def plan(x: StepInputs) -> Plan:
-    """Stage runs, parameters, memory and optimizer time (Korthikanti et al. 2022; ZeRO)."""
+    """Stage runs, parameters, memory and optimizer time (Korthikanti et al. 2022; ZeRO). A MoE model's routed
+    experts are sharded over EP x ETP and their gradients and optimizer state over expert DP (`docs/moe.md`)."""
     m = x.global_batch // (x.dp * x.micro_batch)
     runs = stage_runs(x.layers, x.pp)
     present = tuple(r.count > 0 for r in runs)
     emb_params = x.embedding_params / x.tp
     head_params = x.head_params / x.tp + where(x.pp > 1, x.tied_extra_params / x.tp, 0.0)
-    layer_local = x.layer_params / x.tp
+    moe = any_(x.moe)
+    layer_local = (x.layer_params - x.expert_params) / x.tp if moe else x.layer_params / x.tp
     params = tuple(r.layers * layer_local + where(r.first == 0, emb_params, 0.0)
                    + where(r.first + r.count == x.pp, head_params, 0.0) for r in runs)
     shard = where(x.zero >= 1, x.dp * x.sp, 1)
     opt = tuple(p / shard * OPTIMIZER_TRAFFIC_BYTES_PER_PARAM / x.mem_bw + x.kernel_overhead_s for p in params)
+    experts: tuple[Num, ...] = ()
+    edp = _expert_dp(x)
+    if moe:
+        experts = tuple(r.layers * x.expert_params / (x.ep * x.etp) for r in runs)
+        e_shard = where(x.zero >= 1, edp, 1)
+        opt = tuple(o + e / e_shard * OPTIMIZER_TRAFFIC_BYTES_PER_PARAM / x.mem_bw for o, e in zip(opt, experts,
+                                                                                                    strict=True))
     mems = [stage_memory(r, p, pp=x.pp, zero=x.zero, dp_group=x.dp * x.sp, schedule=x.schedule, m=m, v=x.v,
-                         recompute=x.recompute, act=x.act) for r, p in zip(runs, params, strict=True)]
-    fwd, bwd, rec = stage_compute(x, runs, params, present)
+                         recompute=x.recompute, act=x.act, expert_params=experts[i] if moe else 0.0,
+                         expert_group=edp) for i, (r, p) in enumerate(zip(runs, params, strict=True))]
+    fwd, bwd, rec = stage_compute(x, runs, tuple(p + e for p, e in zip(params, experts, strict=True))
+                                  if moe else params, present)
     return Plan(
         runs=runs, present=present, params=params, optimizer_s=opt, fwd_s=fwd, bwd_s=bwd, rec_s=rec,
         memory=peak_memory(mems, list(present)),
@@ -132,7 +160,13 @@ def plan(x: StepInputs) -> Plan:
         act_bytes=x.micro_batch * x.seq // x.sp * x.hidden * x.abpe,
         # GQA: kv heads replicate over TP
         kv_width=where(x.n_kv_heads >= x.tp, x.kv_dim / x.tp, x.head_dim),
+        expert_params=experts,
     )
+
+
+def _expert_dp(x: StepInputs) -> Num:
+    """Expert data parallelism: EP x ETP x EDP = TP x SP x DP (Megatron-Core MoE parallel folding)."""
+    return x.tp * x.sp * x.dp // (x.ep * x.etp)
 
 
 def stage_compute(x: StepInputs, runs: tuple[StageRun, ...], params: tuple[Num, ...],
@@ -196,6 +230,55 @@ class LayerComm:
     p2p: Priced
     p2p_gather_s: Num  # the receiver's all-gather over TP, when activations travel as 1/tp slices
     p2p_hop_s: Num
+    moe: MoEComm | None = None
+
+
+@dataclass(slots=True)
+class MoEComm:
+    """Token dispatch and combine of one (mean) layer per micro-batch: the exposed seconds and the collectives
+    of one MoE layer's forward (`parts`, each with how many times it runs) for the per-dimension account."""
+
+    fwd: Num
+    bwd: Num
+    rec: Num
+    raw: Num  # the collectives of one mean layer's forward, before any overlap
+    one: Num  # the collectives of one MoE layer's forward: the parts, each times how often it runs
+    parts: tuple[tuple[Priced, Num], ...]
+
+
+def moe_comm(x: StepInputs, act_bytes: Num, comm: Any) -> MoEComm:
+    """Dispatch and combine (Megatron-Core `token_dispatcher.py`). Each rank routes its 1/tp share of the tokens.
+
+    * all-to-all: each rank sends a copy of every token to each of its top-k experts over the EP group (the
+      busiest rank receiving `load` times the balanced share), the ETP peers all-gather what they received and
+      reduce-scatter the experts' output, and a second all-to-all brings the results back;
+    * all-gather: the EP x ETP group all-gathers every rank's tokens, each rank computes its local experts, and
+      a reduce-scatter returns the sums.
+
+    The backward runs the same collectives on the gradients. With `moe_overlap` they hide behind the compute of
+    the other micro-batch in flight (DualPipe, DeepSeek-V3 report sec. 3.2.1; Megatron-Core's 1F1B all-to-all
+    overlap), at the compute share a running collective takes."""
+    zero = comm.zero
+    tokens_b = act_bytes / x.tp
+    routed = tokens_b * x.top_k * x.load
+    a2a_on = x.moe & (x.dispatcher == DISPATCH_ALLTOALL)
+    ag_on = x.moe & (x.dispatcher == DISPATCH_ALLGATHER)
+    a2a = comm(A2A, routed, "ep") if any_(a2a_on) else zero
+    etp_on = a2a_on & (x.etp > 1)
+    e_ag = comm(AG, routed, "etp") if any_(etp_on) else zero
+    e_rs = comm(RS, routed * x.etp, "etp") if any_(etp_on) else zero
+    g_ag = comm(AG, tokens_b, "eptp") if any_(ag_on) else zero
+    g_rs = comm(RS, tokens_b * x.ep * x.etp, "eptp") if any_(ag_on) else zero
+    one = where(a2a_on, 2 * a2a.total_s + e_ag.total_s + e_rs.total_s,
+                where(ag_on, g_ag.total_s + g_rs.total_s, 0.0))
+    raw = x.moe_frac * one
+    fwd = where(x.moe_overlap, overlap_cost_s(raw, x.lc_fwd, x.share), raw)
+    bwd = where(x.moe_overlap, overlap_cost_s(raw, x.lc_bwd, x.share), raw)
+    a2a_n = where(a2a_on, 2.0, 0.0)
+    e_n = where(etp_on, 1.0, 0.0)
+    g_n = where(ag_on, 1.0, 0.0)
+    return MoEComm(fwd, bwd, where(x.recompute == RECOMPUTE_FULL, fwd, 0.0), raw, one,
+                   ((a2a, a2a_n), (e_ag, e_n), (e_rs, e_n), (g_ag, g_n), (g_rs, g_n)))
 
 
 def layer_comm(x: StepInputs, p: Plan, comm: Any) -> LayerComm:
@@ -217,12 +300,16 @@ def layer_comm(x: StepInputs, p: Plan, comm: Any) -> LayerComm:
     sp_fwd = overlap_cost_s(sp_ag.total_s, x.attn_fwd, x.share)
     p2p = comm.p2p(act / x.tp) if any_(x.pp > 1) else zero
     gather_s = where((x.pp > 1) & no_sp, tp_ag.total_s, 0.0)
+    # two TP collectives per layer, after attention and after the MLP; a MoE layer's routed experts exchange their
+    # tokens through the dispatcher instead (its shared experts keep theirs: Megatron-Core SharedExpertMLP)
+    tp_n = 2 - x.moe_frac * where(x.shared, 0.0, 1.0) if any_(x.moe) else 2
     return LayerComm(
-        tp_ar=tp_ar, tp_ag=tp_ag, tp_rs=tp_rs, tp_one=tp_one, tp_fwd=2 * tp_one, tp_bwd=2 * tp_one,
-        tp_rec=where(full, 2 * tp_one, 0.0), sp_ag=sp_ag, sp_rs=sp_rs, sp_fwd=sp_fwd,
+        tp_ar=tp_ar, tp_ag=tp_ag, tp_rs=tp_rs, tp_one=tp_one, tp_fwd=tp_n * tp_one, tp_bwd=tp_n * tp_one,
+        tp_rec=where(full, tp_n * tp_one, 0.0), sp_ag=sp_ag, sp_rs=sp_rs, sp_fwd=sp_fwd,
         sp_bwd=overlap_cost_s(sp_rs.total_s, x.attn_bwd, x.share), sp_rec=where(full, sp_fwd, 0.0),
         emb_tp=where(x.token_embedding, tp_ar.total_s, 0.0), p2p=p2p, p2p_gather_s=gather_s,
         p2p_hop_s=where(x.pp > 1, p2p.total_s, 0.0) + gather_s,
+        moe=moe_comm(x, act, comm) if any_(x.moe) else None,
     )
 
 
@@ -240,6 +327,7 @@ class StageRow:
     dp: Num
     z3_ag: Priced
     z3_rs: Priced
+    ep: Num = 0.0
 
 
 def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRow | None, ...]:
@@ -249,6 +337,7 @@ def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRo
     pp_c = where(x.pp > 1, 2 * x.v * c.p2p_hop_s, 0.0)
     tp_layer = c.tp_fwd + c.tp_bwd + c.tp_rec
     sp_layer = c.sp_fwd + c.sp_bwd + c.sp_rec
+    ep_layer = c.moe.fwd + c.moe.bwd + c.moe.rec if c.moe is not None else None
     rows: list[StageRow | None] = []
     for r, params, here, fwd, bwd, rec in zip(p.runs, p.params, p.present, p.fwd_s, p.bwd_s, p.rec_s, strict=True):
         if not any_(here):
@@ -271,7 +360,11 @@ def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRo
             dp_mb = where(z3, ag.total_s + overlap_cost_s(ag_s - ag.total_s, fwd_stream, x.share) + rs.total_s
                           + overlap_cost_s(ag_s + rs_s - rs.total_s, bwd_stream, x.share), 0.0)
         total = fwd + bwd + rec + tp + sp + pp_c + dp_mb
-        rows.append(StageRow(total, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs))
+        if ep_layer is None:
+            rows.append(StageRow(total, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs))
+        else:
+            ep = n * ep_layer
+            rows.append(StageRow(total + ep, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs, ep))
     return tuple(rows)
 
 
@@ -311,7 +404,8 @@ def tails(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, ...
     n_tp = where(x.seqpar, 2, 1)
     out: list[Tail | None] = []
     slack: Num = 0.0
-    for r, row, params, opt_s in zip(p.runs, rows, p.params, p.optimizer_s, strict=True):
+    experts = p.expert_params or (None,) * len(p.runs)
+    for r, row, params, opt_s, e_params in zip(p.runs, rows, p.params, p.optimizer_s, experts, strict=True):
         if row is None:
             out.append(None)
             continue
@@ -322,6 +416,9 @@ def tails(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, ...
             rs = comm(RS, gbytes, "dpsp") if any_(reduce & (x.zero > 0)) else comm.zero
             dp_coll = _pick(x.zero == 0, ar, rs)
         t_dp = where(reduce, dp_coll.total_s, 0.0)
+        if e_params is not None:
+            # the routed experts' gradients are reduced over expert DP, in their own buckets after the dense ones
+            dp_coll, t_dp = _expert_reduce(x, comm, params, e_params, reduce, dp_coll, t_dp)
         window = where(x.dp_overlap, row.bwd + row.rec + row.tp / 3.0, 0.0)
         shares = (t_dp > 0) & x.dp_overlap & dp_shares_tp
         # LIFO: the newest (TP) collectives of the backward go first and DP uses the gaps; FIFO: each TP
@@ -341,10 +438,75 @@ def tails(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, ...
         if any_(gathers):
             gather = comm(AG, params * WEIGHT_BYTES / dp_group, "dpsp")
             gather_s = where(gathers, gather.total_s, 0.0)
+        if e_params is not None:
+            gather, gather_s = _expert_gather(x, comm, params, e_params, gathers, gather, gather_s)
+        if any_(gathers) or e_params is not None:
             gather_s = where(x.param_gather_overlap, overlap_cost_s(gather_s, row.fwd, x.share), gather_s)
         out.append(Tail(exposed + gather_s + opt_s, exposed, dp_coll, t_dp, gather, gather_s, opt_s))
         slack = slack + r.count * (row.bwd + row.rec + c.p2p_hop_s * x.v)
     return tuple(out)
+
+
+def same_group(comm: Any, a: str, b: str) -> Num:
+    """Whether groups `a` and `b` lie on the network alike (the same members and strides on every dimension)."""
+    sa, sb = comm.shapes[a], comm.shapes[b]
+    out: Num = True
+    for ma, mb, ta, tb in zip(sa.members, sb.members, sa.strides, sb.strides, strict=True):
+        out = out & (ma == mb) & ((ma <= 1) | (ta == tb))
+    return out
+
+
+def _expert_reduce(x: StepInputs, comm: Any, params: Num, e_params: Num, reduce: Num, dp_coll: Priced,
+                   t_dp: Num) -> tuple[Priced, Num]:
+    """The dense gradient reduction `dp_coll` (taking `t_dp`) followed by the routed experts' over expert DP.
+
+    Gradient buckets are not modelled: the gradients reduced over one group are one collective. Where the expert
+    DP group is the gradient group itself (EP 1, ETP = TP) the experts' gradients join the dense ones."""
+    edp = _expert_dp(x)
+    on = (edp > 1) & (x.zero < 3) & x.moe
+    if not any_(on):
+        return dp_coll, t_dp
+    same = same_group(comm, "edp", "dpsp")
+    zero0 = x.zero == 0
+    if any_(same & on):
+        both = (params + e_params) * x.reduce_bytes
+        ar = comm(AR, both, "dpsp") if any_(on & zero0 & same) else comm.zero
+        rs = comm(RS, both, "dpsp") if any_(on & ~zero0 & same) else comm.zero
+        joint = _pick(zero0, ar, rs)
+        if all_(same):
+            return _masked_sum(on, joint, False, joint), where(on, joint.total_s, 0.0)
+    ebytes = e_params * x.reduce_bytes
+    ar = comm(AR, ebytes, "edp") if any_(on & zero0) else comm.zero
+    rs = comm(RS, ebytes, "edp") if any_(on & ~zero0) else comm.zero
+    e_coll = _pick(zero0, ar, rs)
+    apart = _masked_sum(reduce, dp_coll, on, e_coll), t_dp + where(on, e_coll.total_s, 0.0)
+    if not any_(same & on):
+        return apart
+    return (_pick(same & on, joint, apart[0]), where(same & on, joint.total_s, apart[1]))
+
+
+def _expert_gather(x: StepInputs, comm: Any, params: Num, e_params: Num, gathers: Num, gather: Priced,
+                   gather_s: Num) -> tuple[Priced, Num]:
+    """ZeRO-1/2: the dense weights' gather `gather` (taking `gather_s`) and the routed experts' over expert DP
+    (one gather where the two groups are one, as `_expert_reduce`)."""
+    edp = _expert_dp(x)
+    on = (edp > 1) & ((x.zero == 1) | (x.zero == 2)) & x.moe
+    if not any_(on):
+        return gather, gather_s
+    same = same_group(comm, "edp", "dpsp") & on
+    e_gather = comm(AG, e_params * WEIGHT_BYTES / edp, "edp")
+    apart = _masked_sum(gathers, gather, on, e_gather), gather_s + where(on, e_gather.total_s, 0.0)
+    if not any_(same):
+        return apart
+    joint = comm(AG, (params + e_params) * WEIGHT_BYTES / edp, "dpsp")
+    return _pick(same, joint, apart[0]), where(same, joint.total_s, apart[1])
+
+
+def _masked_sum(ca: Num, a: Priced, cb: Num, b: Priced) -> Priced:
+    """`a` where `ca` holds plus `b` where `cb` holds, per configuration."""
+    return Priced(where(ca, a.total_s, 0.0) + where(cb, b.total_s, 0.0),
+                  tuple(where(ca, u, 0.0) + where(cb, w, 0.0) for u, w in zip(a.per_dim_s, b.per_dim_s,
+                                                                               strict=True)))
 
 
 def _pick(cond: Num, a: Priced, b: Priced) -> Priced:
@@ -409,12 +571,12 @@ def compose(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, .
     tail_i, tail_s = first_max([t.total if t is not None else None for t in tl], present)
     rs = [(k, r) for k, r in enumerate(rows) if r is not None]
     ts = [(k, t) for k, t in enumerate(tl) if t is not None]
-    cr = {f: at(rs, crit, f) for f in ("fwd", "bwd", "rec", "tp", "sp", "pp", "dp")}
+    cr = {f: at(rs, crit, f) for f in ("fwd", "bwd", "rec", "tp", "sp", "pp", "dp", "ep")}
     exposed_dp, gather_s = at(ts, tail_i, "exposed_dp"), at(ts, tail_i, "gather_s")
     breakdown = {
         "forward_s": m * cr["fwd"], "backward_s": m * cr["bwd"], "recompute_s": m * cr["rec"],
         "comm_tp_s": m * cr["tp"], "comm_sp_s": m * cr["sp"], "comm_pp_s": m * cr["pp"],
-        "comm_dp_s": m * cr["dp"] + exposed_dp + gather_s,
+        "comm_dp_s": m * cr["dp"] + exposed_dp + gather_s, "comm_ep_s": m * cr["ep"],
         "bubble_s": t_pipe - m * x_max, "optimizer_s": at(ts, tail_i, "optimizer_s"),
     }
     per_dim = _per_dim(x, p, c, rs, ts, cr, crit, tail_i, n_dims)
@@ -439,6 +601,11 @@ def _per_dim(x: StepInputs, p: Plan, c: LayerComm, rs: list[tuple[int, StageRow]
     cp_times = where(cr["sp"] > 0, m * cr["sp"] / sp_tot, 0.0)
     acc.add(c.sp_ag, c.sp_ag.total_s, cp_times)
     acc.add(c.sp_rs, c.sp_rs.total_s, cp_times)
+    if c.moe is not None:
+        # the exposed dispatch and combine split over the collectives that make it, as their raw times are
+        one = safe(c.moe.one)
+        for ct, times in c.moe.parts:
+            acc.add(ct, ct.total_s, where(cr["ep"] > 0, m * cr["ep"] * times / one, 0.0))
     hop = where(c.p2p_hop_s > 0, m * cr["pp"] / safe(c.p2p_hop_s), 0.0)
     acc.add(c.p2p, c.p2p.total_s, hop)
     acc.add(c.tp_ag, c.p2p_gather_s, hop)

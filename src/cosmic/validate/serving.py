@@ -137,13 +137,12 @@ def _model(row: Row, seq: int) -> dict[str, Any]:
     h, heads = row.i("hidden") or 0, row.i("heads") or 1
     ffn = row.i("ffn_hidden") or 4 * h
     head_dim = row.i("head_dim")
-    if head_dim is not None and head_dim * heads != h:
-        raise _Skip(f"head_dim {head_dim} x {heads} heads differs from hidden {h} (not modelled)")
     name = row.get("model").lower()
     gated = any(w in name for w in ("llama", "mistral", "mixtral")) or ffn != 4 * h
     return {"name": row.get("model")[:60], "layers": row.i("layers"), "hidden": h, "ffn_hidden": ffn,
             "heads": heads, "kv_heads": row.i("kv_heads") or heads, "vocab": row.i("vocab"),
-            "seq_len": max(seq, 2048), "gated_mlp": gated, "position": "rotary", "norm": "rmsnorm", "bias": False}
+            "seq_len": max(seq, 2048), "gated_mlp": gated, "position": "rotary", "norm": "rmsnorm", "bias": False,
+            **({"head_dim": head_dim} if head_dim is not None and head_dim * heads != h else {})}
 
 
 def _accelerator(row: Row) -> tuple[dict[str, Any], str, str]:

@@ -29,6 +29,9 @@ class ComputeModel(Protocol):
 
     def gemm_time_s(self, m: float, k: float, n: float, *, precision: str, bytes_per_element: int) -> float: ...
 
+    def grouped_gemm_time_s(self, groups: float, m: float, k: float, n: float, *, precision: str,
+                            bytes_per_element: int) -> float: ...
+
     def op_time_s(self, *, flops: float, bytes_moved: float, precision: str, n_kernels: int = 1) -> float: ...
 
     def peak_flop_per_s(self, precision: str) -> float: ...
@@ -49,6 +52,9 @@ class LayerShard:
     flash: bool
     recompute: Recompute
     attention_kernel: str = "auto"
+    ep: int = 1  # expert parallelism (MoE models only)
+    etp: int = 1  # expert tensor parallelism
+    imbalance: float = 1.0  # tokens of the busiest expert rank over the balanced share
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,17 +98,107 @@ def _tokens(shard: LayerShard) -> int:
 
 
 def weight_gemms(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tuple[float, float]:
-    """(forward seconds, forward FLOPs) of the layer's four weight GEMMs (QKV, output projection, MLP up and down)
-    on one rank: Megatron's column/row split over TP (Shoeybi et al. 2019)."""
+    """(forward seconds, forward FLOPs) of the layer's weight GEMMs (QKV, output projection, MLP up and down)
+    on one rank: Megatron's column/row split over TP (Shoeybi et al. 2019). MLA and MoE layers price their own
+    projections and experts (`_mla_gemms`, `moe_mlp`); a MoE model's layer is the mean of its dense and MoE
+    layers."""
     tp, precision = shard.tp, shard.precision
     bpe = BYTES_PER_ELEMENT[precision]
     h, f, kv = model.hidden, model.ffn, model.kv_dim
     tokens = _tokens(shard)
-    t_qkv, f_qkv = _gemm(acc, tokens, h, (h + 2 * kv) / tp, precision, bpe)
-    t_proj, f_proj = _gemm(acc, tokens, h / tp, h, precision, bpe)
+    if model.mla is None:
+        t_qkv, f_qkv = _gemm(acc, tokens, h, (model.q_dim + 2 * kv) / tp, precision, bpe)
+        t_proj, f_proj = _gemm(acc, tokens, model.attn_out_dim / tp, h, precision, bpe)
+    else:
+        t_qkv, f_qkv = _mla_gemms(model, acc, shard)
+        t_proj, f_proj = _gemm(acc, tokens, model.attn_out_dim / tp, h, precision, bpe)
     t_up, f_up = _gemm(acc, tokens, h, _up_width(model, tp), precision, bpe)
     t_down, f_down = _gemm(acc, tokens, f / tp, h, precision, bpe)
-    return t_qkv + t_proj + t_up + t_down, f_qkv + f_proj + f_up + f_down
+    if model.moe is None:
+        return t_qkv + t_proj + t_up + t_down, f_qkv + f_proj + f_up + f_down
+    frac = model.moe_fraction
+    t_moe, f_moe = moe_mlp(model, acc, shard)
+    return (t_qkv + t_proj + (1 - frac) * (t_up + t_down) + frac * t_moe,
+            f_qkv + f_proj + (1 - frac) * (f_up + f_down) + frac * f_moe)
+
+
+def _mla_gemms(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tuple[float, float]:
+    """MLA's projections before attention (DeepSeek-V2 eqs. 9-14): the down-projections of queries and of keys
+    and values (with the shared rotary key) are replicated over TP, as Megatron-Core's MLA runs them; the
+    up-projections are column-parallel."""
+    mla = model.mla
+    assert mla is not None
+    tp, precision = shard.tp, shard.precision
+    bpe = BYTES_PER_ELEMENT[precision]
+    h, heads, tokens = model.hidden, model.heads, _tokens(shard)
+    q_width = heads * model.qk_head_dim / tp
+    if mla.q_lora_rank is None:
+        t_q, f_q = _gemm(acc, tokens, h, q_width, precision, bpe)
+    else:
+        t_qa, f_qa = _gemm(acc, tokens, h, mla.q_lora_rank, precision, bpe)
+        t_qb, f_qb = _gemm(acc, tokens, mla.q_lora_rank, q_width, precision, bpe)
+        t_q, f_q = t_qa + t_qb, f_qa + f_qb
+    t_kva, f_kva = _gemm(acc, tokens, h, mla.kv_lora_rank + mla.qk_rope_head_dim, precision, bpe)
+    t_kvb, f_kvb = _gemm(acc, tokens, mla.kv_lora_rank, heads * (mla.qk_nope_head_dim + mla.v_head_dim) / tp,
+                         precision, bpe)
+    return t_q + t_kva + t_kvb, f_q + f_kva + f_kvb
+
+
+def routed_tokens(model: ModelSpec, shard: LayerShard) -> float:
+    """Token-expert assignments the busiest rank computes per MoE layer and micro-batch.
+
+    Each rank routes its 1/tp sequence-parallel share of the micro-batch's tokens to `top_k` experts; the EP x
+    ETP ranks of an expert group hold E/ep experts each, each ETP rank a 1/etp slice of every local expert, and
+    gather the tokens of their ETP peers (Megatron-Core MoE parallel folding): a rank computes etp x top_k x
+    tokens/tp assignments when routing is balanced, `imbalance` times that on the busiest rank, at most the
+    capacity factor times it when tokens beyond capacity are dropped."""
+    moe = model.moe
+    assert moe is not None
+    if moe.experts == 1:
+        load = 1.0  # one expert takes every token
+    else:
+        load = shard.imbalance if moe.capacity_factor is None else min(shard.imbalance, moe.capacity_factor)
+    return _tokens(shard) * moe.top_k * shard.etp * load / shard.tp
+
+
+def moe_mlp(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tuple[float, float]:
+    """(forward seconds, FLOPs) of one MoE layer's MLP on one rank: the router (on the rank's tokens), the local
+    experts as two grouped GEMMs at their real shapes (tokens per expert x hidden x expert width / etp), and the
+    shared experts as a TP-split dense MLP."""
+    moe = model.moe
+    assert moe is not None
+    tp, precision = shard.tp, shard.precision
+    bpe = BYTES_PER_ELEMENT[precision]
+    h, tokens = model.hidden, _tokens(shard)
+    # the router's linear on the rank's tokens (none for one expert: its gate is the constant 1)
+    t_router, f_router = _gemm(acc, tokens / tp, h, moe.experts, precision, bpe) if moe.experts > 1 else (0.0, 0.0)
+    local = moe.experts / shard.ep
+    per_expert = routed_tokens(model, shard) / local
+    width = moe.expert_ffn_hidden / shard.etp
+    up = width * (2 if model.gated_mlp else 1)
+    t_up = acc.grouped_gemm_time_s(local, per_expert, h, up, precision=precision, bytes_per_element=bpe)
+    t_down = acc.grouped_gemm_time_s(local, per_expert, width, h, precision=precision, bytes_per_element=bpe)
+    f_experts = 2.0 * local * per_expert * h * (up + width)
+    t, fl = t_router + t_up + t_down, f_router + f_experts
+    if moe.shared_experts:
+        s_width = moe.shared_experts * moe.shared_ffn
+        t_su, f_su = _gemm(acc, tokens, h, s_width * (2 if model.gated_mlp else 1) / tp, precision, bpe)
+        t_sd, f_sd = _gemm(acc, tokens, s_width / tp, h, precision, bpe)
+        t, fl = t + t_su + t_sd, fl + f_su + f_sd
+    return t, fl
+
+
+def mlp_width_per_token(model: ModelSpec, shard: LayerShard) -> float:
+    """MLP intermediate elements per local token on one rank, mean over the layers (f/tp for a dense model; a MoE
+    layer's routed assignments times the expert width, plus the shared experts)."""
+    f_local = model.ffn / shard.tp
+    moe = model.moe
+    if moe is None:
+        return f_local
+    routed = routed_tokens(model, shard) / _tokens(shard) * moe.expert_ffn_hidden / shard.etp
+    moe_w = routed + moe.shared_experts * moe.shared_ffn / shard.tp
+    frac = model.moe_fraction
+    return (1 - frac) * f_local + frac * moe_w
 
 
 def _up_width(model: ModelSpec, tp: int) -> float:
@@ -113,7 +209,7 @@ def _up_width(model: ModelSpec, tp: int) -> float:
 def attention_core(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tuple[float, float, float]:
     """(forward seconds, backward seconds, forward FLOPs) of the attention core, QK^T and AV over the full key
     length (keys are gathered over SP), fused or as its unfused kernels."""
-    h = model.hidden
+    h = model.attn_width
     attn_flops = 4.0 * shard.micro_batch * (shard.seq_len // shard.sp) * shard.seq_len * h / shard.tp
     if shard.flash:
         fwd_s, bwd_s = _fused_attention_s(model, acc, shard, attn_flops)
@@ -131,7 +227,8 @@ def _fused_attention_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard,
     abpe = BYTES_PER_ELEMENT[act_prec]
     causal_frac = 0.5 if model.causal else 1.0
     attn_rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency_for(shard.attention_kernel)
-    attn_bytes = shard.micro_batch * (2 * s_local * model.hidden / tp + 2 * seq_len * model.kv_dim / tp) * abpe
+    attn_bytes = shard.micro_batch * (s_local * (model.q_dim + model.attn_out_dim) / tp
+                                      + 2 * seq_len * model.kv_dim / tp) * abpe
     mem_rate = acc.achievable_mem_bytes_per_s
     fwd_s = max(attn_flops * causal_frac / attn_rate, attn_bytes / mem_rate)
     # backward: dQ, dK, dV and the recomputed scores: 2.5x the forward matmuls (Dao 2023, FlashAttention-2)
@@ -149,9 +246,8 @@ def _unfused_attention_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard)
     heads_local = model.heads / shard.tp
     scores = shard.micro_batch * heads_local * s_local * seq_len
     rows = shard.micro_batch * heads_local * s_local
-    head_dim = model.hidden / model.heads
-    t_qk = acc.gemm_time_s(rows, head_dim, seq_len, precision=act_prec, bytes_per_element=abpe)
-    t_av = acc.gemm_time_s(rows, seq_len, head_dim, precision=act_prec, bytes_per_element=abpe)
+    t_qk = acc.gemm_time_s(rows, model.qk_head_dim, seq_len, precision=act_prec, bytes_per_element=abpe)
+    t_av = acc.gemm_time_s(rows, seq_len, model.v_head_dim, precision=act_prec, bytes_per_element=abpe)
     softmax_dropout_s = acc.op_time_s(flops=0.0, bytes_moved=4 * scores * abpe, precision=act_prec, n_kernels=2)
     fwd_s = t_qk + t_av + softmax_dropout_s
     # backward: dV, dP, dQ, dK (two GEMMs per forward GEMM, same shapes), dropout backward (read, write) and
@@ -163,18 +259,24 @@ def _unfused_attention_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard)
 
 def elementwise_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tuple[float, float]:
     """(forward, backward) seconds of the element-wise passes: 2 norms (r+w), 2 residual adds (2r+w), the
-    activation over the MLP width, rotary embeddings, and the fp8 casts."""
+    activation over the MLP width, rotary embeddings, the fp8 casts, and in MoE layers the permutation of the
+    routed tokens to their experts and back."""
     tp, precision = shard.tp, shard.precision
     abpe = BYTES_PER_ELEMENT[_act_precision(precision)]
-    h, f, kv = model.hidden, model.ffn, model.kv_dim
+    h, kv = model.hidden, model.kv_dim
     tokens = _tokens(shard)
     act_tokens = tokens / tp if shard.sequence_parallel else tokens
-    ew_bytes = (2 * 2 + 2 * 3) * act_tokens * h * abpe + (3 if model.gated_mlp else 2) * tokens * f / tp * abpe
+    f_local = model.ffn / tp if model.moe is None else mlp_width_per_token(model, shard)
+    ew_bytes = (2 * 2 + 2 * 3) * act_tokens * h * abpe + (3 if model.gated_mlp else 2) * tokens * f_local * abpe
+    if model.moe is not None and model.moe.experts > 1:
+        # dispatch reads the rank's tokens and writes one copy per assignment; combine reads the copies and
+        # writes the weighted sum (Megatron-Core moe_utils.permute / unpermute)
+        ew_bytes += model.moe_fraction * 2 * (tokens / tp + routed_tokens(model, shard)) * h * abpe
     ew_bwd_bytes = 2 * ew_bytes
     if model.position is Position.ROTARY:
         # rotary embeddings rotate the local query and key heads (Su et al. 2021): read and write both, forward
         # and backward (the gradient is rotated back)
-        rope_bytes = 2 * tokens * (h + kv) / tp * abpe
+        rope_bytes = 2 * tokens * (model.q_dim + kv) / tp * abpe
         ew_bytes += rope_bytes
         ew_bwd_bytes += rope_bytes
     if precision == "fp8":
@@ -184,9 +286,11 @@ def elementwise_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tup
         # tensor a backward GEMM reads transposed (the four GEMM inputs, the four output gradients) is also
         # written transposed, 1 byte per element (TE docs, "Handling transposes": cast-transpose kernels).
         tn = 1 if acc.fp8_tn_only else 0
-        gemm_in_width = h + h / tp + h + f / tp  # QKV, output projection, MLP up, MLP down inputs
-        gemm_out_width = (h + 2 * kv) / tp + h + _up_width(model, tp) + h
-        ew_bytes += tokens * (3 * h / tp + tn * gemm_in_width)
+        attn_out = model.attn_out_dim / tp
+        gemm_in_width = h + attn_out + h + f_local  # QKV, output projection, MLP up, MLP down inputs
+        up_width = f_local * (2 if model.gated_mlp else 1)
+        gemm_out_width = (model.q_dim + 2 * kv) / tp + h + up_width + h
+        ew_bytes += tokens * (3 * attn_out + tn * gemm_in_width)
         ew_bwd_bytes += tokens * (3 + tn) * gemm_out_width
     return (acc.op_time_s(flops=0.0, bytes_moved=ew_bytes, precision=precision, n_kernels=5),
             acc.op_time_s(flops=0.0, bytes_moved=ew_bwd_bytes, precision=precision, n_kernels=5))
@@ -194,14 +298,23 @@ def elementwise_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tup
 
 def stored_activation_bytes(model: ModelSpec, shard: LayerShard) -> float:
     """Activation bytes one layer stores per micro-batch on one rank (Korthikanti et al. 2022, eqs. 1-5),
-    generalised to GQA and gated MLPs."""
+    generalised to GQA, own head widths, gated MLPs and MoE layers (each routed copy of a token is stored as its
+    expert's input, and the experts' intermediate activations are those of the assignments the rank computes)."""
     tp, sequence_parallel = shard.tp, shard.sequence_parallel
     h, f, kv, a = model.hidden, model.ffn, model.kv_dim, model.heads
     sbh = _tokens(shard) * h
     if shard.recompute is Recompute.FULL:
         return 2 * sbh / (tp if sequence_parallel else 1)
-    attn_coef = 2 + 2 + 4 * kv / h + 2 + 1  # QKV input, Q, K+V, projection input, dropout mask (11 for MHA)
-    mlp_coef = 2 + (f / h) * 2 * (1 + (2 if model.gated_mlp else 1)) + 1  # 19 for a 4h GELU MLP
+    # QKV input, Q, K+V, projection input, dropout mask (11 for MHA)
+    attn_coef = 2 + 2 * model.q_dim / h + 4 * kv / h + 2 * model.attn_out_dim / h + 1
+    gated = 1 + (2 if model.gated_mlp else 1)
+    if model.moe is None:
+        mlp_coef = 2 + (f / h) * 2 * gated + 1  # 19 for a 4h GELU MLP
+    else:
+        frac = model.moe_fraction
+        # the expert inputs: one copy of each token per assignment, beside the router's input
+        moe_in = 2 * routed_tokens(model, shard) * tp / _tokens(shard) + 2 if model.moe.experts > 1 else 2
+        mlp_coef = (1 - frac) * 2 + frac * moe_in + mlp_width_per_token(model, shard) * tp / h * 2 * gated + 1
     norm_coef = 4
     if sequence_parallel:
         base = (attn_coef + mlp_coef + norm_coef) * sbh / tp
@@ -282,7 +395,7 @@ def end_costs(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tuple[E
 def kv_width_per_rank(model: ModelSpec, tp: int) -> float:
     """Width of K (and of V) one rank holds: its share of the KV heads, at least one whole head (with TP above the
     KV heads each head is replicated, as vLLM and TensorRT-LLM do for GQA)."""
-    return max(model.n_kv_heads / tp, 1.0) * model.head_dim
+    return max(model.n_kv_heads / tp, 1.0) * model.head_size
 
 
 def cached_attention_s(model: ModelSpec, acc: ComputeModel, *, tp: int, q_tokens: float, kv_tokens: float,

@@ -97,12 +97,20 @@ def _ceil(x: Num) -> Num:
 
 
 def stage_memory(run: StageRun, params: Num, *, pp: Num, zero: Num, dp_group: Num, schedule: Num, m: Num, v: Num,
-                 recompute: Num, act: ActivationBytes) -> Memory:
+                 recompute: Num, act: ActivationBytes, expert_params: Num = 0.0, expert_group: Num = 1) -> Memory:
     """Peak memory of the first stage of `run` holding `params` parameters (within a run of identical stages the
-    activations in flight never grow with the stage index, so the first stage of each run is the one to check)."""
+    activations in flight never grow with the stage index, so the first stage of each run is the one to check).
+
+    A MoE model's routed experts (`expert_params` on this rank) shard their gradients and optimizer state over
+    the expert data-parallel group `expert_group` instead (Megatron-Core's distributed optimizer keeps one
+    expert-DP buffer per expert group)."""
     w = params * WEIGHT_BYTES / where(zero >= 3, dp_group, 1)
     g = params * GRAD_BYTES / where(zero >= 2, dp_group, 1)
     o = params * OPTIMIZER_BYTES / where(zero >= 1, dp_group, 1)
+    if expert_params is not None and not (type(expert_params) is float and expert_params == 0.0):
+        w = w + expert_params * WEIGHT_BYTES / where(zero >= 3, expert_group, 1)
+        g = g + expert_params * GRAD_BYTES / where(zero >= 2, expert_group, 1)
+        o = o + expert_params * OPTIMIZER_BYTES / where(zero >= 1, expert_group, 1)
     # FSDP keeps one gathered layer (plus a prefetched one) in full
     w = w + where(zero >= 3, 2 * params / vmax(1, run.layers) * WEIGHT_BYTES, 0.0)
     k = in_flight(schedule, m, v, pp, run.first)

@@ -100,6 +100,13 @@ class ParallelConfig(BaseModel):
     sp: PosInt = 1
     sequence_parallel: bool = False
     zero: Annotated[int, Field(ge=0, le=3)] = 0
+    ep: PosInt = Field(default=1, description="expert parallelism (MoE models): experts split over ep ranks, "
+                       "folded onto the TP x SP x DP ranks of a pipeline stage (Megatron-Core MoE parallel folding)")
+    etp: PosInt | None = Field(default=None, description="expert tensor parallelism: each expert split over etp "
+                               "ranks; default tp (Megatron-Core's expert_tensor_parallel_size default)")
+    moe_dispatcher: Literal["alltoall", "allgather"] = Field(
+        default="alltoall", description="token dispatch and combine: all-to-all over EP, or all-gather and "
+        "reduce-scatter over EP x ETP (Megatron --moe-token-dispatcher-type)")
     rank_order: tuple[str, ...] = Field(
         default=("tp", "sp", "dp", "pp"),
         description="parallel dimensions innermost first (Megatron: tp,sp,dp,pp; COSMIC: dp,tp,sp,pp)",
@@ -130,6 +137,16 @@ class ParallelConfig(BaseModel):
     @property
     def n_npus(self) -> int:
         return self.dp * self.tp * self.pp * self.sp
+
+    @property
+    def expert_tp(self) -> int:
+        """ETP: `etp`, else tp."""
+        return self.etp if self.etp is not None else self.tp
+
+    @property
+    def expert_dp(self) -> int:
+        """Expert data parallelism: EP x ETP x EDP = TP x SP x DP (the folding rule; exact when checked)."""
+        return self.tp * self.sp * self.dp // (self.ep * self.expert_tp)
 
 
 class TrainingConfig(BaseModel):
@@ -173,6 +190,12 @@ class TrainingConfig(BaseModel):
         "composer, torchtitan, maxtext ...): names the validated regime whose published runs give the prediction's "
         "evidence; unspecified = pool every stack's runs on this accelerator generation. Does not change the step",
     )
+    moe_imbalance: Annotated[float, Field(ge=1.0, le=1e3, allow_inf_nan=False)] = Field(
+        default=1.0, description="MoE: tokens of the busiest expert rank over the balanced share (1 = balanced "
+        "routing, as MoE benchmarks force it; see docs/moe.md for measured values); capped by a capacity factor")
+    moe_overlap: bool = Field(
+        default=False, description="MoE: token dispatch and combine overlap other compute (DeepEP/DualPipe-style "
+        "two-micro-batch overlap, Megatron --overlap-moe-expert-parallel-comm); false = on the critical path")
 
     @field_validator("recompute", mode="before")
     @classmethod
