@@ -264,6 +264,10 @@ def _print_summary(summary: Any, paths: dict[str, Path]) -> None:
     names = ", ".join(n for n, _ in summary.objectives)
     t.add_row(f"best {names}", "no feasible point" if summary.best_values is None
               else ", ".join(f"{v:.6g}" for v in summary.best_values))
+    if summary.certified:
+        t.add_row("optimum", "certified (proven optimal)")
+    elif summary.gap_pct is not None:
+        t.add_row("proven gap", f"{summary.gap_pct:.3g}% (lower bound {summary.lower_bound:.6g})")
     if summary.pareto:
         t.add_row("Pareto front", f"{len(summary.pareto)} trials")
     t.add_row("study storage", str(summary.storage))

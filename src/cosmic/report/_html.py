@@ -100,6 +100,9 @@ def render_html(s: StudySummary) -> str:
         ("wall time (this run)", f"{s.wall_s:.2f} s ({s.evals_per_s:,.0f} evaluations/s)"),
         ("stopped by", s.stopped + (" (space enumerated: best is certified)" if s.complete else "")),
         ("best objective", s.best_values if s.best_values is not None else "no feasible point"),
+        ("optimum", "certified (proven optimal)" if getattr(s, "certified", False) else
+         f"proven gap {s.gap_pct:.3g}% (lower bound {s.lower_bound:.6g})" if getattr(s, "gap_pct", None) is not None
+         else "not certified"),
         ("storage", s.storage or "(not stored)"),
     ]
     knob_rows = sorted((s.best_knobs or {}).items())
