@@ -24,7 +24,7 @@ WORKLOAD = "cosmic-s1-gpt3-175b-workload"  # 266 points, one joint workload coor
 COLLECTIVE = "cosmic-s1-gpt3-175b-collective"  # 4,096 points
 FULL = "cosmic-s1-gpt3-175b-full"
 
-FAST = ["random", "walk", "ga", "aco", "tpe", "cmaes", "nsga2", "exhaustive", "bnb"]
+FAST = ["random", "walk", "ga", "aco", "tpe", "cmaes", "nsga2", "exhaustive", "bnb", "ils", "memetic"]
 ALL = FAST + ["bo", "rl"]
 
 
@@ -58,7 +58,7 @@ def drive(agent, space, n_rounds, batch):
 
 def test_registry_names_every_agent():
     assert set(agent_names()) == {"random", "walk", "ga", "aco", "bo", "tpe", "cmaes", "nsga2", "rl", "exhaustive",
-                                  "bnb"}
+                                  "bnb", "ils", "memetic"}
     for name in AGENTS:
         assert agent_class(name).name == name
 
@@ -82,7 +82,7 @@ def test_bad_hyper_value_is_a_config_error(collective):
 
 def test_documented_defaults_are_cosmics():
     assert hyperparameter_defaults("ga") == {"population": 32, "mutation": 0.05, "crossover": 0.9, "tournament": 2,
-                                             "immigrants": 0.1}
+                                             "immigrants": 0.1, "polish": 0.0}
     assert hyperparameter_defaults("aco") == {"ants": 16, "greediness": 0.5, "evaporation": 0.25}
 
 

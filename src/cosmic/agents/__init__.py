@@ -39,6 +39,8 @@ AGENTS: dict[str, str] = {
     "rl": "cosmic.agents.rl._ppo:PPOAgent",
     "exhaustive": "cosmic.agents._exhaustive:ExhaustiveAgent",
     "bnb": "cosmic.agents._bnb:BranchAndBoundAgent",
+    "ils": "cosmic.agents._ils:IteratedLocalSearchAgent",
+    "memetic": "cosmic.agents._ga:MemeticAgent",
 }
 """Agent name -> ``module:Class`` (imported lazily)."""
 
