@@ -119,3 +119,23 @@ def test_bnb_refuses_what_it_cannot_bound():
     space = with_objectives(load_psa("cosmic-s1-gpt3-175b-collective"), ["step_time*network_cost"])
     with pytest.raises(ConfigError, match="step time only"):
         make_agent("bnb", space)
+
+
+def test_explore_json_prints_the_certificate_next_to_the_best(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    def explore(agent: str) -> dict:
+        out = subprocess.run([sys.executable, "-m", "cosmic.cli", "explore", "cosmic-s1-gpt3-175b-collective",
+                              "--agent", agent, "--budget", "5000", "--seed", "0", "--out", str(tmp_path), "--json"],
+                             capture_output=True, text=True, check=True, timeout=300).stdout
+        return json.loads(out)
+
+    bnb, ex = explore("bnb"), explore("exhaustive")
+    assert bnb["certified"] is True and bnb["gap_pct"] == 0.0
+    assert bnb["best_objective"] == pytest.approx(ex["best_objective"], rel=1e-12)
+    assert bnb["lower_bound"] == pytest.approx(bnb["best_objective"], rel=1e-12)
+    assert ex["certified"] is True and ex["gap_pct"] == 0.0
+    ga = run_study(load_psa("cosmic-s1-gpt3-175b-collective"), "ga", budget=64, seed=0, persist=False).to_dict()
+    assert ga["certified"] is False and ga["gap_pct"] is None and ga["lower_bound"] is None

@@ -222,30 +222,40 @@ class BranchAndBoundAgent(BaseAgent):
             s, step = s + step, min(2 * step, 4096)
         self._open.pop(level, None)
 
+    def _r_points(self, wpoint: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """The points of W assignment `wpoint` with the R assignments numbered `idx` (M at the fastest values)."""
+        pts = np.repeat(wpoint[None, :], len(idx), axis=0)
+        if self.r:
+            cards = tuple(int(self.cards[i]) for i in self.r)
+            pts[:, self.r] = np.stack(np.unravel_index(idx, cards), axis=1)
+        return pts
+
     def _within_w(self, wpoint: np.ndarray) -> Iterator[tuple[np.ndarray, float]]:
-        rs = self._assignments(self.r)
-        fast = np.repeat(wpoint[None, :], len(rs), axis=0)
-        fast[:, self.r] = rs
-        slow = fast.copy()
-        slow[:, self.m] = self.m_worst
-        keep = self.space.feasible_mask(fast) if self._corner_feasibility else np.ones(len(fast), dtype=bool)
-        fast, slow = fast[keep], slow[keep]
-        lb = self._bounds(fast, slow if self.m else None)
+        n_r = math.prod(int(self.cards[i]) for i in self.r)
+        lb = np.full(n_r, np.inf)  # inf: the corner breaks a static constraint, or no point of the box can run
+        for s in range(0, n_r, _CHUNK):
+            idx = np.arange(s, min(s + _CHUNK, n_r), dtype=np.int64)
+            fast = self._r_points(wpoint, idx)
+            keep = self.space.feasible_mask(fast) if self._corner_feasibility else np.ones(len(idx), dtype=bool)
+            if keep.any():
+                slow = fast[keep].copy()
+                slow[:, self.m] = self.m_worst
+                lb[idx[keep]] = self._bounds(fast[keep], slow if self.m else None)
         order = np.argsort(lb, kind="stable")
-        fast, slow, lb = fast[order], slow[order], lb[order]
+        order = order[np.isfinite(lb[order])]
+        lb = lb[order]
         if not self.m:
-            yield from self._points_in_order(fast, lb, "r")
+            yield from self._points_in_order(self._r_points(wpoint, order), lb, "r")
             return
         m_size = math.prod(int(self.cards[i]) for i in self.m)
-        lo = np.minimum(slow[:, self.m], fast[:, self.m])
-        hi = np.maximum(slow[:, self.m], fast[:, self.m])
-        for j in range(len(fast)):
+        lo, hi = np.minimum(self.m_best, self.m_worst), np.maximum(self.m_best, self.m_worst)
+        for j in range(len(order)):
             if lb[j] >= self._cut():
                 for v in lb[j:]:
                     self._prune(float(v), m_size)
                 break
-            self._open["r"] = float(lb[j + 1]) if j + 1 < len(fast) else math.inf
-            yield from self._m_boxes(fast[j], lo[j], hi[j], float(lb[j]))
+            self._open["r"] = float(lb[j + 1]) if j + 1 < len(order) else math.inf
+            yield from self._m_boxes(self._r_points(wpoint, order[j:j + 1])[0], lo, hi, float(lb[j]))
         self._open.pop("r", None)
 
     def _corners(self, point: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
