@@ -24,7 +24,7 @@ WORKLOAD = "cosmic-s1-gpt3-175b-workload"  # 266 points, one joint workload coor
 COLLECTIVE = "cosmic-s1-gpt3-175b-collective"  # 4,096 points
 FULL = "cosmic-s1-gpt3-175b-full"
 
-FAST = ["random", "walk", "ga", "aco", "tpe", "cmaes", "nsga2", "exhaustive"]
+FAST = ["random", "walk", "ga", "aco", "tpe", "cmaes", "nsga2", "exhaustive", "bnb", "ils", "memetic"]
 ALL = FAST + ["bo", "rl"]
 
 
@@ -57,7 +57,8 @@ def drive(agent, space, n_rounds, batch):
 
 
 def test_registry_names_every_agent():
-    assert set(agent_names()) == {"random", "walk", "ga", "aco", "bo", "tpe", "cmaes", "nsga2", "rl", "exhaustive"}
+    assert set(agent_names()) == {"random", "walk", "ga", "aco", "bo", "tpe", "cmaes", "nsga2", "rl", "exhaustive",
+                                  "bnb", "ils", "memetic"}
     for name in AGENTS:
         assert agent_class(name).name == name
 
@@ -81,7 +82,7 @@ def test_bad_hyper_value_is_a_config_error(collective):
 
 def test_documented_defaults_are_cosmics():
     assert hyperparameter_defaults("ga") == {"population": 32, "mutation": 0.05, "crossover": 0.9, "tournament": 2,
-                                             "immigrants": 0.1}
+                                             "immigrants": 0.1, "polish": 0.0}
     assert hyperparameter_defaults("aco") == {"ants": 16, "greediness": 0.5, "evaporation": 0.25}
 
 
@@ -151,7 +152,7 @@ def test_rebuild_from_history_then_continue(name, collective):
     again.rebuild(pts, [e.values for e in evs], [e.violation for e in evs])
     more = drive(again, collective, 2, 8)
     assert all(collective.is_feasible(p) for p in more)
-    if name == "exhaustive":  # continues the enumeration where the history stopped
+    if name in ("exhaustive", "bnb"):  # continue the enumeration where the history stopped
         assert not ({p.tobytes() for p in more} & {p.tobytes() for p in pts})
 
 

@@ -38,6 +38,9 @@ AGENTS: dict[str, str] = {
     "nsga2": "cosmic.agents._optuna:NSGA2Agent",
     "rl": "cosmic.agents.rl._ppo:PPOAgent",
     "exhaustive": "cosmic.agents._exhaustive:ExhaustiveAgent",
+    "bnb": "cosmic.agents._bnb:BranchAndBoundAgent",
+    "ils": "cosmic.agents._ils:IteratedLocalSearchAgent",
+    "memetic": "cosmic.agents._ga:MemeticAgent",
 }
 """Agent name -> ``module:Class`` (imported lazily)."""
 

@@ -55,12 +55,13 @@ class GeneticAgent(BaseAgent):
         crossover: float = 0.9,
         tournament: int = 2,
         immigrants: float = 0.1,
+        polish: float = 0.0,
     ) -> None:
         super().__init__(space, seed=seed)
         if population < 2:
             raise ConfigError(f"ga: population must be >= 2, got {population}")
-        if not 0.0 <= mutation <= 1.0 or not 0.0 <= crossover <= 1.0 or not 0.0 <= immigrants <= 1.0:
-            raise ConfigError("ga: mutation, crossover and immigrants are probabilities in [0, 1]")
+        if not all(0.0 <= q <= 1.0 for q in (mutation, crossover, immigrants, polish)):
+            raise ConfigError(f"{self.name}: mutation, crossover, immigrants and polish are probabilities in [0, 1]")
         if tournament < 1:
             raise ConfigError(f"ga: tournament must be >= 1, got {tournament}")
         self.population = int(population)
@@ -68,6 +69,8 @@ class GeneticAgent(BaseAgent):
         self.crossover = float(crossover)
         self.tournament = int(tournament)
         self.immigrants = float(immigrants)
+        self.polish = float(polish)
+        self._near: list[list[np.ndarray]] | None = None
         self.pop = np.zeros((0, self.d), dtype=np.int64)
         self.rank_keys = np.zeros((0, 2))  # (violation, loss): sort lexicographically, smaller is better
         self.seen: set[bytes] = set()
@@ -75,14 +78,19 @@ class GeneticAgent(BaseAgent):
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"population": self.population, "mutation": self.mutation, "crossover": self.crossover,
-                "tournament": self.tournament, "immigrants": self.immigrants}
+                "tournament": self.tournament, "immigrants": self.immigrants, "polish": self.polish}
 
     # ---- ask ---------------------------------------------------------------------------------------------------
 
     def ask(self, n: int = 1) -> np.ndarray:
         out = np.empty((n, self.d), dtype=np.int64)
         for i in range(n):
-            if len(self.pop) < 2 or self.n_asked < self.population or self.rng.random() < self.immigrants:
+            polished = None
+            if len(self.pop) >= 2 and self.n_asked >= self.population and self.rng.random() < self.polish:
+                polished = self._polished()
+            if polished is not None:
+                child = polished
+            elif len(self.pop) < 2 or self.n_asked < self.population or self.rng.random() < self.immigrants:
                 child = self._fresh_sample()
             else:
                 child = self._child()
@@ -90,6 +98,24 @@ class GeneticAgent(BaseAgent):
             out[i] = child
             self.n_asked += 1
         return out
+
+    def _polished(self) -> np.ndarray | None:
+        """A one-knob move of the best individual never asked (local polishing), or None when there is none."""
+        if self._near is None:
+            from cosmic.agents._ils import knob_moves
+
+            self._near = knob_moves(self.space)[0]
+        best = self.pop[0]
+        if self.rank_keys[0, 0] > 0:  # no feasible individual yet
+            return None
+        for i in self.rng.permutation(self.d):
+            vals = self._near[i][int(best[i])]
+            for v in self.rng.permutation(vals) if len(vals) else ():
+                c = best.copy()
+                c[i] = v
+                if key(c) not in self.seen and self.space.is_feasible(c):
+                    return c
+        return None
 
     def _fresh_sample(self) -> np.ndarray:
         for _ in range(_TRIES):
@@ -153,3 +179,21 @@ class GeneticAgent(BaseAgent):
     ) -> None:
         super().rebuild(points, values, violations)
         self.n_asked = len(np.asarray(points).reshape(-1, self.d))
+
+
+class MemeticAgent(GeneticAgent):
+    """`memetic`: the genetic algorithm with local polishing of its best individual (a memetic algorithm, Moscato
+    1989, "On Evolution, Search, Optimization, Genetic Algorithms and Martial Arts"; Krasnogor and Smith 2005).
+
+    Each child is, with probability ``polish``, a one-knob move of the current best individual that was never asked
+    (the PSA's knob moves, `cosmic.agents._ils.knob_moves`: one knob of a joint coordinate such as the workload
+    group at a time), else a GA child as in `ga`. Polishing walks the incumbent to a local optimum while crossover
+    and the immigrants keep the population broad. Same hyper-parameters as `ga`, plus ``polish`` (default 0.5).
+    """
+
+    name: ClassVar[str] = "memetic"
+
+    def __init__(self, space: Any, *, seed: int | None = None, population: int = 32, mutation: float = 0.05,
+                 crossover: float = 0.9, tournament: int = 2, immigrants: float = 0.1, polish: float = 0.5) -> None:
+        super().__init__(space, seed=seed, population=population, mutation=mutation, crossover=crossover,
+                         tournament=tournament, immigrants=immigrants, polish=polish)

@@ -373,6 +373,10 @@ def _print_summary(summary: Any, paths: dict[str, Path]) -> None:
     t.add_row(f"best {names}", "no feasible point" if summary.best_values is None
               else ", ".join(fmt_objective(n, v) for (n, _), v in zip(summary.objectives, summary.best_values,
                                                                      strict=False)))
+    if summary.certified:
+        t.add_row("optimum", "certified (proven optimal)")
+    elif summary.gap_pct is not None:
+        t.add_row("proven gap", f"{summary.gap_pct:.3g}% (lower bound {summary.lower_bound:.6g})")
     if summary.pareto:
         t.add_row("Pareto front", f"{len(summary.pareto)} trials")
     t.add_row("study storage", str(summary.storage))

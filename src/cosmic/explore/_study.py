@@ -68,6 +68,29 @@ class StudySummary:
     best_result: dict[str, Any] | None = None
     pareto: list[int] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+    certificate: dict[str, Any] | None = None
+    """From an agent that proves bounds (``bnb``): ``certified``, ``lower_bound``, ``gap_pct`` and its counts."""
+
+    @property
+    def certified(self) -> bool:
+        """Whether the best is proven optimal: the space was enumerated, or a certifying agent closed its gap."""
+        if self.certificate is not None:
+            return bool(self.certificate.get("certified"))
+        return self.complete and len(self.objectives) == 1
+
+    @property
+    def gap_pct(self) -> float | None:
+        """Proven gap of the best to the optimum, % of the lower bound (0 when certified; None when unknown)."""
+        if self.certificate is not None:
+            return self.certificate.get("gap_pct")
+        return 0.0 if self.certified and self.best_values is not None else None
+
+    @property
+    def lower_bound(self) -> float | None:
+        """A proven lower bound of the (first, minimised) objective over the space, when one is known."""
+        if self.certificate is not None:
+            return self.certificate.get("lower_bound")
+        return self.best_objective if self.certified else None
 
     @property
     def best_objective(self) -> float | None:
@@ -87,6 +110,9 @@ class StudySummary:
             "space": self.space_name,
             "objectives": [{"name": n, "direction": d} for n, d in self.objectives],
             "best_objective": self.best_objective,
+            "certified": self.certified,
+            "gap_pct": self.gap_pct,
+            "lower_bound": self.lower_bound,
             "best_values": list(self.best_values) if self.best_values is not None else None,
             "best_trial": self.best_index,
             "best_point": self.best_point,
@@ -102,6 +128,7 @@ class StudySummary:
             "counts": self.counts,
             "pareto_trials": self.pareto,
             "timings_s": self.timings_s,
+            "certificate": self.certificate,
         }
 
 
@@ -366,6 +393,9 @@ def run_study(
             summary.best_knobs = t.knobs
             summary.best_config = t.config(space).to_yaml_dict()
             summary.best_result = t.result_dict()
+    cert = getattr(ag, "certificate", None)
+    if callable(cert):
+        summary.certificate = jsonable(cert())
     if len(signs) > 1:
         summary.pareto = pareto_front(values, signs)
     if store is not None:

@@ -120,6 +120,9 @@ def render_html(s: StudySummary) -> str:
         ("stopped by", s.stopped + (" (space enumerated: best is certified)" if s.complete else "")),
         ("best", fmt_objectives(s.objectives, s.best_values) if s.best_values is not None
          else "no feasible point"),
+        ("optimum", "certified (proven optimal)" if getattr(s, "certified", False) else
+         f"proven gap {s.gap_pct:.3g}% (lower bound {s.lower_bound:.6g})" if getattr(s, "gap_pct", None) is not None
+         else "not certified"),
         ("storage", s.storage or "(not stored)"),
     ]
     knob_rows = sorted((s.best_knobs or {}).items())
