@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ from cosmic.sim.columns import StepColumns
 from cosmic.sim.config import check_config
 
 from .psa_testdata import TINY_BASE
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SYSTEMS = ["deepseek-v3-2048xh800", "mixtral-8x22b-256xh100"]
 MODES = ["workload", "collective", "network", "full"]
@@ -80,6 +83,11 @@ def test_published_deepseek_layout_is_in_the_workload_space() -> None:
     layouts = {(a["dp"], a["tp"], a["pp"], a["ep"]) for a in space._scalar_assign[0]}
     assert (128, 1, 16, 64) in layouts
     assert all(a["ep"] >= 1 and 256 % a["ep"] == 0 for a in space._scalar_assign[0])
+    published = cosmic.load_config(ROOT / "examples" / "moe" / "deepseek-v3-2048xh800.yaml")
+    par = published.parallel.model_copy(update={"sequence_parallel": True})  # the presets' (no effect at tp 1)
+    p = space.encode(published.model_copy(update={"parallel": par}))  # its etp follows tp (1): the space's etp 1
+    got = space.decode(p)
+    assert got.parallel.expert_tp == 1 and cosmic.simulate(got).step_time_s == cosmic.simulate(published).step_time_s
 
 
 @pytest.mark.parametrize("system", SYSTEMS)

@@ -348,6 +348,8 @@ def values(space: Space, point: Any, *, for_build: bool = False) -> dict[str, An
 def encode(space: Space, config: SystemConfig) -> np.ndarray:
     """The point whose decoding is `config` (raises ConfigError when `config` is not in the space)."""
     v = base_values(config)
+    if "etp" in space.knob_defs and v["etp"] == 0:  # an expert TP that follows tp is that degree
+        v["etp"] = v["tp"]
     pt = np.empty(len(space._coords), dtype=np.int64)
     for ci, c in enumerate(space._coords):
         asg0 = c.assign[0]
