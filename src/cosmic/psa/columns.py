@@ -20,7 +20,6 @@ from cosmic.psa.rules import DEFAULT_ALGORITHM, TOPOLOGY_CODES, Codec
 from cosmic.sim.columns import (
     ALGORITHMS,
     COLLECTIVES,
-    DISPATCHERS,
     FIDELITIES,
     SCHEDULINGS,
     TOPOLOGIES,
@@ -205,19 +204,21 @@ def decode_columns(space: Space, points: Any) -> tuple[StepColumns, np.ndarray]:
         network=_network(space, cols, n),
         collective=_collective(space, cols, n),
         rebuild=lambda i: space.decode(p[i]),
-        **_expert_columns(b.parallel, n),
+        **_expert_columns(space, cols, n),
     )
     return columns, ok
 
 
-def _expert_columns(par: Any, n: int) -> dict[str, Any]:
-    """The base configuration's expert parallelism (no PSA knob sets it yet) as `StepColumns` fields; none for the
-    defaults (EP 1, ETP = TP, all-to-all)."""
+def _expert_columns(space: Space, cols: dict[str, np.ndarray], n: int) -> dict[str, Any]:
+    """The expert parallelism as `StepColumns` fields (none for the defaults EP 1, ETP = TP, all-to-all, as
+    `StepColumns.from_configs` leaves them); searched knobs come from their columns, the others from the base."""
+    par, ch = space.base.parallel, space._changed
     out: dict[str, Any] = {}
-    if par.ep != 1:
-        out["ep"] = np.full(n, par.ep, dtype=np.int64)
-    if par.etp is not None:
-        out["etp"] = np.full(n, par.etp, dtype=np.int64)
-    if par.moe_dispatcher != "alltoall":
-        out["dispatcher"] = np.full(n, DISPATCHERS.index(par.moe_dispatcher), dtype=np.int8)
+    if "ep" in ch or par.ep != 1:
+        out["ep"] = np.array(np.broadcast_to(cols["ep"], (n,)), dtype=np.int64)
+    if "etp" in ch or par.etp is not None:
+        etp = np.broadcast_to(cols["etp"], (n,))
+        out["etp"] = np.array(np.where(etp == 0, cols["tp"], etp), dtype=np.int64)  # 0: follows tp
+    if "moe_dispatcher" in ch or par.moe_dispatcher != "alltoall":
+        out["dispatcher"] = np.array(np.broadcast_to(cols["moe_dispatcher"], (n,)), dtype=np.int8)
     return out

@@ -52,7 +52,8 @@ def updated(cfg: SystemConfig, update: dict[str, Any]) -> SystemConfig:
 def prepare_builders(space: Space) -> None:
     ch = space._changed
     b = space.base
-    space._par_keys = ("dp", "tp", "pp", "sp", "zero", "sequence_parallel", "rank_order")
+    space._par_keys = ("dp", "tp", "pp", "sp", "zero", "sequence_parallel", "rank_order", "ep", "etp",
+                       "moe_dispatcher")
     space._do_par = bool(ch & PARALLEL_KNOBS)
     space._do_train = bool(ch & TRAINING_KNOBS)
     space._do_coll = bool(ch & COLLECTIVE_KNOBS)
@@ -63,7 +64,7 @@ def prepare_builders(space: Space) -> None:
     explicit = set(space.knob_defs) | {d.target for d in space.derived if d.rule != "unit_view"}
     space._link_key = "link_gbps" if "link_gbps" in explicit else ("link_gibps" if "link_gibps" in explicit
                                                                  else None)
-    space._train_keys = tuple(k for k in ("micro_batch", "schedule", "recompute") if k in ch)
+    space._train_keys = tuple(k for k in ("micro_batch", "schedule", "recompute", "moe_overlap") if k in ch)
     space._par_get = tuple_getter(space._par_keys)
     space._train_get = tuple_getter(space._train_keys)
     space._acc_keys = tuple(k for k in ("peak_tflops", "mem_gb", "mem_bw_gbps") if k in ch)
@@ -112,7 +113,7 @@ def build(space: Space, v: dict[str, Any]) -> SystemConfig:
 
 def parallel_of(space: Space, v: dict[str, Any]) -> Any:
     return cached(space, ("par", space._par_get(v)), lambda: space.base.parallel.model_copy(
-        update={k: v[k] for k in space._par_keys}))
+        update={k: (v[k] or None) if k == "etp" else v[k] for k in space._par_keys}))  # etp 0: follows tp
 
 
 def training_of(space: Space, v: dict[str, Any]) -> Any:

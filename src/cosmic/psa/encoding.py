@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cosmic.errors import ConfigError
+from cosmic.collective.communicator import expert_layout_shapes, layout_shapes
+from cosmic.errors import ConfigError, CosmicError
 from cosmic.psa import decode
 from cosmic.psa._common import (
     DEGREES,
@@ -32,6 +33,7 @@ from cosmic.sim.config import (
     Schedule,
     SystemConfig,
 )
+from cosmic.workload.parallel import layout_order
 
 if TYPE_CHECKING:
     from cosmic.psa.space import Space
@@ -108,6 +110,11 @@ def build_coords(space: Space) -> None:
 
 
 def structural_checks(space: Space) -> list[tuple[str, Callable[[dict[str, Any]], bool]]]:
+    """The checks of `sim.config.check_config` that the joint workload coordinate satisfies by construction."""
+    return [*_dense_checks(space), *_moe_checks(space)]
+
+
+def _dense_checks(space: Space) -> list[tuple[str, Callable[[dict[str, Any]], bool]]]:
     m, tr = space.base.model, space.base.training
     heads, kv, ffn, seq, layers, gb = m.heads, m.n_kv_heads, m.ffn, space.base.seq_len, m.layers, tr.global_batch
     nn, vs = space.n_npus, tr.virtual_stages
@@ -132,6 +139,47 @@ def structural_checks(space: Space) -> list[tuple[str, Callable[[dict[str, Any]]
         ("interleaved: micro-batches a multiple of pp", interleaved_mbs),
         ("virtual_stages > 1 needs interleaved",
          lambda v: vs == 1 or v["schedule"] is Schedule.INTERLEAVED),
+    ]
+
+
+def expert_tp(v: dict[str, Any]) -> int:
+    """The resolved expert TP degree of values `v` (0 = follows tp, as ParallelConfig.expert_tp)."""
+    return int(v["etp"] or v["tp"])
+
+
+def _moe_checks(space: Space) -> list[tuple[str, Callable[[dict[str, Any]], bool]]]:
+    """`sim.config._check_moe` as structural checks (Megatron-Core MoE parallel folding): a MoE space samples only
+    expert layouts the simulator accepts. Dense models get none (their ep must stay 1)."""
+    moe = space.base.model.moe
+    if moe is None:
+        return [("ep == 1 without MoE", lambda v: v["ep"] == 1)]
+    experts, width = moe.experts, moe.expert_ffn_hidden
+    searched_npus = "npus" in space.knob_defs
+    dims = tuple(d.npus for d in space.base.network.dims)
+
+    def fits(v: dict[str, Any]) -> bool:
+        if searched_npus:  # the dimension sizes are another coordinate; the simulator still checks the fit
+            return True
+        try:
+            order = layout_order(v["tp"], v["sp"], v["dp"], v["pp"], v["rank_order"])
+            layout_shapes((v["tp"], v["sp"], v["dp"], v["pp"]), order, dims)
+            expert_layout_shapes((v["tp"], v["sp"], v["dp"], v["pp"]), (v["ep"], expert_tp(v)), dims)
+        except CosmicError:
+            return False
+        return True
+
+    def pp_outermost(v: dict[str, Any]) -> bool:
+        order = layout_order(v["tp"], v["sp"], v["dp"], v["pp"], v["rank_order"])
+        return v["pp"] == 1 or order.index("pp") == sum(1 for d in (v["tp"], v["sp"], v["dp"]) if d > 1)
+
+    return [
+        ("ep divides experts", lambda v: experts % v["ep"] == 0),
+        ("etp divides expert_ffn_hidden", lambda v: width % expert_tp(v) == 0),
+        ("one expert: etp == tp", lambda v: experts > 1 or expert_tp(v) == v["tp"]),
+        ("ep*etp divides tp*sp*dp", lambda v: (v["tp"] * v["sp"] * v["dp"]) % (v["ep"] * expert_tp(v)) == 0),
+        ("MoE with tp > 1 needs sequence_parallel", lambda v: v["tp"] == 1 or bool(v["sequence_parallel"])),
+        ("MoE: pp outermost in rank_order", pp_outermost),
+        ("expert groups fit the network dimensions", fits),
     ]
 
 
@@ -300,6 +348,8 @@ def values(space: Space, point: Any, *, for_build: bool = False) -> dict[str, An
 def encode(space: Space, config: SystemConfig) -> np.ndarray:
     """The point whose decoding is `config` (raises ConfigError when `config` is not in the space)."""
     v = base_values(config)
+    if "etp" in space.knob_defs and v["etp"] == 0:  # an expert TP that follows tp is that degree
+        v["etp"] = v["tp"]
     pt = np.empty(len(space._coords), dtype=np.int64)
     for ci, c in enumerate(space._coords):
         asg0 = c.assign[0]

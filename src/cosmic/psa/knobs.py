@@ -15,6 +15,7 @@ from typing import Any
 from cosmic.collective.algorithms import Algorithm, Collective
 from cosmic.collective.model import MultiDim
 from cosmic.network.topology import Topology
+from cosmic.sim.columns import DISPATCHERS
 from cosmic.sim.config import (
     Recompute,
     Schedule,
@@ -82,6 +83,19 @@ def _enum(cls: Any) -> Callable[[Any], Any]:
     return parse
 
 
+def _non_neg_int(v: Any) -> int:
+    i = _int(v)
+    if i < 0:
+        raise ValueError(f"expected a non-negative integer, got {v!r}")
+    return i
+
+
+def _dispatcher(v: Any) -> str:
+    if v in DISPATCHERS:
+        return str(v)
+    raise ValueError(f"{v!r} is not one of {', '.join(DISPATCHERS)}")
+
+
 def _rank_order(v: Any) -> tuple[str, ...]:
     if isinstance(v, str):
         v = [x.strip() for x in v.split(",")]
@@ -123,6 +137,12 @@ _DEFS = [
     KnobDef("recompute", "workload", False, _enum(Recompute), "recompute", "activation recomputation"),
     KnobDef("sequence_parallel", "workload", False, _bool, "bool", "Megatron sequence parallelism in TP"),
     KnobDef("rank_order", "workload", False, _rank_order, "rank_order", "parallel dims, innermost first"),
+    KnobDef("ep", "workload", False, _pos_int, "expert_degree", "expert-parallel degree (MoE)"),
+    KnobDef("etp", "workload", False, _non_neg_int, "expert_degree",
+            "expert tensor-parallel degree (MoE); 0 in a base means 'follows tp'"),
+    KnobDef("moe_dispatcher", "workload", False, _dispatcher, "moe_dispatcher",
+            "MoE token dispatcher: alltoall or allgather"),
+    KnobDef("moe_overlap", "workload", False, _bool, "bool", "overlap MoE dispatch/combine with compute"),
     KnobDef("all_reduce", "collective", True, _enum(Algorithm), "algorithm", "all-reduce algorithm"),
     KnobDef("all_gather", "collective", True, _enum(Algorithm), "algorithm", "all-gather algorithm"),
     KnobDef("reduce_scatter", "collective", True, _enum(Algorithm), "algorithm", "reduce-scatter algorithm"),
@@ -151,8 +171,9 @@ _DEFS = [
 
 KNOBS: dict[str, KnobDef] = {k.name: k for k in _DEFS}
 ALGORITHM_KNOBS: tuple[str, ...] = tuple(c.value for c in Collective)
-PARALLEL_KNOBS = frozenset({"dp", "tp", "pp", "sp", "zero", "weight_sharded", "sequence_parallel", "rank_order"})
-TRAINING_KNOBS = frozenset({"micro_batch", "schedule", "recompute"})
+PARALLEL_KNOBS = frozenset({"dp", "tp", "pp", "sp", "zero", "weight_sharded", "sequence_parallel", "rank_order",
+                            "ep", "etp", "moe_dispatcher"})
+TRAINING_KNOBS = frozenset({"micro_batch", "schedule", "recompute", "moe_overlap"})
 COLLECTIVE_KNOBS = frozenset({*ALGORITHM_KNOBS, "chunks", "scheduling", "multidim", "active_chunks"})
 NETWORK_KNOBS = frozenset(
     {"topology", "npus", "link_gibps", "link_gbps", "npu_bandwidth_gibps", "npu_bandwidth_gbps", "latency_ns"}
@@ -174,6 +195,10 @@ def base_values(cfg: SystemConfig) -> dict[str, Any]:
         "weight_sharded": 1 if par.zero == 3 else 0,
         "sequence_parallel": par.sequence_parallel,
         "rank_order": tuple(par.rank_order),
+        "ep": par.ep,
+        "etp": 0 if par.etp is None else par.etp,  # 0: the expert TP follows tp (ParallelConfig.expert_tp)
+        "moe_dispatcher": par.moe_dispatcher,
+        "moe_overlap": tr.moe_overlap,
         "micro_batch": tr.micro_batch,
         "schedule": tr.schedule,
         "recompute": tr.recompute,
@@ -210,6 +235,8 @@ def constants(cfg: SystemConfig) -> dict[str, Any]:
         "ffn_hidden": m.ffn,
         "seq_len": cfg.seq_len,
         "global_batch": cfg.training.global_batch,
+        "experts": m.moe.experts if m.moe is not None else 1,
+        "expert_ffn_hidden": m.moe.expert_ffn_hidden if m.moe is not None else m.ffn,
     }
     for t in Topology:
         c[t.value] = t.value

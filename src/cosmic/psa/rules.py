@@ -19,6 +19,7 @@ from cosmic.collective.algorithms import Algorithm
 from cosmic.collective.model import MultiDim
 from cosmic.network.topology import Topology, links_per_npu
 from cosmic.psa.knobs import KNOBS
+from cosmic.sim.columns import DISPATCHERS
 from cosmic.sim.config import Recompute, Schedule, Scheduling, default_algorithm
 
 TOPOLOGY_CODES: tuple[Topology, ...] = tuple(Topology)
@@ -34,6 +35,7 @@ _ENUMS: dict[str, tuple[Any, ...]] = {
     "multidim": tuple(MultiDim),
     "schedule": tuple(Schedule),
     "recompute": tuple(Recompute),
+    "moe_dispatcher": DISPATCHERS,
 }
 _FLOATS = {"link_gibps", "link_gbps", "npu_bandwidth_gibps", "npu_bandwidth_gbps", "latency_ns", "peak_tflops",
            "mem_gb", "mem_bw_gbps"}
@@ -133,7 +135,7 @@ def make_codecs(rank_orders: Sequence[tuple[str, ...]]) -> dict[str, Codec]:
             out[name] = Codec(name, d.per_dim, np.int8, _ENUMS[name])
         elif name == "rank_order":
             out[name] = Codec(name, False, np.int64, tuple(dict.fromkeys(rank_orders)))
-        elif name == "sequence_parallel":
+        elif name in ("sequence_parallel", "moe_overlap"):
             out[name] = Codec(name, False, bool)
         else:
             out[name] = Codec(name, d.per_dim, np.float64 if name in _FLOATS else np.int64)
