@@ -16,7 +16,8 @@ from cosmic.psa import Space, load_psa
 from cosmic.sim.batch import simulate_columns
 
 PRESETS = ["cosmic-s1-gpt3-175b-full", "cosmic-s2-vit-base-full", "cosmic-s3-gpt3-13b-full",
-           "cosmic-s1-vit-large-network", "cosmic-s2-gpt3-13b-collective"]
+           "cosmic-s1-vit-large-network", "cosmic-s2-gpt3-13b-collective",
+           "deepseek-v3-2048xh800-full", "mixtral-8x22b-256xh100-full"]  # MoE: expert all-to-all on the network
 REL = 1e-12
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
