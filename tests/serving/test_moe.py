@@ -7,6 +7,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -96,3 +97,17 @@ def test_ep_and_mla_errors_are_one_line(model: str, ep: int, message: str) -> No
     with pytest.raises(ConfigError, match=message) as exc:
         serving_config_from_dict(_config(model, ep=ep))
     assert "\n" not in str(exc.value)
+
+
+def test_the_mixtral_preset_searches_ep_only_where_it_divides_tp() -> None:
+    from cosmic.psa import load_psa
+
+    space = load_psa("serve-mixtral-8x7b-8xh100")
+    assert "ep" in space.dim_names
+    seen = set()
+    for p in space.sample(np.random.default_rng(0), 200):
+        cfg = space.decode(p)
+        for lay in cfg.serving.layouts.values():
+            assert lay.tp % lay.ep == 0
+            seen.add((lay.tp, lay.ep))
+    assert {(8, 8), (2, 2), (8, 1)} <= seen

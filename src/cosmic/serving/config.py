@@ -53,7 +53,7 @@ class ServingConfig(BaseModel):
             check_layout(self.model, lay, tuple(d.npus for d in self.network.dims), where)
         n = self.network.n_npus
         if self.serving.n_devices != n:
-            parts = " + ".join(f"{k} {lay.count}x(tp {lay.tp} x pp {lay.pp})"
+            parts = " + ".join(f"{k} {lay.count}x(tp {lay.tp} x pp {lay.pp}{f', ep {lay.ep}' if lay.ep > 1 else ''})"
                                for k, lay in self.serving.layouts.items())
             raise KeyedValueError("serving", f"{parts} = {self.serving.n_devices} devices but the network has {n}; "
                                   "they must be equal")
