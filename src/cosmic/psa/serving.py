@@ -31,6 +31,7 @@ from cosmic.workload.serving import Layout
 KNOBS: dict[str, tuple[type, str]] = {
     "tp": (int, "tensor-parallel degree of a replica (both pools)"),
     "pp": (int, "pipeline stages of a replica (both pools)"),
+    "ep": (int, "expert-parallel degree of a MoE replica, folded onto its TP group (divides tp)"),
     "disaggregation": (bool, "prefill and decode on separate pools"),
     "prefill_share": (float, "share of the devices in the prefill pool (when disaggregated)"),
     "precision": (str, "weights and GEMM precision (bf16, fp16, fp8)"),
@@ -41,7 +42,7 @@ KNOBS: dict[str, tuple[type, str]] = {
     "chunked_prefill": (bool, "Sarathi-Serve chunked prefill"),
     "priority": (str, "prefill or decode first"),
 }
-LAYOUT_KNOBS = ("tp", "pp", "disaggregation", "prefill_share")
+LAYOUT_KNOBS = ("tp", "pp", "ep", "disaggregation", "prefill_share")
 _TOP = {"kind", "name", "description", "base", "knobs", "objectives", "memory_fit"}
 
 
@@ -98,17 +99,19 @@ class ServingSpace:
         s = self.base.serving
         lay = s.disaggregation.prefill if s.disaggregation is not None else s.replicas
         assert lay is not None
-        base = {"tp": lay.tp, "pp": lay.pp, "disaggregation": s.disaggregation is not None, "prefill_share": 0.5}
+        base = {"tp": lay.tp, "pp": lay.pp, "ep": lay.ep, "disaggregation": s.disaggregation is not None,
+                "prefill_share": 0.5}
         return base[name]
 
     def _pools(self, v: dict[str, Any]) -> dict[str, Any]:
-        tp, pp = self._setting("tp", v), self._setting("pp", v)
+        tp, pp, ep = self._setting("tp", v), self._setting("pp", v), self._setting("ep", v)
         n = self.n_npus
         if not self._setting("disaggregation", v):
-            return {"replicas": {"tp": tp, "pp": pp, "count": max(1, n // (tp * pp))}, "disaggregation": None}
+            return {"replicas": {"tp": tp, "pp": pp, "ep": ep, "count": max(1, n // (tp * pp))},
+                    "disaggregation": None}
         pre = round(n * self._setting("prefill_share", v))
-        pools = {"prefill": {"tp": tp, "pp": pp, "count": max(1, pre // (tp * pp))},
-                 "decode": {"tp": tp, "pp": pp, "count": max(1, (n - pre) // (tp * pp))}}
+        pools = {"prefill": {"tp": tp, "pp": pp, "ep": ep, "count": max(1, pre // (tp * pp))},
+                 "decode": {"tp": tp, "pp": pp, "ep": ep, "count": max(1, (n - pre) // (tp * pp))}}
         return {"replicas": None, "disaggregation": {**pools, "kv_transfer": "priced"}}
 
     def _config_dict(self, v: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +141,7 @@ class ServingSpace:
 
     def encode(self, config: Any) -> np.ndarray:
         """The point nearest to `config` on every knob (the base configuration's point for ``encode(base)``)."""
-        cur = {"tp": self._setting("tp", {}), "pp": self._setting("pp", {}),
+        cur = {"tp": self._setting("tp", {}), "pp": self._setting("pp", {}), "ep": self._setting("ep", {}),
                "disaggregation": self._setting("disaggregation", {}), "prefill_share": 0.5,
                "precision": config.serving.precision, "kv_precision": config.serving.kv_cache.precision,
                **config.serving.scheduler.model_dump()}

@@ -53,7 +53,7 @@ class ServingConfig(BaseModel):
             check_layout(self.model, lay, tuple(d.npus for d in self.network.dims), where)
         n = self.network.n_npus
         if self.serving.n_devices != n:
-            parts = " + ".join(f"{k} {lay.count}x(tp {lay.tp} x pp {lay.pp})"
+            parts = " + ".join(f"{k} {lay.count}x(tp {lay.tp} x pp {lay.pp}{f', ep {lay.ep}' if lay.ep > 1 else ''})"
                                for k, lay in self.serving.layouts.items())
             raise KeyedValueError("serving", f"{parts} = {self.serving.n_devices} devices but the network has {n}; "
                                   "they must be equal")
@@ -80,9 +80,19 @@ def check_layout(model: ModelSpec, lay: Layout, dim_sizes: tuple[int, ...], key:
         raise KeyedValueError(f"{key}.tp", f"tp={lay.tp} must divide the model's ffn_hidden {model.ffn}")
     if lay.pp > model.layers:
         raise KeyedValueError(f"{key}.pp", f"pp={lay.pp} exceeds the model's {model.layers} layers")
-    if lay.ep != 1:
+    if model.mla is not None:
+        raise KeyedValueError(key, f"{model.name} uses Multi-head Latent Attention, whose compressed KV cache serving "
+                              "does not price yet (serve standard or GQA attention models)")
+    if lay.ep != 1 and model.moe is None:
         raise KeyedValueError(f"{key}.ep", f"ep={lay.ep} needs a mixture-of-experts model; {model.name} is dense "
                               "(ep: 1)")
+    if lay.tp % lay.ep or (model.moe is not None and model.moe.experts % lay.ep):
+        experts = model.moe.experts if model.moe is not None else 1
+        raise KeyedValueError(f"{key}.ep", f"ep={lay.ep} must divide tp={lay.tp} (EP is folded onto the TP group) "
+                              f"and the model's {experts} experts")
+    if model.moe is not None and model.moe.expert_ffn_hidden % (lay.tp // lay.ep):
+        raise KeyedValueError(f"{key}.ep", f"tp/ep={lay.tp // lay.ep} must divide the expert width "
+                              f"{model.moe.expert_ffn_hidden}")
     n = 1
     for d in dim_sizes:
         n *= d

@@ -20,13 +20,19 @@ from cosmic.collective.algorithms import Collective
 from cosmic.collective.communicator import Communicator
 from cosmic.units import BYTES_PER_ELEMENT
 from cosmic.workload.layers import (
+    LayerShard,
     cached_attention_s,
     decode_attention_coefficients,
     decode_attention_time,
     dense_layer_s,
+    elementwise_s,
     logits_s,
+    moe_mlp,
+    routed_tokens,
+    weight_gemms,
 )
 from cosmic.workload.model import ModelSpec
+from cosmic.workload.schemas import Recompute
 from cosmic.workload.serving import Layout, ServingMemory, ServingSpec, serving_memory
 
 
@@ -42,7 +48,7 @@ class ReplicaCost:
 
     def __init__(self, model: ModelSpec, acc: Any, layout: Layout, spec: ServingSpec, comm: Communicator) -> None:
         self.model, self.acc, self.layout, self.spec, self.comm = model, acc, layout, spec, comm
-        self.tp, self.pp = layout.tp, layout.pp
+        self.tp, self.pp, self.ep = layout.tp, layout.pp, layout.ep
         self.precision = spec.precision
         self.kv_bpe = float(BYTES_PER_ELEMENT[spec.kv_precision])
         self.abpe = BYTES_PER_ELEMENT["bf16" if spec.precision == "fp8" else spec.precision]
@@ -67,13 +73,19 @@ class ReplicaCost:
         """A lane's iteration time without the attention core: `tokens` batched tokens, `seqs` of them sampled."""
         t = self._layers.get(tokens)
         if t is None:
-            layer = dense_layer_s(self.model, self.acc, self.tp, tokens, self.precision) + 2 * self.tp_allreduce_s(
-                tokens)
+            layer = self.layer_s(tokens) + 2 * self.tp_allreduce_s(tokens)
             t = self._layers[tokens] = self.stage_layers * layer * self.pp + (self.pp - 1) * self.pp_send_s(tokens)
         h = self._logits.get(seqs)
         if h is None:
             h = self._logits[seqs] = logits_s(self.model, self.acc, self.tp, max(seqs, 1), self.precision)
         return t + h
+
+    def layer_s(self, tokens: int) -> float:
+        """One layer's weight GEMMs and element-wise passes at `tokens` batched tokens on one device (a MoE model's
+        layer with its experts priced by `serving_moe_layer_s`)."""
+        if self.model.moe is None:
+            return dense_layer_s(self.model, self.acc, self.tp, tokens, self.precision)
+        return serving_moe_layer_s(self.model, self.acc, self.tp, self.ep, tokens, self.precision)
 
     def decode_attention_s(self, seqs: Any, context_tokens: Any) -> Any:
         """The attention core of every layer for `seqs` decodes over `context_tokens` cached tokens in all
@@ -110,3 +122,53 @@ class ReplicaCost:
     @property
     def lane_blocks(self) -> int:
         return self.memory.kv_blocks // self.pp
+
+
+def touched_experts(experts: int, top_k: int, tokens: float) -> float:
+    """Expected number of the `experts` that receive at least one of `tokens` tokens, each routed to `top_k`
+    distinct experts uniformly: ``E x (1 - (1 - k/E)^T)`` (a given expert is missed by one token with probability
+    1 - k/E). Few decode tokens leave experts idle whose weights are then never read."""
+    return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
+
+
+def serving_moe_layer_s(model: ModelSpec, acc: Any, tp: int, ep: int, tokens: int, precision: str) -> float:
+    """Seconds of one layer of a MoE model for `tokens` batched tokens on one device of a replica whose TP group
+    of `tp` devices holds the experts as ``ep`` expert-parallel x ``tp/ep`` expert-tensor-parallel ranks (vLLM's
+    FusedMoE and TensorRT-LLM's ``moe_tp_size x moe_ep_size = tp_size``).
+
+    The training path's own functions price it (`workload.layers.weight_gemms`, `elementwise_s`, `moe_mlp` and
+    `routed_tokens` on a `LayerShard` with ``ep`` and ``etp = tp/ep``), except that a MoE layer's routed experts
+    run as two grouped GEMMs (`ComputeModel.grouped_gemm_time_s`) over the experts the batch *touches*
+    (`touched_experts` of the rank's ``E/ep``), each at its share of the rank's ``T x top_k / ep`` token-expert
+    assignments: the grouped kernel's roofline makes a decode step read exactly those experts' weights at memory
+    speed. Attention's TP all-reduce leaves every device with every token, so dispatch moves no data; the
+    combine is the layer's second all-reduce over the TP group, as for a dense MLP (`ReplicaCost.dense_s`)."""
+    moe = model.moe
+    assert moe is not None
+    shard = LayerShard(tp=tp, sp=1, micro_batch=1, seq_len=tokens, precision=precision, sequence_parallel=False,
+                       flash=True, recompute=Recompute.NONE, ep=ep, etp=tp // ep)
+    frac = model.moe_fraction
+    base = weight_gemms(model, acc, shard)[0] + elementwise_s(model, acc, shard)[0]
+    return base - frac * moe_mlp(model, acc, shard)[0] + frac * _serving_moe_mlp_s(model, acc, shard, tokens)
+
+
+def _serving_moe_mlp_s(model: ModelSpec, acc: Any, shard: LayerShard, tokens: int) -> float:
+    """`moe_mlp` with the routed experts over the experts the batch touches (see `serving_moe_layer_s`)."""
+    moe = model.moe
+    assert moe is not None
+    precision, bpe, h = shard.precision, BYTES_PER_ELEMENT[shard.precision], model.hidden
+    t = 0.0
+    if moe.experts > 1:  # the router's linear over the batch (replicated on every device)
+        t += acc.gemm_time_s(tokens, h, moe.experts, precision=precision, bytes_per_element=bpe)
+    groups = touched_experts(moe.experts, moe.top_k, tokens) / shard.ep  # of the rank's E/ep experts
+    per_expert = routed_tokens(model, shard) / groups
+    width = moe.expert_ffn_hidden / shard.etp
+    up = width * (2 if model.gated_mlp else 1)
+    t += acc.grouped_gemm_time_s(groups, per_expert, h, up, precision=precision, bytes_per_element=bpe)
+    t += acc.grouped_gemm_time_s(groups, per_expert, width, h, precision=precision, bytes_per_element=bpe)
+    if moe.shared_experts:
+        s_width = moe.shared_experts * moe.shared_ffn
+        gate = 2 if model.gated_mlp else 1
+        t += acc.gemm_time_s(tokens, h, s_width * gate / shard.tp, precision=precision, bytes_per_element=bpe)
+        t += acc.gemm_time_s(tokens, s_width / shard.tp, h, precision=precision, bytes_per_element=bpe)
+    return t

@@ -5,7 +5,8 @@ Every rule reads a cell's content (model shape, accelerator, framework, precisio
 notes); none reads a row id or a study name.
 
 * **Model.** The shape columns; a gated (SwiGLU) MLP for Llama- and Mistral-family names, otherwise when the MLP
-  is not 4 x hidden. Mixture-of-experts rows (a `moe` cell) wait for MoE in the model spec.
+  is not 4 x hidden. Mixture-of-experts rows read their `moe` cell (``experts=8;top_k=2;expert_ffn=14336``) and
+  the `ep` column (EP folded onto the TP group; 1 when not stated).
 * **Hardware.** The accelerator named in `accel` (`accel_mem_gb` overrides the catalog's memory), one replica's
   TP x PP devices on its scale-up fabric (NVLink of the generation, PCIe for the L40S, Infinity Fabric for MI300X).
 * **Replicas.** Requests are dealt round-robin, so the replicas of a row are independent and identical: one is
@@ -89,8 +90,6 @@ class _Skip(Exception):
 
 def row_config(row: Row) -> tuple[dict[str, Any], int, str]:
     """(serving config mapping of one replica, replicas of the row, a note) or _Skip with the reason."""
-    if row.get("moe"):
-        raise _Skip("mixture-of-experts model: pending MoE in the model spec")
     inp, out = row.i("input_len"), row.i("output_len")
     if not inp or not out:
         raise _Skip("input or output length not stated")
@@ -107,7 +106,7 @@ def row_config(row: Row) -> tuple[dict[str, Any], int, str]:
                                 "seed": 0}
     serving: dict[str, Any] = {
         "precision": _precision(row.get("precision_compute") or row.get("precision_weights")),
-        "replicas": {"tp": tp, "pp": pp, "count": 1},
+        "replicas": {"tp": tp, "pp": pp, "ep": row.i("ep") or 1, "count": 1},
         "kv_cache": {"precision": _precision(row.get("precision_kv")) if row.get("precision_kv") else "auto"},
         "scheduler": _scheduler(row),
         "workload": workload,
@@ -139,10 +138,31 @@ def _model(row: Row, seq: int) -> dict[str, Any]:
     head_dim = row.i("head_dim")
     name = row.get("model").lower()
     gated = any(w in name for w in ("llama", "mistral", "mixtral")) or ffn != 4 * h
-    return {"name": row.get("model")[:60], "layers": row.i("layers"), "hidden": h, "ffn_hidden": ffn,
+    moe = _moe(row.get("moe"))
+    return {**({"moe": moe} if moe else {}), "name": row.get("model")[:60], "layers": row.i("layers"),
+            "hidden": h, "ffn_hidden": ffn,
             "heads": heads, "kv_heads": row.i("kv_heads") or heads, "vocab": row.i("vocab"),
             "seq_len": max(seq, 2048), "gated_mlp": gated, "position": "rotary", "norm": "rmsnorm", "bias": False,
             **({"head_dim": head_dim} if head_dim is not None and head_dim * heads != h else {})}
+
+
+def _moe(cell: str) -> dict[str, int] | None:
+    """The model's `moe` section from a ``key=value;...`` cell (experts, top_k, expert_ffn, shared_experts), None
+    for a dense model, _Skip when the cell lacks a field the cost needs."""
+    if not cell.strip():
+        return None
+    fields = {}
+    for part in cell.split(";"):
+        key, _, value = part.partition("=")
+        fields[key.strip().lower()] = value.strip()
+    try:
+        moe = {"experts": int(fields["experts"]), "top_k": int(fields["top_k"]),
+               "expert_ffn_hidden": int(fields["expert_ffn"])}
+        if fields.get("shared_experts"):
+            moe["shared_experts"] = int(fields["shared_experts"])
+    except (KeyError, ValueError):
+        raise _Skip(f"moe cell {cell!r} needs experts, top_k and expert_ffn as integers") from None
+    return moe
 
 
 def _accelerator(row: Row) -> tuple[dict[str, Any], str, str]:
