@@ -58,7 +58,8 @@ def _print(r: Any, cfg: Any, title: str) -> None:
     head = Table(title=title, show_header=False, title_justify="left")
     head.add_column("metric", style="bold")
     head.add_column("value")
-    layout = ", ".join(f"{k}: {v.count} x (tp {v.tp}, pp {v.pp}" + (f", ep {v.ep})" if v.ep > 1 else ")") for k, v in spec.layouts.items())
+    layout = ", ".join(f"{k}: {v.count} x (tp {v.tp}, pp {v.pp}" + (f", ep {v.ep})" if v.ep > 1 else ")")
+                       for k, v in spec.layouts.items())
     head.add_row("model", f"{cfg.model.name} ({cfg.model.n_params / 1e9:,.2f} B params), {spec.precision}")
     head.add_row("deployment", f"{cfg.accelerator.name} x {r.n_npus}; {layout}")
     head.add_row("requests", f"{r.completed:,} of {r.requests:,} completed in {r.duration_s:,.2f} s"
