@@ -19,7 +19,8 @@ ACCELERATOR_RULES: tuple[tuple[str, str | None], ...] = (
     (r"gb200", "gb200"),
     (r"\bb200", "b200"),
     (r"h200", "h200"),
-    (r"\bh20\b(?!0)", None),
+    (r"\bh800\b", "h800"),
+    (r"\bh20\b(?!0)", "h20"),
     (r"h100", "h100-sxm"),
     (r"a100.*40\s*gb|40\s*gb.*a100", "a100-40gb"),
     (r"a100", "a100-80gb"),
@@ -80,6 +81,8 @@ NODE_DEFAULTS: dict[str, NodeDefaults] = {
     "a100-80gb": NodeDefaults(8, "nvlink3", "ib-hdr", "DGX A100: 8 GPUs, one 200 Gb/s HDR HCA per GPU (H028)"),
     "h100-sxm": NodeDefaults(8, "nvlink4", "ib-ndr", "DGX H100: 8 GPUs, one 400 Gb/s NDR HCA per GPU (H029)"),
     "h200": NodeDefaults(8, "nvlink4", "ib-ndr", "HGX H200: as DGX H100 (H029)"),
+    "h800": NodeDefaults(8, "nvlink4-h800", "ib-ndr", "HGX H800: 8 GPUs on NVLink 400 GB/s, 400 Gb/s IB per GPU"),
+    "h20": NodeDefaults(8, "nvlink4", "ib-ndr", "HGX H20: 8 GPUs on NVLink 900 GB/s, 400 Gb/s IB per GPU"),
     "b200": NodeDefaults(8, "nvlink5", "ib-ndr", "DGX B200: 8 GPUs, 8x 400 Gb/s ConnectX-7 (H029 rate)"),
     "gb200": NodeDefaults(72, "nvlink5", "ib-ndr", "GB200 NVL72: 72-GPU NVLink domain (H008)"),
     "b300": NodeDefaults(8, "nvlink5", "ib-xdr", "DGX B300: 8 GPUs, 8x 800 Gb/s ConnectX-8 (H030)"),
@@ -325,12 +328,20 @@ def row_sharding(zero_fsdp: str, notes: str, framework: str = "") -> tuple[Shard
         ((Sharding(zero=1, extra_dp=1), True), (Sharding(zero=0, extra_dp=1), False))
         >>> row_sharding("ZeRO-3 (DeepSpeed)", "--overlap-param-gather")
         (Sharding(zero=3, extra_dp=1), False)
+        >>> row_sharding("DDP (FSDP=0)", "", "Megatron-Bridge / NeMo 25.11"), row_sharding("DDP", "", "Megatron-LM")
+        ((Sharding(zero=1, extra_dp=1), True), (Sharding(zero=0, extra_dp=1), False))
     """
     if not (zero_fsdp or "").strip() and (
         overlaps_param_gather(notes) or re.search(NEMO_STACK, (framework or "").lower())
     ):
         return Sharding(1, 1), True
-    return sharding(zero_fsdp), False
+    stated = sharding(zero_fsdp)
+    plain_ddp = re.search(r"^\s*ddp\b(?!.*no distributed)|\(fsdp\s*=\s*0\)", (zero_fsdp or "").lower())
+    if stated.zero == 0 and plain_ddp and re.search(NEMO_STACK, (framework or "").lower()):
+        # a NeMo / Megatron-Bridge table's "FSDP=0" only says Megatron-FSDP is off; the stack's recipes keep their
+        # distributed optimizer (Megatron-Bridge OptimizerConfig(use_distributed_optimizer=True) in its recipes)
+        return Sharding(1, 1), True
+    return stated, False
 
 
 def precision(text: str) -> str | None:

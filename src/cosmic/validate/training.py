@@ -18,7 +18,7 @@ from cosmic.sim.config import SystemConfig, config_from_dict
 from cosmic.sim.engine import simulate
 from cosmic.sim.regime import Regime, classify_config
 from cosmic.sim.result import Result
-from cosmic.validate import mapping
+from cosmic.validate import mapping, moe
 from cosmic.validate.table import Row
 
 DEFAULT_SEQ_LEN = 2048
@@ -241,10 +241,13 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-NCCL_COLLECTIVES = {"all_reduce": "ring", "all_gather": "ring", "reduce_scatter": "ring"}
+NCCL_COLLECTIVES = {"all_reduce": "ring", "all_gather": "ring", "reduce_scatter": "ring", "all_to_all": "direct"}
 """Every stack in the file runs its collectives on NCCL (or, on TPUs, rings of the ICI torus): ring is NCCL's only
 all-gather / reduce-scatter algorithm (PAT, from 2.23, serves one GPU per node only) and its bandwidth-optimal
-all-reduce for the large gradient buckets; cosmic's own default for a Switch, halving-doubling, is not NCCL's."""
+all-reduce for the large gradient buckets; cosmic's own default for a Switch, halving-doubling, is not NCCL's. NCCL has
+no all-to-all algorithm of its own: PyTorch's ``all_to_all_single`` and Megatron-Core's dispatcher (as DeepEP) post one
+send and one receive per peer in a group (``ncclGroupStart``/``ncclSend``/``ncclRecv``; nccl-tests ``alltoall.cu``),
+which is cosmic's ``direct`` algorithm."""
 
 
 def plan_row(row: Row) -> Plan:
@@ -256,18 +259,24 @@ def plan_row(row: Row) -> Plan:
         raise Skip(f"accelerator {accel_text!r} not in the catalog" if accel_text else "accelerator not stated")
     prec = mapping.precision(row.get("precision"))
     if prec is None:
-        raise Skip(f"precision {row.get('precision')!r} (integer quantised training) not modelled")
+        raise Skip(f"precision {row.get('precision')!r} (FP4 or integer quantised training) not modelled")
     if not row.get("precision"):
         if "fp16" not in catalog.get_accelerator(accel)["peak_tflops"]:
             prec = "bf16"  # TPUs have no fp16 units
         defaults.append(f"precision not stated: {prec} (16-bit)")
+    try:
+        block = moe.parse_block(row)
+    except moe.BadBlock as exc:
+        raise Skip(str(exc)) from None
     text_all = " ".join(row.get(k).lower() for k in ("model", "notes"))
-    if re.search(r"\bmoe\b|mixture of experts|mixtral|experts", text_all):
-        raise Skip("mixture-of-experts model (not a dense transformer)")
+    if block is None and re.search(r"\bmoe\b|mixture of experts|mixtral|experts", text_all):
+        raise Skip("mixture-of-experts model without a `moe:` block in its notes (experts, top_k, width unknown)")
     n = row.i("num_accel")
     if not n:
         raise Skip("num_accel not stated")
     model = _model(row, defaults)
+    if block is not None:
+        moe.apply_model(row, model, block, _catalog_model(row.get("model")), defaults)
     seq = model["seq_len"]
     gb = row.i("global_batch_seqs")
     if gb is None and row.n("global_batch_tokens"):
@@ -282,7 +291,8 @@ def plan_row(row: Row) -> Plan:
 
     shard, implied = mapping.row_sharding(row.get("zero_fsdp"), row.get("notes"), row.get("framework"))
     if implied:
-        defaults.append("zero_fsdp not stated: ZeRO-1 (the stack's distributed optimizer)")
+        defaults.append("zero_fsdp not stated: ZeRO-1 (the stack's distributed optimizer)" if not row.get("zero_fsdp")
+                        else f"zero_fsdp {row.get('zero_fsdp')!r}: ZeRO-1 (the stack's distributed optimizer)")
     tp, pp, dp, cp = row.i("tp"), row.i("pp"), row.i("dp"), row.i("cp") or 1
     framework = row.get("framework")
     modern = mapping.is_modern_megatron(framework)
@@ -315,6 +325,14 @@ def plan_row(row: Row) -> Plan:
         "grad_reduce_fp32": mapping.reduces_grads_in_fp32(row.get("zero_fsdp"), framework, prec),
         "framework": mapping.framework_family(framework),
     }
+    expert: dict[str, Any] = {}
+    if block is not None:
+        imb, why = moe.imbalance(row)
+        training.update(moe_imbalance=imb, moe_overlap=moe.overlaps(row))
+        expert = {"ep": block.ep, "moe_dispatcher": moe.dispatcher(row)}
+        if block.etp is not None:
+            expert["etp"] = block.etp
+        defaults.append(why)
 
     def make(tp_: int, pp_: int, dp_: int, mb: int, zero: int, v: int | None) -> SystemConfig:
         sp_flag = seq_par if seq_par is not None else (modern and tp_ > 1)
@@ -330,7 +348,7 @@ def plan_row(row: Row) -> Plan:
         cfg = dict(base, training=tr)
         cfg["parallel"] = {
             "tp": tp_, "pp": pp_, "dp": dp_, "sp": cp, "zero": zero, "sequence_parallel": bool(sp_flag),
-            "rank_order": "tp,sp,dp,pp",
+            "rank_order": "tp,sp,dp,pp", **moe.expert_layout(expert, block, tp_ * cp * dp_, tp_, defaults),
         }
         return config_from_dict(cfg)
 
