@@ -59,8 +59,8 @@ def test_budgets_per_agent_with_defaults_and_a_number_for_the_rest() -> None:
     ({"models": ["gpt3-17b"]}, "--models: unknown model 'gpt3-17b' (did you mean 'gpt3-175b'?); known: gpt3-13b, "
                                "gpt3-175b, llama-7b, vit-base, vit-large"),
     ({"systems": ["s4"]}, "--systems: unknown system 's4'; known: s1, s2, s3"),
-    ({"agents": ["ga", "tpee"]}, "--agents: unknown agent 'tpee' (did you mean 'tpe'?); known: aco, bo, cmaes, "
-                                 "exhaustive, ga, nsga2, random, rl, tpe, walk"),
+    ({"agents": ["ga", "tpee"]}, "--agents: unknown agent 'tpee' (did you mean 'tpe'?); known: aco, bnb, bo, "
+                                 "cmaes, exhaustive, ga, ils, memetic, nsga2, random, rl, tpe, ..."),
     ({"modes": ["ful"]}, "unknown mode 'ful' (did you mean 'full'?); known: collective, full, network, workload"),
 ])
 def test_names_are_checked_when_the_jobs_are_made(kw: dict, message: str) -> None:

@@ -33,8 +33,8 @@ def output_root(out_dir: Path | None) -> Path:
     return Path(home).expanduser().absolute() if home else Path.cwd()
 
 
-AGENTS_HELP = ("random, walk, ga, aco, bo (needs the bo extra), tpe, cmaes, nsga2, rl (needs the rl extra), "
-               "exhaustive")
+AGENTS_HELP = ("random, walk, ga, aco, ils, memetic, bo (needs the bo extra), tpe, cmaes, nsga2, "
+               "rl (needs the rl extra), exhaustive, bnb")
 """The agents, for help texts (a test checks it against `cosmic.agents.agent_names()`; kept literal so that `--help`
 does not import the agents)."""
 

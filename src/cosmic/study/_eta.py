@@ -124,7 +124,8 @@ def pilot(jobs: Sequence[Job], run: Callable[[Job], Any]) -> dict[str, Rate]:
             continue
         t2 = _timed(run, dataclasses.replace(job, budget=2 * n))
         per_n = t2 - t1  # the second n evaluations, without the run's fixed costs
-        if per_n < 0.1 * t2:  # lost in the timing noise of a busy machine: price the whole 2n run instead
+        if per_n < 0.1 * t2 or per_n > t1:  # lost in the timing noise of a busy machine (the second n cost less
+            # than nothing, or more than the first n with its fixed costs): price the whole 2n run instead
             out[agent] = Rate(compile_s, t2 / units(agent, 2 * n, size))
         else:
             out[agent] = Rate(compile_s + t1 - per_n, per_n / (units(agent, 2 * n, size) - units(agent, n, size)))
