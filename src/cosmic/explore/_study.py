@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import gc
 import math
 import os
+import signal
 import socket
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,9 +302,10 @@ def run_study(
     def flush() -> None:
         nonlocal pending, last_flush
         t = time.perf_counter()
-        if store is not None and pending:
-            store.write(pending)
-        pending = []
+        with _sigint_deferred():  # Ctrl-C during a write takes effect after it: a write is never cut in half
+            if store is not None and pending:
+                store.write(pending)
+            pending = []
         last_flush = time.perf_counter()
         tm["store"] += last_flush - t
 
@@ -515,3 +519,20 @@ def _check_same(attrs: dict[str, Any], info: dict[str, Any], agent: str, name: s
             f"study {name!r} in {url} was run with agent {attrs.get('agent')!r}, not {agent!r}; resume it "
             f"without --agent (its agent is reused) or choose another --study"
         )
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block and raise it as KeyboardInterrupt when the block ends
+    (main thread only: elsewhere signals are not delivered to Python)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if got:
+        raise KeyboardInterrupt
