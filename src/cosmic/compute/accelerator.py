@@ -157,21 +157,7 @@ class Accelerator(BaseModel):
         tile shape with the best occupancy among 128x256 and 128x128; `gemm_efficiency` (measured on the best
         shape) is scaled by that occupancy.
         """
-        flops = 2.0 * m * k * n
-        bytes_moved = (m * k + k * n + m * n) * bytes_per_element
-        occupancy = 1.0
-        if self.sm_count:
-            occupancy = self._k_factor(k, precision)
-            sms = self.sm_count
-            best = 0.0
-            for tm, tn in ((128, 256), (256, 128), (128, 128)):
-                tiles = math.ceil(m / tm) * math.ceil(n / tn)
-                waves = math.ceil(tiles / sms)
-                best = max(best, tiles / (waves * sms))
-            occupancy *= best
-        t_compute = flops / (self.achievable_flop_per_s(precision) * occupancy)
-        t_memory = bytes_moved / self.achievable_mem_bytes_per_s
-        return max(t_compute, t_memory) + self.kernel_overhead_us * 1e-6
+        return self.grouped_gemm_time_s(1, m, k, n, precision=precision, bytes_per_element=bytes_per_element)
 
     def grouped_gemm_time_s(self, groups: float, m: float, k: float, n: float, *, precision: str,
                             bytes_per_element: int) -> float:
