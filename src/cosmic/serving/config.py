@@ -9,14 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError, model_validator
 
 from cosmic.collective.communicator import layout_shapes
-from cosmic.collective.config import CollectiveConfig
-from cosmic.compute.accelerator import Accelerator
 from cosmic.errors import ConfigError, CosmicError, KeyedValueError
-from cosmic.network.topology import Network
-from cosmic.sim.config import expand_sections, format_validation_error
+from cosmic.sim.config import StackSections, format_validation_error
 from cosmic.workload.model import ModelSpec
 from cosmic.workload.serving import Layout, ServingSpec
 from cosmic.yamlio import read_yaml
@@ -26,25 +23,11 @@ SERVE_ORDER = ("tp", "pp", "dp", "sp")
 outermost (each replica takes consecutive devices)."""
 
 
-class ServingConfig(BaseModel):
+class ServingConfig(StackSections):
     """Everything `cosmic serve` needs. A replica's TP x PP devices come from the network; the replicas (or both
     pools) together take every device of it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str | None = None
-    description: str | None = None
-    system: str | None = Field(default=None, description="catalog system filling accelerator/network/collective")
-    model: ModelSpec
-    accelerator: Accelerator
-    network: Network
-    collective: CollectiveConfig = CollectiveConfig()
     serving: ServingSpec
-
-    @model_validator(mode="before")
-    @classmethod
-    def _expand(cls, data: Any) -> Any:
-        return expand_sections(data)
 
     @model_validator(mode="after")
     def _check(self) -> ServingConfig:

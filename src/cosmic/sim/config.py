@@ -103,8 +103,9 @@ def expand_sections(data: Any) -> Any:
     return data
 
 
-class SystemConfig(BaseModel):
-    """Everything `cosmic simulate` needs. See `cosmic schema` for every key."""
+class StackSections(BaseModel):
+    """The sections a training and a serving configuration share: the model and the three hardware stacks, each
+    given inline or by catalog name (``system:`` fills accelerator, network and collective)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -115,13 +116,18 @@ class SystemConfig(BaseModel):
     accelerator: Accelerator
     network: Network
     collective: CollectiveConfig = CollectiveConfig()
-    parallel: ParallelConfig = ParallelConfig()
-    training: TrainingConfig
 
     @model_validator(mode="before")
     @classmethod
     def _expand(cls, data: Any) -> Any:
         return expand_sections(data)
+
+
+class SystemConfig(StackSections):
+    """Everything `cosmic simulate` needs. See `cosmic schema` for every key."""
+
+    parallel: ParallelConfig = ParallelConfig()
+    training: TrainingConfig
 
     @model_validator(mode="after")
     def _cross_check(self) -> SystemConfig:
