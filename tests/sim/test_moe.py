@@ -186,3 +186,57 @@ def test_deepseek_v3_example_matches_the_reported_throughput() -> None:
     reported = 1e12 / (180e3 * 3600) * 2048
     assert r.tokens_per_s == pytest.approx(reported, rel=0.15)
     assert r.breakdown["comm_ep_s"] > 0 and sum(r.breakdown.values()) == pytest.approx(r.step_time_s, rel=1e-12)
+
+
+# ---- per-layer MoE passes (docs/moe.md, "Per-layer MoE passes"): closed forms -------------------------------------
+
+
+def _shard(**over: Any) -> Any:
+    from cosmic.workload.layers import LayerShard
+    from cosmic.workload.schemas import Recompute
+
+    kw: dict[str, Any] = {"tp": 1, "sp": 1, "micro_batch": 2, "seq_len": 4096, "precision": "bf16",
+                          "sequence_parallel": False, "flash": True, "recompute": Recompute.NONE, "ep": 8, "etp": 1}
+    kw.update(over)
+    return LayerShard(**kw)
+
+
+def test_moe_passes_closed_form() -> None:
+    """Qwen3-30B-A3B (128 experts, top-8, width 768, every layer MoE), micro-batch 2 x 4096 on one rank, EP 8:
+    permutation 2 (T + 8T) h, the second permutation's two sorts 4 x 8T h (bf16), router 14 B forward and 12 B
+    backward per score, fp8 casts 3 x 8T (h + 768)."""
+    from cosmic.workload.layers import moe_elementwise_bytes
+
+    m = ModelSpec(**catalog.get_model("qwen3-30b-a3b"))
+    h, t, k, e = m.hidden, 2 * 4096, 8, 128
+    perm, sort = 2 * (t + k * t) * h * 2, 4 * k * t * h * 2
+    fwd, bwd = moe_elementwise_bytes(m, _shard())
+    assert (fwd, bwd) == (perm + sort + 14 * t * e, perm + sort + 12 * t * e)
+    fwd8, bwd8 = moe_elementwise_bytes(m, _shard(precision="fp8"))
+    assert fwd8 - fwd == 3 * k * t * (h + 768)
+    assert bwd8 == bwd
+    # one local expert per rank: nothing to sort; the all-gather dispatcher does not sort either
+    assert moe_elementwise_bytes(m, _shard(ep=128))[0] == perm + 14 * t * e
+    assert moe_elementwise_bytes(m, _shard(dispatcher="allgather"))[0] == perm + 14 * t * e
+    # imbalance: the busiest rank permutes, sorts and casts its larger share
+    f15 = moe_elementwise_bytes(m, _shard(imbalance=1.5))[0]
+    assert f15 == 2 * (t + 1.5 * k * t) * h * 2 + 1.5 * sort + 14 * t * e
+
+
+def test_dispatch_gathers_the_token_counts_once_per_forward() -> None:
+    """The all-to-all dispatcher's count all-gather (experts x 8 B over EP x ETP) runs in the forward only: the
+    forward's exposed dispatch exceeds the backward's by exactly that collective (no overlap)."""
+    from cosmic.sim import engine
+    from cosmic.sim.step import AG, COUNT_BYTES, layer_comm, plan
+
+    cfg = _cfg(ep=16)
+    x, comm = engine.step_inputs(cfg), engine.communicator(cfg)
+    c = layer_comm(x, plan(x), comm)
+    assert c.moe is not None
+    counts = comm(AG, 128 * COUNT_BYTES, "eptp").total_s
+    assert counts > 0
+    assert c.moe.fwd - c.moe.bwd == pytest.approx(x.moe_frac * counts, rel=1e-12)
+    ag = _cfg(ep=16, moe_dispatcher="allgather")
+    xa = engine.step_inputs(ag)
+    ca = layer_comm(xa, plan(xa), engine.communicator(ag))
+    assert ca.moe is not None and ca.moe.fwd == ca.moe.bwd

@@ -189,3 +189,28 @@ def test_report_marks_bests_outside_every_validated_regime(small_study: tuple[Pa
     validated = {"evidence": {"regime": "megatron-lm · ampere", "runs": 31, "p50_error_pct": -10.6,
                               "p90_error_pct": -18.5}}
     assert _unvalidated(validated) == "" and UNVALIDATED in _unvalidated({"evidence": {"regime": "x", "runs": 0}})
+
+
+def test_dense_vs_moe_study_searches_mixtral_and_its_dense_twin(tmp_path: Path) -> None:
+    """The dense twin has Mixtral 8x22B's active parameters (the same FLOPs per token); both are searched in the
+    four modes on the same 256-H100 cluster, and the report holds a cell for each."""
+    from cosmic.workload.model import ModelSpec
+
+    jobs = make_jobs("dense-vs-moe", agents=["random"], budget=12)
+    assert {(j.model, j.system, j.mode) for j in jobs} == {
+        (m, "h100x256", mode) for m in ("mixtral-8x22b-dense", "mixtral-8x22b")
+        for mode in ("workload", "collective", "network", "full")}
+    dense = study_space("h100x256", "mixtral-8x22b-dense", "full").base
+    moe = study_space("h100x256", "mixtral-8x22b", "full").base
+    assert dense.model.moe is None and moe.model.moe is not None
+    assert dense.model.n_params == pytest.approx(ModelSpec(**cosmic.catalog.get_model("mixtral-8x22b")).n_active_params,
+                                                 rel=1e-3)
+    assert (dense.n_npus, dense.training.global_batch) == (moe.n_npus, moe.training.global_batch)
+    summary = run_case_study("dense-vs-moe", tmp_path, backend=LocalBackend(1), agents=["random"], budget=12)
+    cells = {c["model"]: c for c in summary["cells"]}
+    assert set(cells) == {"mixtral-8x22b-dense", "mixtral-8x22b"}
+    for c in cells.values():
+        assert set(c["modes"]) == {"workload", "collective", "network", "full"}
+    assert "mixtral-8x22b-dense" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    with pytest.raises(ConfigError, match="h100x256"):
+        make_jobs("dense-vs-moe", agents=["random"], budget=12, systems=["h100x265"])

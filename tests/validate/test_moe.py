@@ -96,6 +96,9 @@ def test_dispatcher_and_overlap_read_the_framework_and_notes(data_dir: Path) -> 
     row2 = replace(row, text=dict(row.text, framework="Megatron-Core, allgather dispatcher",
                                   notes=row.text["notes"] + "; DeepEP"))
     assert (moe.dispatcher(row2), moe.overlaps(row2)) == ("allgather", True)
+    # the schedule cell names DualPipe, which overlaps dispatch and combine with the other micro-batch's compute
+    row3 = replace(row, text=dict(row.text, vpp="DualPipe (bidirectional; not interleaved 1F1B)"))
+    assert moe.overlaps(row3)
 
 
 def test_moe_cp_runs_every_row_is_compared_or_explained(shared_dir: Path) -> None:

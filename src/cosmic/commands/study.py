@@ -1,4 +1,5 @@
-"""`cosmic study cosmic-paper | scaling`: COSMIC's single-stack vs full-stack case studies, with an HTML report."""
+"""`cosmic study cosmic-paper | scaling | dense-vs-moe`: COSMIC's single-stack vs full-stack case studies, with an HTML
+report."""
 
 from __future__ import annotations
 
@@ -222,6 +223,27 @@ def scaling(
     _run("scaling", out_dir=out_dir, agents=agents, seeds=seeds, budget=budget, objective=objective,
          setting=setting, backend=backend, ray_address=ray_address, workers=workers, json_out=json_out, store=store,
          models=models, systems=None, batches=bs)
+
+
+@study_app.command("dense-vs-moe")
+def dense_vs_moe(
+    budget: _Budget = None,
+    agents: _Agents = "ga,tpe",
+    seeds: _Seeds = 1,
+    objective: _Objective = "runtime",
+    setting: Annotated[str, typer.Option("--setting", help="full-depth (the presets as they are)")] = "full-depth",
+    backend: _Backend = "local",
+    ray_address: _Address = None,
+    workers: _Workers = None,
+    out_dir: _Out = Path("reports/dense-vs-moe"),
+    json_out: _Json = False,
+    store: _Store = False,
+    models: _Models = None,
+) -> None:
+    """Mixtral 8x22B and its dense twin (same FLOPs per token) on 256 H100: single- vs full-stack search of each."""
+    _run("dense-vs-moe", out_dir=out_dir, agents=agents, seeds=seeds, budget=budget, objective=objective,
+         setting=setting, backend=backend, ray_address=ray_address, workers=workers, json_out=json_out, store=store,
+         models=models, systems=None)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,7 +22,7 @@ from cosmic.collective.columns import ColumnCommunicator
 from cosmic.collective.model import MultiDim
 from cosmic.errors import CosmicError
 from cosmic.network.cost import figures
-from cosmic.sim.columns import FIDELITIES, MULTIDIMS, SCHEDULINGS, StepColumns
+from cosmic.sim.columns import DISPATCHERS, FIDELITIES, MULTIDIMS, SCHEDULINGS, StepColumns
 from cosmic.sim.engine import (
     RECOMPUTE_CODES,
     SCHEDULE_CODES,
@@ -110,8 +110,8 @@ def _layer_costs(c: StepColumns) -> dict[str, np.ndarray]:
     if any(m.moe is not None for m in c.models):
         # MoE shards also depend on ep and etp: price this batch's distinct shards (the scalar layer_cost
         # remembers them) without the packed key
-        ep, etp, _ = c.expert_columns()
-        rows, inv = _distinct(*cols, ep, etp)
+        ep, etp, dispatcher = c.expert_columns()
+        rows, inv = _distinct(*cols, ep, etp, dispatcher)
         table = np.array([_shard_costs(*r) for r in rows.tolist()])[inv]
     elif any(int(x.max(initial=0)) >> b for x, b in zip(cols, _BITS, strict=True)):
         # codes too large for the packed key: price this batch's distinct shards without remembering them
@@ -138,7 +138,7 @@ def _price_shards(keys: np.ndarray) -> np.ndarray:
 
 
 def _shard_costs(mc: int, ac: int, tc: int, tp: int, sp: int, seqpar: int, ep: int = 1,
-                 etp: int = 1) -> tuple[float, ...]:
+                 etp: int = 1, dispatcher: int = 0) -> tuple[float, ...]:
     """Layer, embedding and head costs of one shard given by its codes (`_OBJECTS`) and split."""
     model, acc = _OBJECTS.objects[mc], _OBJECTS.objects[ac]
     _, mb, seq, prec, flash, recompute, kernel, imbalance = _OBJECTS.objects[tc]
@@ -146,7 +146,7 @@ def _shard_costs(mc: int, ac: int, tc: int, tp: int, sp: int, seqpar: int, ep: i
         shard = LayerShard(tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), flash, recompute, kernel)
     else:
         shard = LayerShard(tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), flash, recompute, kernel, ep, etp,
-                           imbalance)
+                           imbalance, DISPATCHERS[dispatcher])
     lc = layer_cost(model, acc, shard)
     emb, head = end_costs(model, acc, shard)
     return tuple(getattr(lc, f) for f in _LC_FIELDS) + (emb.fwd_s, emb.bwd_s, emb.act_bytes, head.fwd_s,
@@ -273,7 +273,7 @@ def _moe_columns(c: StepColumns, tr: dict[str, Any]) -> dict[str, Any]:
     return {"moe": is_moe, "ep": ep, "etp": np.where(is_moe, etp, 1), "expert_params": f["expert_params"],
             "moe_frac": f["moe_frac"], "shared": _as_bool(f["shared"]), "top_k": f["top_k"],
             "load": np.minimum(imbalance, f["capacity"]),
-            "dispatcher": dispatcher, "moe_overlap": tr["moe_overlap"]}
+            "dispatcher": dispatcher, "moe_overlap": tr["moe_overlap"], "experts": f["experts"]}
 
 
 def priced_here(c: StepColumns, x: StepInputs, tr: dict[str, np.ndarray], failed: np.ndarray) -> np.ndarray:

@@ -76,7 +76,8 @@ def layer_shard(cfg: SystemConfig) -> LayerShard:
         return LayerShard(par.tp, par.sp, tr.micro_batch, cfg.seq_len, tr.precision.value, par.sequence_parallel,
                           tr.flash_attention, tr.recompute, tr.attention_kernel)
     return LayerShard(par.tp, par.sp, tr.micro_batch, cfg.seq_len, tr.precision.value, par.sequence_parallel,
-                      tr.flash_attention, tr.recompute, tr.attention_kernel, par.ep, par.expert_tp, tr.moe_imbalance)
+                      tr.flash_attention, tr.recompute, tr.attention_kernel, par.ep, par.expert_tp, tr.moe_imbalance,
+                      par.moe_dispatcher)
 
 
 def moe_inputs(model: ModelSpec, ep: Any, etp: Any, imbalance: Any, dispatcher: Any, overlap: Any) -> dict[str, Any]:
@@ -86,7 +87,7 @@ def moe_inputs(model: ModelSpec, ep: Any, etp: Any, imbalance: Any, dispatcher: 
     load = imbalance if moe.capacity_factor is None else vmin(imbalance, moe.capacity_factor)
     return {"moe": moe.experts > 1, "ep": ep, "etp": etp, "expert_params": model.expert_layer_params,
             "moe_frac": model.moe_fraction, "shared": moe.shared_experts > 0, "top_k": moe.top_k, "load": load,
-            "dispatcher": dispatcher, "moe_overlap": overlap}
+            "dispatcher": dispatcher, "moe_overlap": overlap, "experts": moe.experts}
 
 
 @register

@@ -100,7 +100,11 @@ class StepInputs:
     load: Num = 1.0  # the busiest rank's tokens over the balanced share (imbalance, capped by capacity)
     dispatcher: Num = 0  # 0 all-to-all, 1 all-gather / reduce-scatter
     moe_overlap: Num = False
+    experts: Num = 1  # routed experts (the all-to-all dispatcher gathers each rank's token count per expert)
 
+
+COUNT_BYTES = 8
+"""Bytes of one token count (Megatron-Core gathers the per-expert counts as int64 tensors)."""
 
 DISPATCH_ALLTOALL, DISPATCH_ALLGATHER = 0, 1
 """Dispatcher codes (`ParallelConfig.moe_dispatcher`)."""
@@ -255,6 +259,11 @@ def moe_comm(x: StepInputs, act_bytes: Num, comm: Any) -> MoEComm:
     * all-gather: the EP x ETP group all-gathers every rank's tokens, each rank computes its local experts, and
       a reduce-scatter returns the sums.
 
+    Before its all-to-all the dispatcher learns how many tokens each rank sends to each expert: an all-gather of
+    every rank's per-expert counts over the EP x ETP group (`MoEAlltoAllTokenDispatcher.preprocess`,
+    ``gather_from_sequence_parallel_region`` of `experts` int64 counts), in the forward only: a latency-bound
+    collective per MoE layer.
+
     The backward runs the same collectives on the gradients. With `moe_overlap` they hide behind the compute of
     the other micro-batch in flight (DualPipe, DeepSeek-V3 report sec. 3.2.1; Megatron-Core's 1F1B all-to-all
     overlap), at the compute share a running collective takes."""
@@ -269,16 +278,21 @@ def moe_comm(x: StepInputs, act_bytes: Num, comm: Any) -> MoEComm:
     e_rs = comm(RS, routed * x.etp, "etp") if any_(etp_on) else zero
     g_ag = comm(AG, tokens_b, "eptp") if any_(ag_on) else zero
     g_rs = comm(RS, tokens_b * x.ep * x.etp, "eptp") if any_(ag_on) else zero
-    one = where(a2a_on, 2 * a2a.total_s + e_ag.total_s + e_rs.total_s,
-                where(ag_on, g_ag.total_s + g_rs.total_s, 0.0))
-    raw = x.moe_frac * one
+    counts_on = a2a_on & (x.ep * x.etp > 1)
+    counts = comm(AG, x.experts * COUNT_BYTES, "eptp") if any_(counts_on) else zero
+    counts_s = where(counts_on, counts.total_s, 0.0)
+    both = where(a2a_on, 2 * a2a.total_s + e_ag.total_s + e_rs.total_s,
+                 where(ag_on, g_ag.total_s + g_rs.total_s, 0.0))
+    raw = x.moe_frac * (both + counts_s)
+    raw_bwd = x.moe_frac * both
     fwd = where(x.moe_overlap, overlap_cost_s(raw, x.lc_fwd, x.share), raw)
-    bwd = where(x.moe_overlap, overlap_cost_s(raw, x.lc_bwd, x.share), raw)
+    bwd = where(x.moe_overlap, overlap_cost_s(raw_bwd, x.lc_bwd, x.share), raw_bwd)
     a2a_n = where(a2a_on, 2.0, 0.0)
     e_n = where(etp_on, 1.0, 0.0)
     g_n = where(ag_on, 1.0, 0.0)
-    return MoEComm(fwd, bwd, where(x.recompute == RECOMPUTE_FULL, fwd, 0.0), raw, one,
-                   ((a2a, a2a_n), (e_ag, e_n), (e_rs, e_n), (g_ag, g_n), (g_rs, g_n)))
+    c_n = where(counts_on, 1.0, 0.0)
+    return MoEComm(fwd, bwd, where(x.recompute == RECOMPUTE_FULL, fwd, 0.0), raw, both + counts_s,
+                   ((a2a, a2a_n), (e_ag, e_n), (e_rs, e_n), (g_ag, g_n), (g_rs, g_n), (counts, c_n)))
 
 
 def layer_comm(x: StepInputs, p: Plan, comm: Any) -> LayerComm:

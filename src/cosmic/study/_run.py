@@ -2,6 +2,8 @@
 
 * ``cosmic-paper``: COSMIC's grid: 4 models x 3 systems x 4 modes (workload, collective, network, full).
 * ``scaling``: GPT-3 175B, LLaMA-7B and ViT-Large on S2 with global batch 1024 ... 16384, the same 4 modes.
+* ``dense-vs-moe``: Mixtral 8x22B and its dense twin (the same FLOPs and parameters per token) on 256 H100, the
+  same 4 modes: what full-stack search buys for a MoE model next to a dense one.
 
 Output directory: ``report.html`` (self-contained), ``summary.json`` and ``trials.csv`` (every evaluation of every
 agent run), plus ``studies/<job>.db`` (Optuna studies) when asked to store them.
@@ -26,6 +28,7 @@ from cosmic.study._eta import Eta, pilot
 from cosmic.study._jobs import Job, JobResult, run_job
 from cosmic.study._spaces import (
     MODES,
+    MOE_SYSTEMS,
     OBJECTIVES,
     PAPER_MODELS,
     SETTINGS,
@@ -34,10 +37,15 @@ from cosmic.study._spaces import (
     objective_name,
 )
 
-STUDIES = ("cosmic-paper", "scaling")
+STUDIES = ("cosmic-paper", "scaling", "dense-vs-moe")
 SCALING_MODELS = ("gpt3-175b", "llama-7b", "vit-large")
 SCALING_SYSTEM = "s2"
 SCALING_BATCHES = (1024, 2048, 4096, 8192, 16384)
+DENSE_VS_MOE_MODELS = ("mixtral-8x22b-dense", "mixtral-8x22b")
+"""Mixtral 8x22B (8 experts, top-2; arXiv 2401.04088) and its dense twin: the same attention and layers with one
+dense MLP of the width a token's two experts have, 39.2B parameters, Mixtral's active count
+(``catalog/presets/moe.yaml``)."""
+DENSE_VS_MOE_SYSTEM = "h100x256"
 DEFAULT_AGENTS = ("ga", "tpe")
 """A genetic algorithm and Optuna's TPE, both in the base install. TPE is a Bayesian (sequential model-based)
 optimiser like ``bo``, whose Gaussian process needs torch and scipy (extra ``[bo]``, ~1 GB installed) and slows with
@@ -142,13 +150,14 @@ def make_jobs(
             agent_class(a)
         except UnknownNameError as exc:
             raise UnknownNameError("agent", str(a), agent_names(), key="--agents") from exc
-    paper = study == "cosmic-paper"
-    models = list(models or (PAPER_MODELS if paper else SCALING_MODELS))
-    systems = list(systems or (SYSTEMS if paper else (SCALING_SYSTEM,)))
-    check_names(systems=systems, models=models, modes=modes)
+    paper, moe = study == "cosmic-paper", study == "dense-vs-moe"
+    models = list(models or (PAPER_MODELS if paper else DENSE_VS_MOE_MODELS if moe else SCALING_MODELS))
+    systems = list(systems or (SYSTEMS if paper else (DENSE_VS_MOE_SYSTEM if moe else SCALING_SYSTEM,)))
+    check_names(systems=systems, models=models, modes=modes,
+                known=tuple(MOE_SYSTEMS) if moe else SYSTEMS)
     bud = budgets_for(agents, budget)
     cells: list[tuple[str, str, int | None]]  # (system, model, global_batch)
-    if paper:
+    if paper or moe:
         cells = [(s, m, None) for m in models for s in systems]
     else:
         cells = [(s, m, b) for m in models for s in systems for b in (batches or SCALING_BATCHES)]
@@ -293,6 +302,7 @@ def run_case_study(
 __all__ = [
     "DEFAULT_AGENTS",
     "DEFAULT_BUDGETS",
+    "DENSE_VS_MOE_MODELS",
     "SCALING_BATCHES",
     "SCALING_MODELS",
     "STUDIES",

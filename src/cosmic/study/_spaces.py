@@ -29,6 +29,10 @@ SETTINGS = ("full-depth", "cosmic")
 MODES = ("workload", "collective", "network", "full")
 SINGLE_MODES = MODES[:3]
 SYSTEMS = ("s1", "s2", "s3")
+MOE_SYSTEMS: dict[str, str] = {"h100x256": "256xh100"}
+"""The dense-vs-MoE study's systems: name -> the cluster suffix of its presets in the ``moe`` family
+(``<model>-256xh100-<mode>``, ``catalog/presets/moe.yaml``: 32 DGX H100 nodes, NVLink 4 and 400 Gb/s
+InfiniBand per GPU)."""
 PAPER_MODELS = ("gpt3-13b", "gpt3-175b", "vit-base", "vit-large")
 OBJECTIVES: dict[str, str] = {
     "runtime": "step_time",
@@ -67,6 +71,10 @@ def study_models(system: str) -> list[str]:
     """The models a case study can search on `system`: those with COSMIC presets ``cosmic-<system>-<model>-<mode>``
     for all four modes, plus the models that borrow another model's presets (LLaMA-7B)."""
     names = set(list_presets())
+    if system in MOE_SYSTEMS:
+        suffix = f"-{MOE_SYSTEMS[system]}-"
+        have = {n.split(suffix)[0] for n in names if suffix in n}
+        return sorted(m for m in have if all(f"{m}{suffix}{mode}" in names for mode in MODES))
     prefix = f"cosmic-{system}-"
     have = {n[len(prefix):].rsplit("-", 1)[0] for n in names if n.startswith(prefix)}
     ok = {m for m in have if all(f"{prefix}{m}-{mode}" in names for mode in MODES)}
@@ -74,15 +82,15 @@ def study_models(system: str) -> list[str]:
     return sorted(ok)
 
 
-def check_names(*, systems: Any, models: Any, modes: Any = MODES) -> None:
+def check_names(*, systems: Any, models: Any, modes: Any = MODES, known: tuple[str, ...] = SYSTEMS) -> None:
     """Check the systems, models and modes a study was asked for, before any space is compiled or worker started.
 
     Raises:
         UnknownNameError: naming what was typed, the nearest valid name and every valid one (``--models`` etc.).
     """
     for s in systems:
-        if s not in SYSTEMS:
-            raise UnknownNameError("system", str(s), SYSTEMS, key="--systems")
+        if s not in known:
+            raise UnknownNameError("system", str(s), known, key="--systems")
     for m in modes:
         if m not in MODES:
             raise UnknownNameError("mode", str(m), MODES)
@@ -160,9 +168,12 @@ def psa_mapping(system: str, model: str, mode: str, *, setting: str = "full-dept
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
     preset_model = _PRESET_MODEL.get(model, model)
-    src, data = preset_data(f"cosmic-{system}-{preset_model}-{mode}")
+    if system in MOE_SYSTEMS:
+        src, data = preset_data(f"{model}-{MOE_SYSTEMS[system]}-{mode}")
+    else:
+        src, data = preset_data(f"cosmic-{system}-{preset_model}-{mode}")
     base = data["base"]
-    name = f"cosmic-{system}-{model}-{mode}"
+    name = f"{model}-{MOE_SYSTEMS[system]}-{mode}" if system in MOE_SYSTEMS else f"cosmic-{system}-{model}-{mode}"
     if preset_model != model:
         base["model"] = model
         base.setdefault("training", {}).update(_MODEL_TRAINING.get(model, {}))
@@ -201,6 +212,7 @@ def baseline_config(space: Space) -> SystemConfig:
 
 __all__ = [
     "MODES",
+    "MOE_SYSTEMS",
     "OBJECTIVES",
     "PAPER_MODELS",
     "SETTINGS",

@@ -141,8 +141,14 @@ def dispatcher(row: Row) -> str:
 
 
 def overlaps(row: Row) -> bool:
-    """Whether dispatch/combine overlaps compute: only where the framework or notes name such a mechanism."""
-    return bool(OVERLAP.search(f"{row.get('framework')} {row.get('notes')}"))
+    """Whether dispatch/combine overlaps compute: only where the framework, the notes or the pipeline schedule (the
+    `vpp` cell, which names DualPipe where a run used it) name such a mechanism.
+
+    Example:
+        >>> overlaps(Row(line=2, text={"vpp": "DualPipe (bidirectional; not interleaved 1F1B)"}))
+        True
+    """
+    return bool(OVERLAP.search(f"{row.get('framework')} {row.get('notes')} {row.get('vpp')}"))
 
 
 def apply_model(row: Row, model: dict[str, Any], block: MoERow, cat: dict[str, Any] | None,

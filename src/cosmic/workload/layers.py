@@ -55,6 +55,7 @@ class LayerShard:
     ep: int = 1  # expert parallelism (MoE models only)
     etp: int = 1  # expert tensor parallelism
     imbalance: float = 1.0  # tokens of the busiest expert rank over the balanced share
+    dispatcher: str = "alltoall"  # Megatron-Core token dispatcher (`ParallelConfig.moe_dispatcher`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +202,57 @@ def mlp_width_per_token(model: ModelSpec, shard: LayerShard) -> float:
     return (1 - frac) * f_local + frac * moe_w
 
 
+def mlp_io_width_per_token(model: ModelSpec, shard: LayerShard) -> float:
+    """Elements per local token at the MLP's input (and its output), mean over the layers: `hidden` for a dense
+    layer; a MoE layer's experts read one copy of the token per routed assignment the rank computes, plus the
+    token itself for the shared experts."""
+    h, moe = model.hidden, model.moe
+    if moe is None or moe.experts == 1:
+        return float(h)
+    routed = routed_tokens(model, shard) / _tokens(shard) * h
+    frac = model.moe_fraction
+    return (1 - frac) * h + frac * (routed + (h if moe.shared_experts else 0))
+
+
+def moe_elementwise_bytes(model: ModelSpec, shard: LayerShard) -> tuple[float, float]:
+    """(forward, backward) bytes one MoE layer's token handling moves on one rank, mean over the layers
+    (Megatron-Core `token_dispatcher.py`, `moe_utils.py`, `router.py`; docs/moe.md, "Per-layer MoE passes"):
+
+    * permutation: dispatch reads the rank's tokens and writes one copy per assignment, combine reads the copies
+      and writes the weighted sum (`permute` / `unpermute`); the backward runs each once on the gradients;
+    * the all-to-all dispatcher's second permutation: the tokens that arrive are sorted from (source rank,
+      local expert) to (local expert, source rank) order and back before the combine (`sort_chunks_by_idxs`,
+      when a rank holds more than one expert and EP x ETP > 1): read and write every computed assignment, twice
+      forward and twice backward;
+    * the router's scores in fp32 over the rank's tokens x experts: the score function and top-k read the logits
+      and write the probabilities and the routing map, the auxiliary load-balancing loss reads both again
+      (Megatron-Core `topk_softmax_with_capacity`, `switch_load_balancing_loss_func`); the backward reads the
+      probabilities' gradient and the probabilities and writes the logits' gradient, 12 B per score;
+    * fp8: the grouped experts quantise their own inputs (TE `GroupedLinear` casts each expert's slice: read 2,
+      write 1 byte per element), both the routed tokens into the up projection and the activation into the
+      down projection, which no norm or fused activation writes in fp8 as in a dense layer.
+    """
+    moe = model.moe
+    if moe is None or moe.experts == 1:
+        return 0.0, 0.0
+    abpe = BYTES_PER_ELEMENT[_act_precision(shard.precision)]
+    h, tokens = model.hidden, _tokens(shard)
+    local_tokens = tokens / shard.tp  # the rank's sequence-parallel share, which it routes
+    computed = routed_tokens(model, shard)
+    perm = 2 * (local_tokens + computed) * h * abpe
+    sort = 0.0
+    if shard.dispatcher == "alltoall" and moe.experts > shard.ep and shard.ep * shard.etp > 1:
+        sort = 2 * 2 * computed * h * abpe
+    scores = local_tokens * moe.experts
+    router_fwd = scores * (4 + 4 + 1 + 4 + 1)  # read logits, write probs and map; the aux loss reads both
+    router_bwd = scores * 12
+    cast = 0.0
+    if shard.precision == "fp8":
+        cast = 3 * computed * (h + moe.expert_ffn_hidden / shard.etp)
+    frac = model.moe_fraction
+    return frac * (perm + sort + router_fwd + cast), frac * (perm + sort + router_bwd)
+
+
 def _up_width(model: ModelSpec, tp: int) -> float:
     """Width of the MLP up projection on one rank (gate and up projections side by side when gated)."""
     return model.ffn * (2 if model.gated_mlp else 1) / tp
@@ -268,11 +320,10 @@ def elementwise_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tup
     act_tokens = tokens / tp if shard.sequence_parallel else tokens
     f_local = model.ffn / tp if model.moe is None else mlp_width_per_token(model, shard)
     ew_bytes = (2 * 2 + 2 * 3) * act_tokens * h * abpe + (3 if model.gated_mlp else 2) * tokens * f_local * abpe
-    if model.moe is not None and model.moe.experts > 1:
-        # dispatch reads the rank's tokens and writes one copy per assignment; combine reads the copies and
-        # writes the weighted sum (Megatron-Core moe_utils.permute / unpermute)
-        ew_bytes += model.moe_fraction * 2 * (tokens / tp + routed_tokens(model, shard)) * h * abpe
     ew_bwd_bytes = 2 * ew_bytes
+    moe_fwd, moe_bwd = moe_elementwise_bytes(model, shard)
+    ew_bytes += moe_fwd
+    ew_bwd_bytes += moe_bwd
     if model.position is Position.ROTARY:
         # rotary embeddings rotate the local query and key heads (Su et al. 2021): read and write both, forward
         # and backward (the gradient is rotated back)
@@ -287,9 +338,10 @@ def elementwise_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tup
         # written transposed, 1 byte per element (TE docs, "Handling transposes": cast-transpose kernels).
         tn = 1 if acc.fp8_tn_only else 0
         attn_out = model.attn_out_dim / tp
-        gemm_in_width = h + attn_out + h + f_local  # QKV, output projection, MLP up, MLP down inputs
+        mlp_io = mlp_io_width_per_token(model, shard)  # MLP up input = MLP down output width
+        gemm_in_width = h + attn_out + mlp_io + f_local  # QKV, output projection, MLP up, MLP down inputs
         up_width = f_local * (2 if model.gated_mlp else 1)
-        gemm_out_width = (model.q_dim + 2 * kv) / tp + h + up_width + h
+        gemm_out_width = (model.q_dim + 2 * kv) / tp + h + up_width + mlp_io
         ew_bytes += tokens * (3 * attn_out + tn * gemm_in_width)
         ew_bwd_bytes += tokens * (3 + tn) * gemm_out_width
     return (acc.op_time_s(flops=0.0, bytes_moved=ew_bytes, precision=precision, n_kernels=5),
