@@ -288,7 +288,9 @@ class StudyStore:
         if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
             conn.execute(table.insert(), [dict(zip(cols, r, strict=True)) for r in rows])
             return
-        procs = [table.c[c].type._cached_bind_processor(dialect) for c in cols]
+        # Float columns are given Python floats (or None), which their processor returns unchanged
+        procs = [None if isinstance(table.c[c].type, sa.Float) else table.c[c].type._cached_bind_processor(dialect)
+                 for c in cols]
         if any(p is not None for p in procs):
             rows = [tuple(v if p is None or v is None else p(v) for p, v in zip(procs, r, strict=True))
                     for r in rows]
