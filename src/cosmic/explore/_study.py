@@ -491,9 +491,11 @@ def _track_best(eb: Any, sign: float, best_loss: float, best_i: int | None, best
         j = int(np.argmin(loss))
         if loss[j] < best_loss:
             best_loss, best_i, best_eval = float(loss[j]), offset + j, eb.evaluation(j)
-    running = np.minimum.accumulate(np.concatenate([[prev], loss]))[1:]
-    for r in (running * sign).tolist():
-        trace.append(None if r in (math.inf, -math.inf) else r)
+    running = np.minimum.accumulate(np.concatenate([[prev], loss]))[1:] * sign
+    if np.isinf(running).any():
+        trace.extend([None if r in (math.inf, -math.inf) else r for r in running.tolist()])
+    else:  # the common case once a feasible point is known: the values as they are
+        trace.extend(running.tolist())
     return best_loss, best_i, best_eval
 
 
