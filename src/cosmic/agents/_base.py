@@ -184,5 +184,7 @@ class BaseAgent:
 
 def key(point: np.ndarray) -> bytes:
     """A hashable identity of one point."""
+    if type(point) is np.ndarray and point.dtype == np.int64 and point.flags.c_contiguous:
+        return point.tobytes()  # what ascontiguousarray would return unchanged
     return np.ascontiguousarray(point, dtype=np.int64).tobytes()
 

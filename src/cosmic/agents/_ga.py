@@ -73,6 +73,7 @@ class GeneticAgent(BaseAgent):
         self._near: list[list[np.ndarray]] | None = None
         self.pop = np.zeros((0, self.d), dtype=np.int64)
         self.rank_keys = np.zeros((0, 2))  # (violation, loss): sort lexicographically, smaller is better
+        self._ranks: list[tuple[float, float]] = []  # rank_keys as Python tuples, for the tournaments
         self.seen: set[bytes] = set()
         self.n_asked = 0
 
@@ -126,7 +127,7 @@ class GeneticAgent(BaseAgent):
 
     def _pick(self) -> np.ndarray:
         idx = self.rng.integers(0, len(self.pop), size=self.tournament)
-        best = min(idx, key=lambda j: (self.rank_keys[j, 0], self.rank_keys[j, 1]))
+        best = min(idx.tolist(), key=self._ranks.__getitem__)  # the first of the best, as over rank_keys
         return self.pop[best]
 
     def _child(self) -> np.ndarray:
@@ -141,8 +142,9 @@ class GeneticAgent(BaseAgent):
             mut = self.rng.random(self.d) < self.mutation
             if mut.any():
                 # redraw to a different value in the coordinate's domain
-                shift = self.rng.integers(1, np.maximum(self.cards[mut], 2))
-                c[mut] = (c[mut] + shift) % self.cards[mut]
+                cards = self.cards[mut]
+                shift = self.rng.integers(1, np.maximum(cards, 2))
+                c[mut] = (c[mut] + shift) % cards
             if key(c) in self.seen:
                 continue
             if self.space.is_feasible(c):
@@ -173,6 +175,7 @@ class GeneticAgent(BaseAgent):
         order = np.lexsort((pool_keys[:, 1], pool_keys[:, 0]))[: self.population]
         self.pop = pool[order]
         self.rank_keys = pool_keys[order]
+        self._ranks = [(a, b) for a, b in self.rank_keys.tolist()]
 
     def rebuild(
         self, points: np.ndarray, values: Sequence[Value | None], violations: Sequence[float] | None = None

@@ -224,6 +224,8 @@ class EvalBatch:
     def values_list(self) -> list[tuple[float, ...] | None]:
         """Each row's objective values, ``None`` unless ok (what agents are told)."""
         ok = self.status == OK
+        if self.values.shape[1] == 1:  # one objective: 1-tuples straight from the column
+            return [(r,) if o else None for r, o in zip(self.values[:, 0].tolist(), ok.tolist(), strict=True)]
         rows = self.values.tolist()
         return [tuple(r) if o else None for r, o in zip(rows, ok.tolist(), strict=True)]
 

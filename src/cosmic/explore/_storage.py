@@ -236,42 +236,68 @@ class StudyStore:
                 sa.select(sa.func.max(T.c.number)).where(T.c.study_id == self.study_id)
             ).scalar()
             first = 0 if last is None else int(last) + 1
-            trials = [
-                {"number": first + i, "study_id": self.study_id,
-                 "state": TS.COMPLETE if r.values is not None else TS.FAIL,
-                 "datetime_start": now, "datetime_complete": now}
-                for i, r in enumerate(rows)
-            ]
-            conn.execute(T.insert(), trials)
+            sid = self.study_id
+            self._insert(conn, T, ("number", "study_id", "state", "datetime_start", "datetime_complete"),
+                         [(first + i, sid, TS.COMPLETE if r.values is not None else TS.FAIL, now, now)
+                          for i, r in enumerate(rows)])
             ids = dict(conn.execute(
                 T.select().with_only_columns(T.c.number, T.c.trial_id)
                 .where(T.c.study_id == self.study_id).where(T.c.number >= first)
             ).all())
-            params, values, uattrs, sattrs = [], [], [], []
-            VT = M.TrialValueModel.TrialValueType
-            for i, r in enumerate(rows):
-                tid = ids[first + i]
-                for name, dj, v in zip(self._names, self._dist_json, r.point.tolist(), strict=True):
-                    params.append({"trial_id": tid, "param_name": name, "param_value": float(v),
-                                   "distribution_json": dj})
-                if r.values is not None:
-                    for k, v in enumerate(r.values):
-                        vt = VT.FINITE if math.isfinite(v) else (VT.INF_POS if v > 0 else VT.INF_NEG)
-                        values.append({"trial_id": tid, "objective": k,
-                                       "value": v if math.isfinite(v) else None, "value_type": vt})
-                attrs = dict(r.attrs)
-                attrs["violation"] = r.violation if math.isfinite(r.violation) else "inf"
-                if r.reason is not None:
-                    attrs["reason"] = r.reason
-                    sattrs.append({"trial_id": tid, "key": "fail_reason", "value_json": _compact(r.reason)})
-                for key, val in attrs.items():
-                    uattrs.append({"trial_id": tid, "key": key, "value_json": _compact(val)})
-            conn.execute(M.TrialParamModel.__table__.insert(), params)
-            if values:
-                conn.execute(M.TrialValueModel.__table__.insert(), values)
-            conn.execute(M.TrialUserAttributeModel.__table__.insert(), uattrs)
-            if sattrs:
-                conn.execute(M.TrialSystemAttributeModel.__table__.insert(), sattrs)
+            params, values, uattrs, sattrs = self._child_rows(rows, [ids[first + i] for i in range(len(rows))])
+            self._insert(conn, M.TrialParamModel.__table__,
+                         ("trial_id", "param_name", "param_value", "distribution_json"), params)
+            self._insert(conn, M.TrialValueModel.__table__, ("trial_id", "objective", "value", "value_type"),
+                         values)
+            self._insert(conn, M.TrialUserAttributeModel.__table__, ("trial_id", "key", "value_json"), uattrs)
+            self._insert(conn, M.TrialSystemAttributeModel.__table__, ("trial_id", "key", "value_json"), sattrs)
+
+    def _child_rows(self, rows: Sequence[TrialRow], tids: list[int]) -> tuple[list[tuple[Any, ...]], ...]:
+        """The parameter, value, user-attribute and system-attribute rows of `rows` (trial ids `tids`)."""
+        VT = self.models.TrialValueModel.TrialValueType
+        params: list[tuple[Any, ...]] = []
+        values: list[tuple[Any, ...]] = []
+        uattrs: list[tuple[Any, ...]] = []
+        sattrs: list[tuple[Any, ...]] = []
+        names, dists = self._names, self._dist_json
+        for tid, r in zip(tids, rows, strict=True):
+            params.extend([(tid, name, float(v), dj)
+                           for name, dj, v in zip(names, dists, r.point.tolist(), strict=True)])
+            if r.values is not None:
+                for k, v in enumerate(r.values):
+                    vt = VT.FINITE if math.isfinite(v) else (VT.INF_POS if v > 0 else VT.INF_NEG)
+                    values.append((tid, k, v if math.isfinite(v) else None, vt))
+            attrs = dict(r.attrs)
+            attrs["violation"] = r.violation if math.isfinite(r.violation) else "inf"
+            if r.reason is not None:
+                attrs["reason"] = r.reason
+                sattrs.append((tid, "fail_reason", _compact(r.reason)))
+            uattrs.extend([(tid, key, _compact(val)) for key, val in attrs.items()])
+        return params, values, uattrs, sattrs
+
+    def _insert(self, conn: Any, table: Any, cols: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        """Insert `rows` (tuples in the order of `cols`) into `table`.
+
+        On SQLite the rows go to the driver's ``executemany`` as they are, after each column's SQLAlchemy bind
+        processor (the conversions a Core insert applies: enum names, the datetime format), so the stored rows are
+        the ones a Core insert writes, without its per-row parameter handling (most of a batch's cost). Other
+        databases get a Core insert (on PostgreSQL SQLAlchemy batches it into multi-row statements)."""
+        if not rows:
+            return
+        dialect = conn.dialect
+        if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
+            conn.execute(table.insert(), [dict(zip(cols, r, strict=True)) for r in rows])
+            return
+        # Float columns are given Python floats (or None), which their processor returns unchanged
+        procs = [None if isinstance(table.c[c].type, sa.Float) else table.c[c].type._cached_bind_processor(dialect)
+                 for c in cols]
+        if any(p is not None for p in procs):
+            rows = [tuple(v if p is None or v is None else p(v) for p, v in zip(procs, r, strict=True))
+                    for r in rows]
+        quote = dialect.identifier_preparer.quote
+        sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in cols)}) "
+               f"VALUES ({', '.join('?' * len(cols))})")
+        conn.exec_driver_sql(sql, rows)
 
     # ---- read --------------------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import cosmic
 from cosmic.agents import BaseAgent, make_agent
 from cosmic.errors import ConfigError, StudyError
 from cosmic.explore._objective import Evaluation, Evaluator
+from cosmic.explore._records import trial_rows
 from cosmic.explore._storage import StudyStore, TrialRow, sqlite_path, storage_url
 from cosmic.explore._trials import check_space, figures, space_fingerprint
 
@@ -137,6 +138,13 @@ class StudySummary:
 
 def jsonable(v: Any) -> Any:
     """Knob values (enums, tuples, numpy scalars) as plain JSON values."""
+    t = type(v)
+    if t is str or t is int or t is bool or v is None:  # the common cases first (exact types: same result)
+        return v
+    if t is float:
+        return v if math.isfinite(v) else str(v)
+    if t is list:
+        return [jsonable(x) for x in v]
     if isinstance(v, enum.Enum):
         return v.value
     if isinstance(v, dict):
@@ -346,11 +354,11 @@ def run_study(
                                                        trace)
             values.extend(vals)
             if store is not None:
-                for i in range(len(eb)):
-                    row = _row(space, eb.evaluation(i, config=False))
-                    if worker_tag is not None:
+                rows = trial_rows(space, eb, _row)
+                if worker_tag is not None:
+                    for row in rows:
                         row.attrs["worker"] = worker_tag
-                    pending.append(row)
+                pending.extend(rows)
             done += len(pts)
             now = time.perf_counter()
             tm["record"] += now - t4
@@ -483,9 +491,11 @@ def _track_best(eb: Any, sign: float, best_loss: float, best_i: int | None, best
         j = int(np.argmin(loss))
         if loss[j] < best_loss:
             best_loss, best_i, best_eval = float(loss[j]), offset + j, eb.evaluation(j)
-    running = np.minimum.accumulate(np.concatenate([[prev], loss]))[1:]
-    for r in (running * sign).tolist():
-        trace.append(None if r in (math.inf, -math.inf) else r)
+    running = np.minimum.accumulate(np.concatenate([[prev], loss]))[1:] * sign
+    if np.isinf(running).any():
+        trace.extend([None if r in (math.inf, -math.inf) else r for r in running.tolist()])
+    else:  # the common case once a feasible point is known: the values as they are
+        trace.extend(running.tolist())
     return best_loss, best_i, best_eval
 
 

@@ -41,7 +41,13 @@ class Coord:
         return len(self.assign)
 
 
+_PRIMITIVE = frozenset({int, float, bool, type(None)})
+
+
 def plain(v: Any) -> Any:
+    t = type(v)
+    if t in _PRIMITIVE or t is str:  # the common case, answered before the isinstance chain (same result)
+        return v
     if isinstance(v, (tuple, list)):
         return [plain(x) for x in v]
     if isinstance(v, str):  # StrEnum too

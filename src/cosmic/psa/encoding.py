@@ -371,6 +371,6 @@ def encode(space: Space, config: SystemConfig) -> np.ndarray:
 
 def check_point(space: Space, point: Any) -> np.ndarray:
     p = np.asarray(point, dtype=np.int64).reshape(-1)
-    if p.shape[0] != len(space._coords) or np.any(p < 0) or np.any(p >= space._card):
+    if p.shape[0] != len(space._coords) or (p < 0).any() or (p >= space._card).any():
         raise ValueError(f"point {p.tolist()} is outside the box of cardinalities {list(space.cardinalities)}")
     return p

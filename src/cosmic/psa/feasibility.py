@@ -52,9 +52,10 @@ def mixed_radix(rows: np.ndarray, radix: np.ndarray) -> np.ndarray:
 
 def feasible_unchecked(space: Space, p: np.ndarray) -> bool:
     v = None
+    pl = p.tolist()
     for comp in space._components:
         if comp.feasible_set is not None:
-            if tuple(int(p[i]) for i in comp.coords) not in comp.feasible_set:
+            if tuple([pl[i] for i in comp.coords]) not in comp.feasible_set:
                 return False
         else:
             if v is None:
