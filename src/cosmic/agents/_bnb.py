@@ -139,13 +139,6 @@ class BranchAndBoundAgent(BaseAgent):
             if lo < self.best:
                 self.best = lo
 
-    def rebuild(
-        self, points: np.ndarray, values: Sequence[Value | None], violations: Sequence[float] | None = None
-    ) -> None:
-        pts = np.asarray(points, dtype=np.int64).reshape(-1, self.d)
-        if len(pts):
-            self.tell(pts, list(values), violations=violations)
-
     # ---- the search --------------------------------------------------------------------------------------------
 
     def _cut(self) -> float:

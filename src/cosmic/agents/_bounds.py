@@ -41,7 +41,7 @@ import numpy as np
 from cosmic.collective.communicator import Priced
 from cosmic.errors import ConfigError
 from cosmic.psa.knobs import KNOBS
-from cosmic.sim.batch import _communicator, priced_here, step_inputs_columns  # the batch path's own wiring
+from cosmic.sim.batch import communicator_columns, priced_here, step_inputs_columns  # the batch path's own wiring
 from cosmic.sim.columns import SCHEDULINGS
 from cosmic.sim.engine import dp_shares_tp
 from cosmic.sim.step import Tail, compose, layer_comm, plan, stage_rows, tails
@@ -86,7 +86,7 @@ class _Corner:
     def __init__(self, space: Any, points: np.ndarray, *, free_network: bool = False) -> None:
         cols, ok = space.decode_columns(points)
         x, tr = step_inputs_columns(cols)
-        comm = _communicator(cols)
+        comm = communicator_columns(cols)
         if free_network:  # an infinitely fast network: every phase coefficient is 0
             comm.lat = np.zeros_like(comm.lat)
             comm.bw = np.full_like(comm.bw, np.inf)
