@@ -7,7 +7,7 @@ wall time, and whether the median at 1,000 beats `random`'s. A second table give
 optimum, certified or proven gap, wall time, points evaluated and the share of the feasible space never evaluated.
 
     python benchmarks/bench_agents.py [--json] [--seeds 5] [--agents random,ils,...] [--spaces a,b] [--jobs 2]
-        [--bnb-presets p,q] [--bnb-time-limit 600] [--budget 2000]
+        [--bnb-presets p,q] [--bnb-time-limit 600] [--bnb-gap-pct 0] [--budget 2000]
 
 Defaults: the workload benchmark space (spaces/gpt3-175b-1024-workload.yaml) and two -full presets; tpe, bo and
 rl are left out by default (tens of seconds to minutes per run), name them with --agents to include them.
@@ -30,13 +30,13 @@ BNB_PRESETS = ["cosmic-s1-gpt3-175b-network", "cosmic-s1-gpt3-175b-collective", 
                "cosmic-s1-gpt3-175b-full", "cosmic-s2-gpt3-13b-full"]
 
 
-def certify(space_name: str, time_limit_s: float) -> dict[str, Any]:
+def certify(space_name: str, time_limit_s: float, gap_pct: float = 0.0) -> dict[str, Any]:
     from cosmic.agents import make_agent
     from cosmic.explore import run_study
     from cosmic.psa import load_psa
 
     space = load_psa(space_name)
-    agent = make_agent("bnb", space)
+    agent = make_agent("bnb", space, gap_pct=gap_pct)
     t = time.perf_counter()
     s = run_study(space, agent, budget=10**12, persist=False, time_limit_s=time_limit_s)
     cert = agent.certificate()
@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--spaces", default=",".join(SPACES))
     ap.add_argument("--bnb-presets", default=",".join(BNB_PRESETS))
     ap.add_argument("--bnb-time-limit", type=float, default=600.0)
+    ap.add_argument("--bnb-gap-pct", type=float, default=0.0, help="gap accepted by bnb's pruning (0: certify)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -84,7 +85,7 @@ def main() -> None:
     spaces = [s for s in args.spaces.split(",") if s]
     presets = [p for p in args.bnb_presets.split(",") if p]
 
-    certs = {name: certify(name, args.bnb_time_limit) for name in dict.fromkeys(spaces + presets)}
+    certs = {name: certify(name, args.bnb_time_limit, args.bnb_gap_pct) for name in dict.fromkeys(spaces + presets)}
     jobs = [(sp, a, seed, args.budget) for sp in spaces for a in agents for seed in range(args.seeds)]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as ex:

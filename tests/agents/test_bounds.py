@@ -9,7 +9,7 @@ import pytest
 
 import cosmic
 from cosmic.agents import make_agent
-from cosmic.agents._bounds import box_bounds, coordinate_roles
+from cosmic.agents._bounds import box_bounds, coordinate_roles, relaxable_coordinates, relaxed_bounds
 from cosmic.errors import ConfigError
 from cosmic.explore import run_study, with_objectives
 from cosmic.psa import Space, load_psa
@@ -45,7 +45,12 @@ def test_every_bound_stays_below_the_step_time_it_bounds(preset):
         lo = rng.integers(0, pts[:, m] + 1)
         fast[:, m] = np.where(best > 0, hi, lo)
         slow[:, m] = np.where(best > 0, lo, hi)
+    _, q_dims = relaxable_coordinates(space, coordinate_roles(space)[2])
+    half = [coords if d % 2 else [] for d, coords in enumerate(q_dims)]  # every other dimension relaxed
     bounds = {
+        "relaxed": relaxed_bounds(space, fast, q_dims),
+        "relaxed box": relaxed_bounds(space, fast, q_dims, slow),
+        "half relaxed": relaxed_bounds(space, fast, half),
         "point": box_bounds(space, pts, pts),
         "box": box_bounds(space, fast, slow),
         "any slower network": box_bounds(space, fast),
@@ -59,6 +64,38 @@ def test_every_bound_stays_below_the_step_time_it_bounds(preset):
     # the bounds tighten as the box shrinks, and bound a point within a few percent
     assert (bounds["point"][good] >= bounds["box"][good] * (1 - REL)).all()
     assert np.median(bounds["point"][good] / t[good]) > 0.9
+
+
+@pytest.mark.parametrize("preset", ["cosmic-s2-gpt3-13b-full", "cosmic-s1-gpt3-175b-full"])
+def test_a_relaxed_box_bound_stays_below_every_point_of_the_box(preset):
+    """Point 6: with the topology and the algorithms of every dimension free, the bound is below the step time of
+    each of the box's points (all their combinations, evaluated), and it is tighter than the compute-only step."""
+    space = load_psa(preset)
+    _, m, r, best = coordinate_roles(space)
+    q, q_dims = relaxable_coordinates(space, r)
+    assert q and all(q_dims)  # topology and algorithm coordinates are relaxed on every dimension
+    cards = np.asarray(space.cardinalities)
+    rng = np.random.default_rng(6)
+    checked = 0
+    for p in space.sample(rng, 40):
+        fast = p.copy()
+        fast[m] = best
+        grid = np.stack(np.unravel_index(np.arange(int(np.prod(cards[q]))), tuple(cards[q])), axis=1)
+        box = np.repeat(p[None, :], len(grid), axis=0)
+        box[:, q] = grid
+        box = box[space.feasible_mask(box)]
+        t, good = _times(space, box)
+        slow = p.copy()
+        slow[m] = np.where(best > 0, 0, cards[m] - 1)
+        lb = relaxed_bounds(space, fast[None, :], q_dims, slow[None, :])[0]
+        if not good.any():
+            continue
+        checked += 1
+        assert lb <= t[good].min() * (1 + REL), f"{preset}: relaxed bound {lb} above the box's best {t[good].min()}"
+        assert lb >= box_bounds(space, p[None, :], free_network=True)[0] * (1 - REL)
+        if checked == 6:
+            break
+    assert checked >= 3
 
 
 def test_bounds_agree_with_the_scalar_simulator():
@@ -98,6 +135,8 @@ def test_bnb_certifies_what_exhaustive_finds(make):
     ex = run_study(space, "exhaustive", budget=10**7, persist=False)
     agent = make_agent("bnb", space, leaf=8)
     bb = run_study(space, agent, budget=10**7, persist=False)
+    flat = run_study(space, make_agent("bnb", space, leaf=8, relax=False), budget=10**7, persist=False)
+    assert flat.best_objective == pytest.approx(bb.best_objective, rel=1e-12)  # with and without the Q tree
     assert ex.complete and bb.complete
     assert bb.best_objective == pytest.approx(ex.best_objective, rel=1e-12)
     cert = agent.certificate()

@@ -214,3 +214,59 @@ def test_dense_vs_moe_study_searches_mixtral_and_its_dense_twin(tmp_path: Path) 
     assert "mixtral-8x22b-dense" in (tmp_path / "report.html").read_text(encoding="utf-8")
     with pytest.raises(ConfigError, match="h100x256"):
         make_jobs("dense-vs-moe", agents=["random"], budget=12, systems=["h100x265"])
+
+
+def test_certify_gives_each_agent_its_gap_to_the_certified_optimum() -> None:
+    from cosmic.explore import run_study
+    from cosmic.study import analyse_cells, run_jobs
+    from cosmic.study._report import _certificate_table
+
+    jobs = make_jobs("cosmic-paper", agents=["random"], budget=40, models=["gpt3-13b"], systems=["s1"],
+                     modes=("workload", "collective"), certify_s=120)
+    certs = [j for j in jobs if j.certify]
+    assert [(j.mode, j.agent, j.time_limit_s) for j in certs] == [("workload", "bnb", 120), ("collective", "bnb", 120)]
+    assert len({j.key for j in jobs}) == len(jobs)
+    results = run_jobs(jobs, LocalBackend(1))
+    assert all(not r.trials for r in results if r.job.certify)  # a proof's evaluations are not trials
+    cell = analyse_cells(results)[0]
+    for mode in ("workload", "collective"):
+        e = cell["modes"][mode]
+        assert set(e["by_agent"]) == {"random"}  # the certifying run is not one of the agents compared
+        cert = e["certificate"]
+        assert cert["certified"] and cert["by"] == "certify" and cert["lower_bound"] == cert["optimum"]
+        exhaustive = run_study(study_space("s1", "gpt3-13b", mode), "exhaustive", budget=10**6, persist=False)
+        assert cert["optimum"] == pytest.approx(exhaustive.best_objective, rel=1e-12)
+        assert cert["gap_by_agent"]["random"] == pytest.approx(
+            max(0.0, (e["by_agent"]["random"] / cert["optimum"] - 1) * 100), abs=1e-9)
+    html_table = _certificate_table([cell])
+    assert "How close each agent came" in html_table and "certified" in html_table
+
+
+def test_an_unfinished_proof_bounds_every_agents_gap() -> None:
+    from cosmic.study import JobResult
+    from cosmic.study._analysis import certificate_entry
+
+    def result(agent: str, best: float | None, cert: dict | None = None, certify: bool = False) -> JobResult:
+        job = Job(study="cosmic-paper", setting="full-depth", system="s2", model="gpt3-13b", mode="full",
+                  agent=agent, seed=0, budget=10, certify=certify)
+        return JobResult(job=job, wall_s=1.0, evaluations=5, counts={}, best_objective=best, best_point=None,
+                         trace=[], certificate=cert)
+
+    proof = result("bnb", 0.31, {"certified": False, "lower_bound": 0.25, "gap_pct": 24.0}, certify=True)
+    e = certificate_entry([proof, result("ga", 0.30), result("tpe", 0.33)], {"ga": 0.30, "tpe": 0.33})
+    assert e is not None and not e["certified"] and e["optimum"] is None
+    assert e["best_known"] == 0.30 and e["gap_pct"] == pytest.approx(20.0)  # the best any run found, over the bound
+    assert e["gap_by_agent"] == pytest.approx({"ga": 20.0, "tpe": 32.0})
+    assert certificate_entry([result("ga", 0.30)], {"ga": 0.30}) is None  # nothing proven, nothing claimed
+    refused = result("bnb", None, {"certified": False, "lower_bound": None, "gap_pct": None, "error": "bnb: no"},
+                     certify=True)
+    e = certificate_entry([refused, result("ga", 0.30)], {"ga": 0.30})
+    assert e is not None and e["lower_bound"] is None and e["gap_by_agent"] == {"ga": None}
+    assert e["errors"] == ["bnb: no"]
+
+
+def test_certify_refuses_what_bnb_cannot_bound() -> None:
+    with pytest.raises(ConfigError, match=r"--certify.*step time only"):
+        make_jobs("cosmic-paper", objective="runtime*cost", certify_s=10)
+    with pytest.raises(ConfigError, match=r"--certify.*above 0"):
+        make_jobs("cosmic-paper", certify_s=0)

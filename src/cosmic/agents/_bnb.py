@@ -10,10 +10,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cosmic.agents._base import BaseAgent, Value, key
-from cosmic.agents._bounds import box_bounds, check_space, coordinate_roles
+from cosmic.agents._bounds import box_bounds, check_space, coordinate_roles, relaxable_coordinates, relaxed_bounds
 from cosmic.errors import ConfigError
 
 _CHUNK = 65536  # boxes bounded per batch
+_BATCH_NODES = 256  # nodes of the Q tree and M boxes expanded at a time (one bound call per kind)
 _SAFETY = 1e-12  # relative margin against rounding when a bound is compared with the incumbent
 
 
@@ -30,6 +31,14 @@ class BranchAndBoundAgent(BaseAgent):
     3. An M box is bisected on its widest coordinate until it holds at most `leaf` points, which are asked
        (every feasible point not asked before). Each box is bounded before it is split or enumerated.
 
+    When some R coordinates reach the phase coefficients of their dimension only (Q: topology, algorithms; point 6
+    of `cosmic.agents._bounds`), step 2 becomes a tree (``relax``, default on): the other R coordinates (S: NPUs
+    per dimension, chunks, scheduling, multi-dimensional mode) are the roots, bounded with Q free; a node's
+    children fix the Q coordinates of the next dimension; the last level's children are R assignments with their
+    M box (step 3). Every node is bounded with what it leaves free relaxed, and the nodes of one W assignment are
+    expanded best first from one heap, a batch at a time. W assignments are then visited best first too, keyed by
+    their compute-only bound until the relaxed bounds of their roots are known, then by the smallest of those.
+
     Anything whose bound reaches the incumbent (the best feasible value told) is pruned, with all it contains: the
     first W or R assignment in bound order that does, ends its level. When the search ends the incumbent is the
     certified optimum (``certificate()["certified"]``); when the explorer stops it first (budget, time limit), the
@@ -43,6 +52,7 @@ class BranchAndBoundAgent(BaseAgent):
         leaf: largest M box enumerated without splitting it further (default 64).
         gap_pct: relative gap, in percent, accepted when pruning (default 0: certify the optimum).
         limit: largest number of W (and of R) assignments (default 10^7).
+        relax: bound boxes with the Q coordinates relaxed (default True; False: every R assignment is bounded).
     """
 
     name: ClassVar[str] = "bnb"
@@ -51,15 +61,18 @@ class BranchAndBoundAgent(BaseAgent):
     times_unfit_points: ClassVar[bool] = False  # an unfit point is never the optimum
 
     def __init__(self, space: Any, *, seed: int | None = None, leaf: int = 64, gap_pct: float = 0.0,
-                 limit: int = 10**7) -> None:
+                 limit: int = 10**7, relax: bool = True) -> None:
         super().__init__(space, seed=seed)
         check_space(space)
         if leaf < 1:
             raise ConfigError(f"bnb: leaf must be >= 1, got {leaf}")
         if not 0.0 <= gap_pct < 100.0:
             raise ConfigError(f"bnb: gap_pct must be in [0, 100), got {gap_pct}")
-        self.leaf, self.gap_pct, self.limit = int(leaf), float(gap_pct), int(limit)
+        self.leaf, self.gap_pct, self.limit, self.relax = int(leaf), float(gap_pct), int(limit), bool(relax)
         self.w, self.m, self.r, self.m_best = coordinate_roles(space)
+        self.q_dims, self.q_levels = self._relaxation() if self.relax else ([], [])
+        self.s = [i for i in self.r if not any(i in lv for lv in self.q_levels)]
+        self._s_assignments = self._assignments(self.s)
         self.m_worst = np.where(self.m_best > 0, 0, self.cards[self.m] - 1)
         for name, dims in (("workload/compute", self.w), ("network/collective", self.r)):
             size = math.prod(int(self.cards[i]) for i in dims)
@@ -81,7 +94,20 @@ class BranchAndBoundAgent(BaseAgent):
         self.bounded_boxes = 0
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"leaf": self.leaf, "gap_pct": self.gap_pct, "limit": self.limit}
+        return {"leaf": self.leaf, "gap_pct": self.gap_pct, "limit": self.limit, "relax": self.relax}
+
+    def _relaxation(self) -> tuple[list[list[int]], list[list[int]]]:
+        """Per network dimension, the R coordinates that reach its phase coefficients only (Q, relaxed in a
+        box); and the levels of the Q tree: the coordinates of each dimension in turn not fixed by an earlier one."""
+        _, q_dims = relaxable_coordinates(self.space, self.r)
+        levels: list[list[int]] = []
+        fixed: set[int] = set()
+        for coords in q_dims:
+            new = [i for i in coords if i not in fixed]
+            if new:
+                levels.append(new)
+                fixed |= set(new)
+        return q_dims, levels
 
     @property
     def exhausted(self) -> bool:
@@ -139,13 +165,6 @@ class BranchAndBoundAgent(BaseAgent):
             if lo < self.best:
                 self.best = lo
 
-    def rebuild(
-        self, points: np.ndarray, values: Sequence[Value | None], violations: Sequence[float] | None = None
-    ) -> None:
-        pts = np.asarray(points, dtype=np.int64).reshape(-1, self.d)
-        if len(pts):
-            self.tell(pts, list(values), violations=violations)
-
     # ---- the search --------------------------------------------------------------------------------------------
 
     def _cut(self) -> float:
@@ -194,6 +213,9 @@ class BranchAndBoundAgent(BaseAgent):
         order = np.argsort(lb, kind="stable")
         if not self.r and not self.m:
             yield from self._points_in_order(base[order], lb[order], "w")
+            return
+        if self.q_levels:
+            yield from self._w_best_first(base, lb, rest_size)
             return
         for j, wi in enumerate(order):
             if lb[wi] >= self._cut():
@@ -257,6 +279,147 @@ class BranchAndBoundAgent(BaseAgent):
             self._open["r"] = float(lb[j + 1]) if j + 1 < len(order) else math.inf
             yield from self._m_boxes(self._r_points(wpoint, order[j:j + 1])[0], lo, hi, float(lb[j]))
         self._open.pop("r", None)
+
+    # ---- the Q tree: R coordinates that reach phase coefficients only, relaxed a dimension at a time ----------
+
+    def _relaxed(self, pts: np.ndarray, fixed: int) -> np.ndarray:
+        """Bounds of the relaxed boxes of `pts` whose first `fixed` Q levels are fixed (the rest take any value)."""
+        done = {i for lv in self.q_levels[:fixed] for i in lv}
+        q_per_dim = [[i for i in coords if i not in done] for coords in self.q_dims]
+        slow = pts.copy()
+        slow[:, self.m] = self.m_worst
+        out = np.empty(len(pts))
+        for s in range(0, len(pts), _CHUNK // 16):
+            sl = slice(s, s + _CHUNK // 16)
+            out[sl] = relaxed_bounds(self.space, pts[sl], q_per_dim, slow[sl])
+        self.bounded_boxes += len(pts)
+        return out
+
+    def _w_best_first(self, base: np.ndarray, lb: np.ndarray, rest_size: int) -> Iterator[tuple[np.ndarray, float]]:
+        """W assignments best first, keyed by their compute-only step until the relaxed bounds of their S roots
+        are known, then by the smallest of those (a tighter bound of the same assignments), so that the open bound
+        of the W level is the smallest key left."""
+        heap: list[tuple[float, int, Any]] = [(float(lb[i]), int(i), None) for i in np.flatnonzero(np.isfinite(lb))]
+        heapq.heapify(heap)
+        while heap:
+            if heap[0][0] >= self._cut():
+                for b, _, _ in heap:
+                    self._prune(b, rest_size)
+                break
+            b, wi, roots = heapq.heappop(heap)
+            if roots is None:
+                pts = np.repeat(base[wi][None, :], len(self._s_assignments), axis=0)
+                pts[:, self.s] = self._s_assignments
+                rl = np.maximum(self._relaxed(pts, 0), b)
+                if np.isfinite(rl).any():
+                    heapq.heappush(heap, (float(rl.min()), wi, (pts, rl)))
+                continue
+            self._open["w"] = heap[0][0] if heap else math.inf
+            yield from self._relaxed_tree(*roots)
+        self._open.clear()
+
+    def _relaxed_tree(self, pts: np.ndarray, lb: np.ndarray) -> Iterator[tuple[np.ndarray, float]]:
+        """The R assignments of one W assignment, best first over one heap of nodes, expanded a batch at a time.
+
+        Roots: the assignments of the R coordinates outside Q (S), each bounded with every Q coordinate relaxed.
+        A node of depth d has the first d Q levels fixed; its children fix level d (relaxed bounds), the last
+        level's children are R assignments bounded over their whole M box (points 1 to 5), and M boxes are bisected
+        until they hold at most `leaf` points, which are asked. A child's bound is at least its parent's."""
+        heap: list[tuple[float, int, int, np.ndarray, np.ndarray | None, np.ndarray | None]] = []
+        self._tick = 0
+        self._push(heap, pts, lb, 0, None, None)
+        self._open["r"] = heap[0][0] if heap else math.inf
+        while heap:
+            batch: list[Any] = []
+            while heap and heap[0][0] < self._cut() and len(batch) < _BATCH_NODES:
+                batch.append(heapq.heappop(heap))
+            if not batch:
+                for b, _, depth, _, blo, bhi in heap:
+                    self._prune(b, self._node_size(depth, blo, bhi))
+                break
+            leaves = self._expand(heap, batch)
+            for i, (pts_i, b) in enumerate(leaves):
+                rest = [bb for _, bb in leaves[i + 1:]]
+                self._open["r"] = min([heap[0][0] if heap else math.inf, *rest])
+                fresh = self._fresh(pts_i)
+                if len(fresh):
+                    yield fresh, b
+            self._open["r"] = heap[0][0] if heap else math.inf
+        self._open.pop("r", None)
+
+    def _node_size(self, depth: int, lo: np.ndarray | None, hi: np.ndarray | None) -> int:
+        if lo is not None and hi is not None:
+            return int(np.prod(hi - lo + 1))
+        rest = [i for lv in self.q_levels[depth:] for i in lv] + self.m
+        return math.prod(int(self.cards[i]) for i in rest)
+
+    def _push(self, heap: list[Any], pts: np.ndarray, lb: np.ndarray, depth: int, lo: np.ndarray | None,
+              hi: np.ndarray | None) -> None:
+        """Push nodes (``inf`` bounds dropped); `lo`/`hi` are per-node M boxes (rows) for M nodes."""
+        for k in np.flatnonzero(np.isfinite(lb)):
+            heapq.heappush(heap, (float(lb[k]), self._tick, depth, pts[k],
+                                  None if lo is None else lo[k], None if hi is None else hi[k]))
+            self._tick += 1
+
+    def _expand(self, heap: list[Any], batch: list[Any]) -> list[tuple[np.ndarray, float]]:
+        """Expand a batch of nodes, pushing their children; return the leaves' points (with their bounds)."""
+        leaves: list[tuple[np.ndarray, float]] = []
+        n_levels = len(self.q_levels)
+        for depth in sorted({e[2] for e in batch if e[4] is None}):
+            nodes = [e for e in batch if e[4] is None and e[2] == depth]
+            coords = self.q_levels[depth]
+            asg = self._assignments(coords)
+            kids = np.repeat(np.stack([e[3] for e in nodes]), len(asg), axis=0)
+            kids[:, coords] = np.tile(asg, (len(nodes), 1))
+            parent = np.repeat([e[0] for e in nodes], len(asg))
+            if depth + 1 < n_levels:
+                self._push(heap, kids, np.maximum(self._relaxed(kids, depth + 1), parent), depth + 1, None, None)
+                continue
+            keep = self.space.feasible_mask(kids) if self._corner_feasibility else np.ones(len(kids), dtype=bool)
+            kids, parent = kids[keep], parent[keep]
+            if not len(kids):
+                continue
+            if not self.m:
+                for k in range(len(kids)):
+                    leaves.append((kids[k:k + 1], float(parent[k])))
+                continue
+            slow = kids.copy()
+            slow[:, self.m] = self.m_worst
+            lo = np.repeat(np.minimum(self.m_best, self.m_worst)[None, :], len(kids), axis=0)
+            hi = np.repeat(np.maximum(self.m_best, self.m_worst)[None, :], len(kids), axis=0)
+            self._push(heap, kids, np.maximum(self._bounds(kids, slow), parent), n_levels, lo, hi)
+        boxes = [e for e in batch if e[4] is not None]
+        split = []
+        for b, _, _, point, blo, bhi in boxes:
+            if int(np.prod(bhi - blo + 1)) <= self.leaf:
+                grid = np.stack(np.meshgrid(*[np.arange(a, z + 1) for a, z in zip(blo, bhi, strict=True)],
+                                            indexing="ij"), axis=-1).reshape(-1, len(self.m))
+                pts = np.repeat(point[None, :], len(grid), axis=0)
+                pts[:, self.m] = grid
+                leaves.append((pts, b))
+            else:
+                split.append((b, point, blo, bhi))
+        if split:
+            self._bisect(heap, split, n_levels)
+        return leaves
+
+    def _bisect(self, heap: list[Any], boxes: list[Any], depth: int) -> None:
+        """Split each M box on its widest coordinate, bound both halves at once and push them."""
+        los, his, points, parent = [], [], [], []
+        for b, point, blo, bhi in boxes:
+            k = int(np.argmax(bhi - blo))
+            mid = (blo[k] + bhi[k]) // 2
+            lo2, hi1 = blo.copy(), bhi.copy()
+            hi1[k], lo2[k] = mid, mid + 1
+            los += [blo, lo2]
+            his += [hi1, bhi]
+            points += [point, point]
+            parent += [b, b]
+        lo, hi, pts = np.stack(los), np.stack(his), np.stack(points)
+        fast, slow = pts.copy(), pts.copy()
+        fast[:, self.m] = np.where(self.m_best > 0, hi, lo)
+        slow[:, self.m] = np.where(self.m_best > 0, lo, hi)
+        self._push(heap, pts, np.maximum(self._bounds(fast, slow), parent), depth, lo, hi)
 
     def _corners(self, point: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         fast = np.repeat(point[None, :], len(lo), axis=0)

@@ -26,6 +26,19 @@ The bounds are computed with the simulator's own phases (`cosmic.sim.step`: `pla
    the dearest corner. Later runs' exposure is bounded by 0.
 5. The step is ``pipeline + max over runs of the tail`` (`compose`), so the bound is `compose` over the rows of the
    cheapest corner and the tails of 4.
+6. **Relaxed boxes: the topology and the algorithms of a dimension free** (`relaxed_bounds`). Some network and
+   collective knobs reach the step only through the phase coefficients ``a, b`` of their own dimension (the
+   topology, the collective algorithms, the link latency and bandwidth: `COEFFICIENT_KNOBS`, read through the PSA's
+   own dependency analysis, which also names the coordinates each dimension's knobs depend on). With the group
+   layout (the NPUs per dimension and the degrees), the chunks and the multi-dimensional mode fixed, every
+   collective is non-decreasing in every ``a[d]`` and ``b[d]`` (point 1: busy times ``a + b x`` with ``x >= 0``
+   composed by sums and maxima; the hierarchical/flat choice of an all-reduce reads the layout and the mode only;
+   a send takes the largest ``a + b x``). So a communicator whose coefficients on each dimension are the smallest
+   over every value those coordinates can take (each decoded at the box's fastest M corner) prices every
+   collective at most as dear as any point of the box, and points 2 to 5 give a bound of the whole box. The window
+   of point 4 is taken with the largest coefficients at the slowest M corner. Nothing else in the step reads them:
+   `cosmic.sim.step` sees the network only through the communicator's collectives, sends and group shapes, and
+   which rows the batch path prices (`priced_here`) does not depend on them.
 
 Points whose memory does not fit the device (when the PSA asks for memory fit; memory does not depend on the network
 or the collectives: `plan`), and points the simulator refuses, can never be the optimum: their bound is ``inf``.
@@ -38,10 +51,11 @@ from typing import Any
 
 import numpy as np
 
-from cosmic.collective.communicator import Priced
+from cosmic.collective.columns import STRUCTURES, ColumnCommunicator
+from cosmic.collective.communicator import P2P, Coefficients, Priced
 from cosmic.errors import ConfigError
 from cosmic.psa.knobs import KNOBS
-from cosmic.sim.batch import _communicator, priced_here, step_inputs_columns  # the batch path's own wiring
+from cosmic.sim.batch import communicator_columns, priced_here, step_inputs_columns  # the batch path's own wiring
 from cosmic.sim.columns import SCHEDULINGS
 from cosmic.sim.engine import dp_shares_tp
 from cosmic.sim.step import Tail, compose, layer_comm, plan, stage_rows, tails
@@ -86,7 +100,7 @@ class _Corner:
     def __init__(self, space: Any, points: np.ndarray, *, free_network: bool = False) -> None:
         cols, ok = space.decode_columns(points)
         x, tr = step_inputs_columns(cols)
-        comm = _communicator(cols)
+        comm = communicator_columns(cols)
         if free_network:  # an infinitely fast network: every phase coefficient is 0
             comm.lat = np.zeros_like(comm.lat)
             comm.bw = np.full_like(comm.bw, np.inf)
@@ -94,6 +108,7 @@ class _Corner:
         else:
             failed = comm.failed
         big = cols.network.npus.max(axis=1) >= 1 << 20  # priced by the scalar path: no bound
+        self.decoded = ok
         self.valid = ok & (priced_here(cols, x, tr, failed) | big)
         self.unbounded = big
         self.x, self.tr, self.comm = x, tr, comm
@@ -132,6 +147,126 @@ def _bound(space: Any, fast: _Corner, slow: _Corner | None) -> np.ndarray:
     lb = np.broadcast_to(lb, (len(fast.chunks),)).copy()
     if space.memory_fit:
         lb[p.memory.total_bytes > fast.tr["mem_bytes"]] = np.inf
+    return lb
+
+
+COEFFICIENT_KNOBS = frozenset({"topology", "all_reduce", "all_gather", "reduce_scatter", "all_to_all", "latency_ns"}) \
+    | LARGER_IS_FASTER
+"""Knobs that reach the step only through the phase coefficients of their network dimension (point 6 of the module
+docstring): the topology, the collective algorithms, the link latency and bandwidth (and the per-NPU bandwidth,
+a view of the link bandwidth)."""
+
+
+def relaxable_coordinates(space: Any, r: list[int]) -> tuple[list[int], list[list[int]]]:
+    """Q, the coordinates of `r` that change coefficient knobs only (`COEFFICIENT_KNOBS`, by the PSA's own
+    dependency analysis `cosmic.psa.encoding.dependencies`), and per network dimension the coordinates of Q that
+    the coefficient knobs of that dimension depend on."""
+    from cosmic.psa.encoding import dependencies
+
+    deps = dependencies(space)
+    reaches: dict[int, set[str]] = {}
+    for name, dd in deps.items():
+        for ss in dd if isinstance(dd, tuple) else (dd,):
+            for ci in ss:
+                reaches.setdefault(ci, set()).add(name)
+    q = [i for i in r if reaches.get(i) and reaches[i] <= COEFFICIENT_KNOBS]
+    per_dim: list[list[int]] = []
+    for d in range(space.n_dims):
+        on_d: set[int] = set()
+        for k in COEFFICIENT_KNOBS:
+            dd = deps.get(k)
+            if isinstance(dd, tuple):
+                on_d |= dd[d]
+        per_dim.append(sorted(set(q) & on_d))
+    return q, per_dim
+
+
+class _RelaxedCommunicator(ColumnCommunicator):
+    """A communicator whose phase coefficients on each dimension are the smallest over candidate (topology,
+    algorithms, bandwidth, latency) tuples of that dimension (point 6): it prices every collective at most as
+    dear as any of the configurations the candidates stand for."""
+
+    candidates: list[list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]
+    pick: Any = np.minimum  # np.maximum: the dearest coefficients (the slow corner's window of point 4)
+
+    def coefficients(self, group: str, kind: int) -> Coefficients:
+        key = (group, kind)
+        c = self._coef.get(key)
+        if c is None:
+            a_out, b_out = [], []
+            start = np.inf if self.pick is np.minimum else -np.inf
+            for d in range(self.n_dims):
+                a_min = np.full(len(self.chunks), start)
+                b_min = np.full(len(self.chunks), start)
+                for topo, algos, bw, lat in self.candidates[d]:
+                    ids = STRUCTURES.ids(topo, self.members[group][d], self.strides[group][d], self.npus[:, d])
+                    algo = algos[:, kind] if kind != P2P else 0
+                    a_min = self.pick(a_min, lat * STRUCTURES.a[ids, kind, algo])
+                    b_min = self.pick(b_min, STRUCTURES.b[ids, kind, algo] / bw)
+                a_out.append(a_min)
+                b_out.append(b_min)
+            c = self._coef[key] = Coefficients(tuple(a_out), tuple(b_out))
+        return c
+
+
+def _assignments(space: Any, coords: list[int]) -> np.ndarray:
+    cards = tuple(int(space.cardinalities[i]) for i in coords)
+    size = int(np.prod(cards)) if coords else 1
+    if not coords:
+        return np.zeros((1, 0), dtype=np.int64)
+    return np.stack(np.unravel_index(np.arange(size, dtype=np.int64), cards), axis=1).astype(np.int64)
+
+
+def _relaxed_corner(space: Any, points: np.ndarray, q_per_dim: list[list[int]], pick: Any) -> _Corner:
+    """The corner of `points` with a `_RelaxedCommunicator` whose candidates on dimension d are every assignment
+    of ``q_per_dim[d]`` (decoded with the other coordinates of each point)."""
+    n = len(points)
+    corner = _Corner(space, points)
+    comm = corner.comm
+    comm.__class__ = _RelaxedCommunicator
+    cands: list[list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = []
+    for d, coords in enumerate(q_per_dim):
+        asg = _assignments(space, coords)
+        pts = np.repeat(points, len(asg), axis=0)
+        pts[:, coords] = np.tile(asg, (n, 1))
+        cols, _ = space.decode_columns(pts)
+        cc = communicator_columns(cols)
+        per = []
+        for j in range(len(asg)):
+            sl = slice(j, None, len(asg))
+            per.append((cc.topology[sl, d], cc.algorithms_[sl, :, d], cc.bw[sl, d], cc.lat[sl, d]))
+        cands.append(per)
+    comm.candidates = cands  # type: ignore[attr-defined]
+    comm.pick = pick  # type: ignore[attr-defined]
+    return corner
+
+
+def relaxed_bounds(space: Any, fast_points: np.ndarray, q_per_dim: list[list[int]],
+                   slow_points: np.ndarray | None = None) -> np.ndarray:
+    """A lower bound of the step time over each relaxed box, one row per box.
+
+    A relaxed box is every point that equals ``fast_points[i]`` on the W coordinates and on the R coordinates
+    outside Q (`relaxable_coordinates`), takes any value on Q, and lies on each M coordinate at or below the fast
+    corner ``fast_points[i]`` (the largest bandwidth and smallest latency), and at or above ``slow_points[i]``
+    when given (it tightens the DP window of point 4; without it any slower network is in the box). `q_per_dim` is
+    the second value `relaxable_coordinates` returns, or a subset of it (the coordinates left out are fixed).
+    ``inf`` marks boxes whose memory does not fit (it does not depend on Q or M).
+    """
+    fast_points = np.asarray(fast_points, dtype=np.int64)
+    n = len(fast_points)
+    if n == 0:
+        return np.zeros(0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        corner = _relaxed_corner(space, fast_points, q_per_dim, np.minimum)
+        slow = None
+        if slow_points is not None:
+            slow = _relaxed_corner(space, np.asarray(slow_points, dtype=np.int64), q_per_dim, np.maximum)
+        lb = _bound(space, corner, slow)
+    lb = np.where(np.isnan(lb), 0.0, lb)
+    # what the batch path refuses (`priced_here`: layouts, divisibility, fidelity) does not depend on Q or M; a row
+    # the decoder refused at this corner may decode elsewhere in the box: no bound
+    lb[~corner.valid] = np.inf
+    lb[~corner.decoded | corner.unbounded] = 0.0
     return lb
 
 

@@ -33,6 +33,10 @@ _Out = Annotated[Path, typer.Option("--out", help="output directory")]
 _Json = Annotated[bool, typer.Option("--json", help="print the summary as JSON (no tables)")]
 _Store = Annotated[bool, typer.Option("--store", help="also keep every agent run as an Optuna study in "
                                                       "OUT/studies/<job>.db")]
+_Certify = Annotated[float | None, typer.Option("--certify", help="also run bnb on every cell and mode for at most "
+                                                                "this many seconds: the report gives each agent's "
+                                                                "gap to the certified optimum (or proven bound); "
+                                                                "objective runtime only")]
 _Models = Annotated[str | None, typer.Option("--models", help="comma-separated subset of the study's models")]
 _Systems = Annotated[str | None, typer.Option("--systems", help="comma-separated subset of s1, s2, s3")]
 
@@ -46,7 +50,8 @@ def _split(text: str | None) -> list[str] | None:
 
 def _run(study: str, *, out_dir: Path, agents: str, seeds: int, budget: str | None, objective: str, setting: str,
          backend: str, ray_address: str | None, workers: int | None, json_out: bool, store: bool,
-         models: str | None, systems: str | None, batches: list[int] | None = None) -> None:
+         models: str | None, systems: str | None, batches: list[int] | None = None,
+         certify: float | None = None) -> None:
     from rich.console import Console
 
     from cosmic.commands._output import emit_json
@@ -55,7 +60,8 @@ def _run(study: str, *, out_dir: Path, agents: str, seeds: int, budget: str | No
 
     agent_list = _split(agents) or []
     options: dict[str, Any] = dict(agents=agent_list, seeds=seeds, budget=budget, objective=objective,
-                                   setting=setting, models=_split(models), systems=_split(systems), batches=batches)
+                                   setting=setting, models=_split(models), systems=_split(systems), batches=batches,
+                                   certify_s=certify)
     make_jobs(study, **options)  # every name and option checked before a worker or Ray starts
     be = make_backend(backend, workers=workers, address=ray_address)
     console = Console(stderr=True)
@@ -116,7 +122,7 @@ class _Progress:
         if not self.announced and len(eta.done) >= min(eta.workers, len(eta.jobs)) and len(eta.done) < len(eta.jobs):
             self.announced = True
             self.console.print(f"ETA: ~{format_duration(left)} left after {len(eta.done)} of {len(eta.jobs)} agent "
-                               f"runs (measured: {r.job.agent} {r.job_s:.1f} s per run)")
+                               f"runs (measured: {r.job.label} {r.job_s:.1f} s per run)")
 
     def stop(self) -> None:
         if self.task is not None:
@@ -160,6 +166,8 @@ def _print(summary: dict[str, Any]) -> None:
                   "×base: full-stack over the baseline configuration", soft_wrap=False, highlight=False)
         for line in flags:
             out.print(line, markup=False, highlight=False)
+        for line in _certificate_lines(summary["cells"], setting):
+            out.print(line, markup=False, highlight=False)
         lo, hi = rng["min"], rng["max"]
         if lo is not None:
             out.print(f"full-stack speedup over single-stack: {lo:.2f}x - {hi:.2f}x (COSMIC: 1.50x - 48.41x); "
@@ -170,6 +178,25 @@ def _print(summary: dict[str, Any]) -> None:
               + (f"; estimated before the run: {est:.1f} s" if est is not None else ""), highlight=False)
     for k, v in summary["files"].items():
         out.print(f"{k}: {Path(v).absolute()}", soft_wrap=True, highlight=False)
+
+
+def _certificate_lines(cells: list[dict[str, Any]], setting: str) -> list[str]:
+    """One line per cell and mode with a proof: the optimum (or bound) and each agent's gap to it."""
+    lines = []
+    for c in cells:
+        if c["setting"] != setting:
+            continue
+        for mode, e in c["modes"].items():
+            cert = e.get("certificate")
+            if not cert or cert["lower_bound"] is None:
+                continue
+            exact = cert["certified"]
+            head = (f"optimum {cert['optimum']:.6g} (certified)" if exact else
+                    f"optimum >= {cert['lower_bound']:.6g} (proven gap {cert['gap_pct']:.3g}%)")
+            gaps = ", ".join(f"{a} {'+' if exact else '<= +'}{g:.3g}%" for a, g in cert["gap_by_agent"].items()
+                             if g is not None)
+            lines.append(f"{c['model']} {c['system'].upper()} {mode}: {head}; {gaps or 'no agent found a point'}")
+    return lines
 
 
 @study_app.command("cosmic-paper")
@@ -187,11 +214,12 @@ def cosmic_paper(
     store: _Store = False,
     models: _Models = None,
     systems: _Systems = None,
+    certify: _Certify = None,
 ) -> None:
     """COSMIC's grid: 4 models x 3 systems x 4 modes; full-stack speedup over each single-stack mode per cell."""
     _run("cosmic-paper", out_dir=out_dir, agents=agents, seeds=seeds, budget=budget, objective=objective,
          setting=setting, backend=backend, ray_address=ray_address, workers=workers, json_out=json_out, store=store,
-         models=models, systems=systems)
+         models=models, systems=systems, certify=certify)
 
 
 @study_app.command("scaling")
@@ -208,6 +236,7 @@ def scaling(
     json_out: _Json = False,
     store: _Store = False,
     models: _Models = None,
+    certify: _Certify = None,
     batches: Annotated[str | None, typer.Option("--batches", help="comma-separated global batches "
                                                                   "(default 1024,2048,4096,8192,16384)")] = None,
 ) -> None:
@@ -222,7 +251,7 @@ def scaling(
             fail(f"--batches: expected comma-separated integers, got {batches!r}")
     _run("scaling", out_dir=out_dir, agents=agents, seeds=seeds, budget=budget, objective=objective,
          setting=setting, backend=backend, ray_address=ray_address, workers=workers, json_out=json_out, store=store,
-         models=models, systems=None, batches=bs)
+         models=models, systems=None, batches=bs, certify=certify)
 
 
 @study_app.command("dense-vs-moe")

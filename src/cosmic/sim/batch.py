@@ -377,7 +377,9 @@ def _scalar(cfg: Any) -> Result | CosmicError:
         return exc
 
 
-def _communicator(c: StepColumns) -> ColumnCommunicator:
+def communicator_columns(c: StepColumns) -> ColumnCommunicator:
+    """The collective coster of the batch path for the rows of `c` (what `simulate_columns` prices with); public
+    so that `cosmic.agents` bounds reuse the batch path's own wiring."""
     net, coll = c.network, c.collective
     groups = np.array([[PARALLEL_DIMS.index(g) for g in o] for o in c.rank_orders], dtype=np.int64)
     return ColumnCommunicator(
@@ -415,7 +417,7 @@ def simulate_columns(c: StepColumns, *, time_unfit: bool = True) -> BatchResult:
         True
     """
     x, tr = step_inputs_columns(c)
-    comm = _communicator(c)
+    comm = communicator_columns(c)
     ok = priced_here(c, x, tr, comm.failed)
     n = c.n
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -470,4 +472,4 @@ def _figures(c: StepColumns, x: StepInputs, p: Plan, step: np.ndarray, tr: dict[
     }
 
 
-__all__ = ["BatchResult", "simulate_columns", "step_inputs_columns"]
+__all__ = ["BatchResult", "communicator_columns", "priced_here", "simulate_columns", "step_inputs_columns"]

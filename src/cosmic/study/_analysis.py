@@ -69,8 +69,43 @@ def analyse_cells(results: list[JobResult], *, top_k: int = 3) -> list[dict[str,
     return [_cell(key, rs, top_k) for key, rs in groups.items()]
 
 
-def _cell(key: tuple[Any, ...], rs: list[JobResult], top_k: int) -> dict[str, Any]:
+def certificate_entry(runs: list[JobResult], by_agent: dict[str, float | None]) -> dict[str, Any] | None:
+    """What the runs of one mode prove about its optimum, and how close each agent came (None: nothing proven).
+
+    The lower bound is the largest any run proves (a certifying `bnb` run, or an agent run whose agent proves
+    bounds: `bnb`, or `exhaustive` once it enumerated the space); the best known value is the smallest any run
+    found. ``optimum`` is set when some run certified it. ``gap_by_agent`` is each agent's best over the lower
+    bound, in %: the exact gap to the optimum when certified, else an upper bound on it (``gap_pct`` is that of the
+    best known value).
+    """
+    proofs = [r for r in runs if r.certificate is not None]
+    if not proofs:
+        return None
+    known = [r.best_objective for r in runs if r.best_objective is not None]
+    best = min(known) if known else None
+    certified = [r for r in proofs if r.certificate and r.certificate.get("certified") and r.best_objective is not None]
+    bounds = [float(r.certificate["lower_bound"]) for r in proofs
+              if r.certificate and r.certificate.get("lower_bound") is not None]
+    lb = max(bounds) if bounds else None
+    if certified:
+        lb = min(r.best_objective for r in certified if r.best_objective is not None)
+    errors = sorted({str(r.certificate["error"]) for r in proofs if r.certificate and r.certificate.get("error")})
+    by = proofs[0] if not certified else certified[0]
+
+    def gap(v: float | None) -> float | None:
+        if v is None or lb is None or lb <= 0:
+            return None
+        return max(0.0, (v - lb) / lb * 100.0)
+
+    return {"certified": bool(certified), "optimum": lb if certified else None, "lower_bound": lb,
+            "best_known": best, "gap_pct": gap(best), "gap_by_agent": {a: gap(v) for a, v in by_agent.items()},
+            "by": "certify" if by.job.certify else by.job.agent, "evaluations": sum(r.evaluations for r in proofs),
+            "wall_s": sum(r.wall_s for r in proofs), "errors": errors}
+
+
+def _cell(key: tuple[Any, ...], runs: list[JobResult], top_k: int) -> dict[str, Any]:
     setting, model, system, gb, objective = key
+    rs = [r for r in runs if not r.job.certify]  # the agents compared; certifying runs only prove bounds
     full = study_space(system, model, "full", setting=setting, objective=objective, global_batch=gb)
     base_cfg = baseline_config(full)
     base_res = simulate(base_cfg)
@@ -86,6 +121,7 @@ def _cell(key: tuple[Any, ...], rs: list[JobResult], top_k: int) -> dict[str, An
         mr = [r for r in rs if r.job.mode == mode]
         if not mr:
             continue
+        proofs = [r for r in runs if r.job.mode == mode]
         feas = [r for r in mr if r.best_objective is not None]
         by_agent: dict[str, float | None] = {}
         for r in mr:
@@ -95,7 +131,8 @@ def _cell(key: tuple[Any, ...], rs: list[JobResult], top_k: int) -> dict[str, An
             else:
                 by_agent.setdefault(r.job.agent, cur)
         entry: dict[str, Any] = {"best": None, "by_agent": by_agent,
-                                 "evaluations": sum(r.evaluations for r in mr)}
+                                 "evaluations": sum(r.evaluations for r in mr),
+                                 "certificate": certificate_entry(proofs, by_agent)}
         if feas:
             best = min(feas, key=lambda r: (r.best_objective, r.job.agent, r.job.seed))
             t = best.top[0]
@@ -172,4 +209,5 @@ def speedup_range(cells: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["analyse_cells", "baseline_knobs", "breakdown_shift", "knob_changes", "speedup_range"]
+__all__ = ["analyse_cells", "baseline_knobs", "breakdown_shift", "certificate_entry", "knob_changes",
+           "speedup_range"]

@@ -110,8 +110,8 @@ def pilot(jobs: Sequence[Job], run: Callable[[Job], Any]) -> dict[str, Rate]:
     of a run (building the agent, the study, the top configurations); ``bo`` runs once (its GP asks dominate).
     """
     out: dict[str, Rate] = {}
-    for agent in dict.fromkeys(j.agent for j in jobs):
-        mine = [j for j in jobs if j.agent == agent]
+    for agent in dict.fromkeys(j.agent for j in jobs if not j.certify):  # a certifying run is priced by its limit
+        mine = [j for j in jobs if j.agent == agent and not j.certify]
         job = dataclasses.replace(next((j for j in mine if j.mode == "full"), mine[0]), store_dir=None)
         t0 = time.perf_counter()
         size = int(job.space().size_feasible)
@@ -163,6 +163,9 @@ class Eta:
         self._seconds: dict[Job, float] = {}
         if self.rates:
             for j in self.jobs:
+                if j.certify:  # at most its time limit (it ends sooner when the proof is done)
+                    self._prior[j] = float(j.time_limit_s or 0.0)
+                    continue
                 r = self.rates.get(j.agent)
                 size = None if _repeats(j.agent) else int(j.space().size_feasible)
                 self._prior[j] = 0.0 if r is None else r.fixed_s + r.unit_s * units(j.agent, j.budget, size)
@@ -171,17 +174,17 @@ class Eta:
         """Seconds one job is expected to take: the mean measured time of its agent and mode; else the pilot's
         figure scaled by how the finished jobs of its agent (else of any agent) compared with their pilot figures
         (which absorbs the machine's load and the pilot's error); else its agent's measured mean."""
-        same = self._measured.get((job.agent, job.mode))
+        same = self._measured.get((job.label, job.mode))
         if same:
             return sum(same) / len(same)
         if job in self._prior:
-            return self._prior[job] * self._calibration(job.agent)
-        agent = self._by_agent.get(job.agent)
+            return self._prior[job] * (1.0 if job.certify else self._calibration(job.agent))
+        agent = self._by_agent.get(job.label)
         return sum(agent) / len(agent) if agent else 0.0
 
     def _calibration(self, agent: str) -> float:
         for pick in (lambda j: j.agent == agent, lambda j: True):
-            done = [self.jobs[i] for i in self.done if pick(self.jobs[i])]
+            done = [self.jobs[i] for i in self.done if pick(self.jobs[i]) and not self.jobs[i].certify]
             prior = sum(self._prior.get(j, 0.0) for j in done)
             if done and prior > 0:
                 return sum(self._seconds[j] for j in done) / prior
@@ -197,8 +200,8 @@ class Eta:
     def finish(self, index: int, result: JobResult) -> None:
         self.done.add(index)
         self._seconds[self.jobs[index]] = result.job_s
-        self._measured[(result.job.agent, result.job.mode)].append(result.job_s)
-        self._by_agent[result.job.agent].append(result.job_s)
+        self._measured[(result.job.label, result.job.mode)].append(result.job_s)
+        self._by_agent[result.job.label].append(result.job_s)
 
     def remaining_s(self) -> float:
         return self._spread([j for i, j in enumerate(self.jobs) if i not in self.done])
@@ -206,8 +209,8 @@ class Eta:
     def by_agent(self) -> dict[str, tuple[int, float]]:
         """Per agent: (jobs, estimated seconds per job)."""
         out: dict[str, tuple[int, float]] = {}
-        for a in dict.fromkeys(j.agent for j in self.jobs):
-            mine = [j for j in self.jobs if j.agent == a]
+        for a in dict.fromkeys(j.label for j in self.jobs):
+            mine = [j for j in self.jobs if j.label == a]
             out[a] = (len(mine), sum(self.estimate(j) for j in mine) / len(mine))
         return out
 

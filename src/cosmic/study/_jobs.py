@@ -37,6 +37,11 @@ class Job:
     objective: str = "runtime"
     global_batch: int | None = None
     store_dir: str | None = None
+    time_limit_s: float | None = None
+    """Stop asking after this many seconds (the certifying runs of ``--certify``)."""
+    certify: bool = False
+    """A reference run of `bnb` that certifies the space's optimum (or proves a gap) for the report: not one of the
+    agents compared, and its evaluations are not written to trials.csv."""
 
     @property
     def cell(self) -> tuple[str, str, str, int | None]:
@@ -47,7 +52,13 @@ class Job:
     def key(self) -> str:
         gb = f"-b{self.global_batch}" if self.global_batch is not None else ""
         obj = "" if self.objective == "runtime" else "-" + self.objective.replace("*", "x")
-        return f"{self.setting}-{self.system}-{self.model}{gb}-{self.mode}{obj}-{self.agent}-s{self.seed}"
+        who = "certify" if self.certify else f"{self.agent}-s{self.seed}"
+        return f"{self.setting}-{self.system}-{self.model}{gb}-{self.mode}{obj}-{who}"
+
+    @property
+    def label(self) -> str:
+        """The agent's name, or ``certify`` for a certifying run (what the ETA and the progress line group by)."""
+        return "certify" if self.certify else self.agent
 
     def space(self) -> Any:
         from cosmic.study._spaces import study_space
@@ -74,6 +85,10 @@ class JobResult:
     memory_gb, the breakdown components and the knobs (JSON-ready)."""
     top: list[dict[str, Any]] = field(default_factory=list)
     """The best distinct feasible trials (up to TOP_K): point, objective, knobs, config, result."""
+    certificate: dict[str, Any] | None = None
+    """What the run proves about the space's optimum, when it proves something (a `bnb` run, or an `exhaustive`
+    one that enumerated the space): ``certified``, ``lower_bound``, ``gap_pct``; ``error`` when a certifying run
+    could not bound the space (e.g. `bnb` refuses its objective)."""
 
 
 def _plain(v: Any) -> Any:
@@ -85,11 +100,19 @@ def _plain(v: Any) -> Any:
 def run_job(job: Job) -> JobResult:
     """Run one agent on one space (module-level, so process pools and Ray can ship it)."""
     from cosmic.agents import make_agent
+    from cosmic.errors import ConfigError
     from cosmic.explore import run_study
 
     start = time.perf_counter()
     space = job.space()
-    agent = make_agent(job.agent, space, seed=job.seed)
+    try:
+        agent = make_agent(job.agent, space, seed=job.seed)
+    except ConfigError as exc:
+        if not job.certify:
+            raise
+        return JobResult(job=job, wall_s=0.0, evaluations=0, counts={}, best_objective=None, best_point=None,
+                         trace=[], job_s=time.perf_counter() - start,
+                         certificate={"certified": False, "lower_bound": None, "gap_pct": None, "error": str(exc)})
     told_points: list[np.ndarray] = []
     told_viol: list[float] = []
     tell = agent.tell
@@ -110,11 +133,12 @@ def run_job(job: Job) -> JobResult:
             db.unlink()
         kw = {"persist": True, "storage": str(db), "study_name": job.key}
     t0 = time.perf_counter()
-    summary = run_study(space, agent, budget=effective_budget(job, agent, space), seed=job.seed, **kw)
+    summary = run_study(space, agent, budget=effective_budget(job, agent, space), seed=job.seed,
+                        time_limit_s=job.time_limit_s, **kw)
     wall = time.perf_counter() - t0
     if len(told_points) != len(summary.values):
         raise RuntimeError(f"{job.key}: recorded {len(told_points)} points for {len(summary.values)} trials")
-    trials = _trial_rows(space, told_points, summary.values, told_viol)
+    trials = [] if job.certify else _trial_rows(space, told_points, summary.values, told_viol)
     top = _top(space, told_points, summary.values)
     best_point = None
     if summary.best_index is not None:
@@ -122,7 +146,14 @@ def run_job(job: Job) -> JobResult:
     return JobResult(job=job, wall_s=wall, evaluations=summary.evaluations, counts=dict(summary.counts),
                      best_objective=summary.best_objective, best_point=best_point,
                      trace=[None if t is None else float(t) for t in summary.trace],
-                     job_s=time.perf_counter() - start, trials=trials, top=top)
+                     job_s=time.perf_counter() - start, trials=trials, top=top, certificate=_certificate(summary))
+
+
+def _certificate(summary: Any) -> dict[str, Any] | None:
+    """What a finished run proves about the optimum of its space (None when it proves nothing)."""
+    if summary.certificate is None and not summary.certified:
+        return None
+    return {"certified": bool(summary.certified), "lower_bound": summary.lower_bound, "gap_pct": summary.gap_pct}
 
 
 def never_repeats(agent: Any) -> bool:

@@ -1,9 +1,10 @@
 """The case-study HTML report: one self-contained page (plotly.js inlined, no network access needed).
 
 Per setting: full-stack speedup over each single-stack mode per cell (flagged cells in red), a table of baselines,
-bests and speedups, step-time breakdowns of the baseline and of each mode's best, convergence per agent, Pareto
-fronts when the objective is a product of two quantities, and the top configurations with what changed against
-the baseline. Reads the summary and the job results only; never re-simulates.
+bests and speedups, the certified optimum (or proven gap) of each mode next to each agent's best, step-time
+breakdowns of the baseline and of each mode's best, convergence per agent, Pareto fronts when the objective is a
+product of two quantities, and the top configurations with what changed against the baseline. Reads the summary
+and the job results only; never re-simulates.
 """
 
 from __future__ import annotations
@@ -261,6 +262,46 @@ def _cell_table(cells: list[dict[str, Any]], unit: str) -> str:
             f"full-stack (higher: full-stack better; below 1: flagged).</p><table>{head}{''.join(rows)}</table>")
 
 
+def _gap(g: float | None, exact: bool) -> str:
+    if g is None:
+        return "–"
+    return ("+" if exact else "≤ +") + f"{g:.3g}%"
+
+
+def _certificate_table(cells: list[dict[str, Any]]) -> str:
+    """Per cell and mode with a proof: the certified optimum (or the proven lower bound and gap) next to each
+    agent's best and its gap to it."""
+    agents = list(dict.fromkeys(a for c in cells for e in c["modes"].values() for a in e.get("by_agent", {})))
+    rows = []
+    for c in cells:
+        for m in MODES:
+            e = c["modes"].get(m) or {}
+            cert = e.get("certificate")
+            if not cert:
+                continue
+            if cert["certified"]:
+                ref = f"{_esc(cert['optimum'])} <span class=note>certified</span>"
+            elif cert["lower_bound"] is not None:
+                ref = (f"≥ {_esc(cert['lower_bound'])} <span class=note>proven gap {_fmt(cert['gap_pct'], 3)}% "
+                       f"of the best known {_fmt(cert['best_known'])}</span>")
+            else:
+                ref = "<span class=note>no bound: " + html.escape("; ".join(cert.get("errors") or ["-"])) + "</span>"
+            tds = [f"<td>{html.escape(_label(c))}</td><td>{m}</td><td>{ref}</td>"]
+            for a in agents:
+                v = e.get("by_agent", {}).get(a)
+                tds.append(f"<td>{_esc(v)} ({_gap(cert['gap_by_agent'].get(a), cert['certified'])})</td>"
+                           if v is not None else "<td>–</td>")
+            rows.append(f"<tr>{''.join(tds)}</tr>")
+    if not rows:
+        return ""
+    head = ("<tr><th>cell</th><th>mode</th><th>optimum</th>"
+            + "".join(f"<th>{html.escape(a)}: best (gap)</th>" for a in agents) + "</tr>")
+    return ("<h3>How close each agent came</h3><p class=note>The optimum of each mode's space, certified by "
+            "branch and bound (<code>bnb</code>, <code>--certify</code>) or by enumerating it; when the time limit "
+            "stopped the proof first, the proven lower bound, and each agent's gap is an upper bound (≤). Gap = "
+            f"agent's best / optimum − 1.</p><table>{head}{''.join(rows)}</table>")
+
+
 def _changes(changed: dict[str, Any]) -> str:
     if not changed:
         return "<span class=note>(no knob moved)</span>"
@@ -314,7 +355,7 @@ def render_html(summary: dict[str, Any], results: list[JobResult]) -> str:
                f"{_esc(rng.get('full_vs_baseline_min'))}× – {_esc(rng.get('full_vs_baseline_max'))}×; "
                f"flagged cells: {rng.get('flagged_cells', 0)}.</p>",
                _fig_html(_speedup_fig(cs, f"Full-stack speedup per model and system ({setting}, objective {obj})")),
-               _cell_table(cs, unit)]
+               _cell_table(cs, unit), _certificate_table(cs)]
         if study == "scaling":
             sec.append(_fig_html(_scaling_fig(cs, f"Speedup vs global batch ({setting})")))
         sec.append(_fig_html(_breakdown_fig(cs, f"Step-time breakdown: baseline vs best per mode ({setting})")))

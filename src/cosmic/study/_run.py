@@ -55,6 +55,8 @@ DEFAULT_BUDGETS: dict[str, int] = {"ga": 2000, "tpe": 100, "bo": 48}
 ask, Optuna's GP (bo) 0.6 s per ask at 10 trials and ~2 s at 160 (it refits per ask), so one shared budget would be
 either too small for GA or too slow for the model-based agents (docs/study.md)."""
 OTHER_DEFAULT_BUDGET = 1000
+CERTIFY_BUDGET = 10**12
+"""Evaluations of a certifying run: no limit in practice (it ends when its proof does, or at its time limit)."""
 
 
 def parse_budget(text: str) -> int | dict[str, int]:
@@ -134,8 +136,10 @@ def make_jobs(
     batches: Sequence[int] | None = None,
     modes: Sequence[str] = MODES,
     store_dir: str | None = None,
+    certify_s: float | None = None,
 ) -> list[Job]:
-    """The jobs of a case study: cell x mode x agent x seed (seeds 0 .. seeds-1)."""
+    """The jobs of a case study: cell x mode x agent x seed (seeds 0 .. seeds-1), and with `certify_s` one
+    certifying `bnb` run per cell and mode, stopped after that many seconds (`Job.certify`)."""
     from cosmic.agents import agent_class, agent_names
 
     if study not in STUDIES:
@@ -145,6 +149,12 @@ def make_jobs(
     if seeds < 1:
         raise ConfigError(f"seeds must be >= 1, got {seeds}")
     objective_name(objective)
+    if certify_s is not None:
+        if not certify_s > 0:
+            raise ConfigError(f"expected seconds per certifying run above 0, got {certify_s}", key="--certify")
+        if objective != "runtime":
+            raise ConfigError(f"bnb bounds the step time only, not {objective!r}: certify with --objective runtime",
+                              key="--certify")
     for a in agents:
         try:
             agent_class(a)
@@ -161,12 +171,17 @@ def make_jobs(
         cells = [(s, m, None) for m in models for s in systems]
     else:
         cells = [(s, m, b) for m in models for s in systems for b in (batches or SCALING_BATCHES)]
-    return [
+    jobs = [
         Job(study=study, setting=st, system=s, model=m, mode=mode, agent=a, seed=seed, budget=bud[a],
             objective=objective, global_batch=b, store_dir=store_dir)
         for st in settings_for(setting) for s, m, b in cells for mode in modes for a in agents
         for seed in range(seeds)
     ]
+    if certify_s is not None:
+        jobs += [Job(study=study, setting=st, system=s, model=m, mode=mode, agent="bnb", seed=0, budget=CERTIFY_BUDGET,
+                     objective=objective, global_batch=b, time_limit_s=float(certify_s), certify=True)
+                 for st in settings_for(setting) for s, m, b in cells for mode in modes]
+    return jobs
 
 
 _MODE_COST = {"full": 4, "network": 3, "collective": 2, "workload": 1}
@@ -182,7 +197,9 @@ def run_jobs(jobs: Sequence[Job], backend: Any, *,
     model-based agents) start first, so the pool is not left waiting on one straggler at the end.
     """
     def expected(j: Job) -> float:
-        return cost(j) if cost is not None else float(j.budget if j.agent in ("bo", "tpe") else 0)
+        if cost is not None:
+            return cost(j)
+        return float(j.time_limit_s or 0) if j.certify else float(j.budget if j.agent in ("bo", "tpe") else 0)
 
     order = sorted(range(len(jobs)), key=lambda i: (-expected(jobs[i]), -_MODE_COST[jobs[i].mode], i))
     got = backend.map(run_job, [jobs[i] for i in order],
@@ -210,7 +227,8 @@ def summarise(study: str, results: list[JobResult], *, wall_s: float, backend: s
         "cells": cells,
         "jobs": [{"key": r.job.key, **{k: v for k, v in asdict(r.job).items() if k != "store_dir"},
                   "wall_s": r.wall_s, "job_s": r.job_s, "evaluations": r.evaluations, "counts": r.counts,
-                  "best_objective": r.best_objective, "best_point": r.best_point} for r in results],
+                  "best_objective": r.best_objective, "best_point": r.best_point, "certificate": r.certificate}
+                 for r in results],
     }
 
 
@@ -254,12 +272,15 @@ def run_case_study(
     systems: Sequence[str] | None = None,
     batches: Sequence[int] | None = None,
     store: bool = False,
+    certify_s: float | None = None,
     estimate: bool = False,
     on_start: Callable[[Eta], None] | None = None,
     on_done: Callable[[int, JobResult, Eta], None] | None = None,
 ) -> dict[str, Any]:
     """Run a case study on `backend` and write report.html, summary.json and trials.csv into `out_dir`.
 
+    With `certify_s`, one `bnb` run per cell and mode (at most that many seconds each) certifies the mode's optimum
+    or proves a lower bound, and the report gives each agent's gap to it (docs/study.md).
     Every name and option is checked before anything is written or any job starts. With `estimate`, a short pilot
     run of each agent in this process estimates the run's wall time first (:mod:`cosmic.study._eta`); `on_start`
     receives the :class:`Eta` before the jobs start, `on_done` each finished job with it (its time left updated).
@@ -270,7 +291,7 @@ def run_case_study(
     d = Path(out_dir)
     jobs = make_jobs(study, agents=agents, seeds=seeds, budget=budget, objective=objective, setting=setting,
                      models=models, systems=systems, batches=batches,
-                     store_dir=str((d / "studies").resolve()) if store else None)
+                     store_dir=str((d / "studies").resolve()) if store else None, certify_s=certify_s)
     eta = Eta(jobs, backend.workers, pilot(jobs, run_job) if estimate else {})
     estimated_s = eta.total_s() if estimate else None
     if on_start is not None:
@@ -286,14 +307,16 @@ def run_case_study(
     wall = time.perf_counter() - t0
     options = {"agents": list(agents), "seeds": seeds, "budgets": budgets_for(agents, budget),
                "objective": objective, "setting": setting, "models": list(models) if models else None,
-               "systems": list(systems) if systems else None, "batches": list(batches) if batches else None}
+               "systems": list(systems) if systems else None, "batches": list(batches) if batches else None,
+               "certify_s": certify_s}
     summary = summarise(study, results, wall_s=wall, backend=backend.name, workers=backend.workers,
                         options=options)
     summary["estimated_wall_s"] = estimated_s
     d.mkdir(parents=True, exist_ok=True)
     files = {"report": d / "report.html", "summary": d / "summary.json", "trials": d / "trials.csv"}
-    summary["n_trials"] = write_trials_csv(results, files["trials"])
-    write_html(summary, results, files["report"])
+    agent_runs = [r for r in results if not r.job.certify]
+    summary["n_trials"] = write_trials_csv(agent_runs, files["trials"])
+    write_html(summary, agent_runs, files["report"])
     summary["files"] = {k: str(v.resolve()) for k, v in files.items()}
     files["summary"].write_text(json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8")
     return summary
