@@ -212,3 +212,27 @@ def test_nemo_rows_run_the_distributed_optimizer_with_its_overlapped_weight_gath
     assert nemo.parallel.zero == 1 and nemo.training.param_gather_overlap
     plain = plan_row(_with(s1, framework="Megatron-LM")).config
     assert plain.parallel.zero == 0 and not plain.training.param_gather_overlap
+
+
+def test_a_per_device_figure_runs_on_the_stated_layout_when_the_device_count_disagrees(
+        data_dir: Path, tmp_path: Path) -> None:
+    """A row stating tp, pp, dp (and cp) whose product is not its device count, with a per-device metric, is
+    simulated on the stated layout; the same row measured as a step time stays skipped (S5)."""
+    import csv
+
+    src = data_dir / "synthetic_training.csv"
+    with src.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    row = next(r for r in rows if r["row_id"] == "S5")
+    row.update(step_time_s="", tflops_per_accel="300", cp="2", row_id="S5b")
+    out = tmp_path / "per_device.csv"
+    with out.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerow(row)
+    _, parsed = read_table(out)
+    plan = plan_row(parsed[0])
+    par = plan.config.parallel
+    assert (par.tp, par.pp, par.dp, par.sp) == (2, 2, 2, 2) and plan.config.n_npus == 16
+    assert any("num_accel 32 != tp*pp*dp*cp = 16" in d for d in plan.defaults)
+    assert par.cp_algorithm == "p2p"  # the stack's default (no framework named)

@@ -22,7 +22,7 @@ from cosmic.collective.columns import ColumnCommunicator
 from cosmic.collective.model import MultiDim
 from cosmic.errors import CosmicError
 from cosmic.network.cost import figures
-from cosmic.sim.columns import FIDELITIES, MULTIDIMS, SCHEDULINGS, StepColumns
+from cosmic.sim.columns import CP_ALGORITHMS, FIDELITIES, MULTIDIMS, SCHEDULINGS, StepColumns
 from cosmic.sim.engine import (
     RECOMPUTE_CODES,
     SCHEDULE_CODES,
@@ -192,7 +192,8 @@ _MODEL_INTS = {
     "token_embedding": lambda m: m.embedding is Embedding.TOKEN,
 }
 _MODEL_FLOATS = {
-    "kv_dim": lambda m: m.kv_dim, "head_dim": lambda m: m.head_size, "layer_params": lambda m: m.layer_params,
+    "kv_dim": lambda m: m.kv_dim, "head_dim": lambda m: m.head_size, "q_dim": lambda m: m.q_dim,
+    "layer_params": lambda m: m.layer_params,
     "embedding_params": lambda m: m.embedding_params, "head_params": lambda m: m.head_params,
     "tied_extra_params": lambda m: m.vocab * m.hidden if (m.tied_embeddings and m.embedding is Embedding.TOKEN)
     else 0,
@@ -244,7 +245,7 @@ def step_inputs_columns(c: StepColumns) -> tuple[StepInputs, dict[str, np.ndarra
         act=ActivationBytes(lc["act_bytes"], lc["emb_act"], lc["head_act"],
                             FULL_LAYER_WORKING_BYTES * tokens * hidden / c.tp),
         emb_fwd=lc["emb_fwd"], emb_bwd=lc["emb_bwd"], head_fwd=lc["head_fwd"], head_bwd=lc["head_bwd"],
-        model_flops=flops,
+        model_flops=flops, cp_algo=c.cp_codes(), q_dim=mf["q_dim"],
         **_moe_columns(c, tr),
     )
     return x, tr
@@ -288,6 +289,7 @@ def priced_here(c: StepColumns, x: StepInputs, tr: dict[str, np.ndarray], failed
     ok &= np.where(inter, (x.layers % (c.pp * tr["virtual_stages"]) == 0) & ((c.pp == 1) | (mbs % c.pp == 0)),
                    tr["virtual_stages"] == 1)
     ok &= c.collective.fidelity == FIDELITIES.index("cosmic")
+    ok &= (c.cp_codes() != CP_ALGORITHMS.index("a2a")) | (c.sp == 1) | (heads % (c.tp * c.sp) == 0)
     if "experts" in tr:
         ok &= _moe_ok(c, x, tr)
     elif c.ep is not None:

@@ -165,6 +165,9 @@ def check_config(c: SystemConfig) -> None:
     seq = tr.seq_len or m.seq_len
     if seq % par.sp:
         raise KeyedValueError("parallel.sp", f"sp={par.sp} must divide the sequence length {seq}")
+    if par.cp_algorithm == "a2a" and par.sp > 1 and m.heads % (par.tp * par.sp):
+        raise KeyedValueError("parallel.cp_algorithm", f"a2a (Ulysses) splits the {m.heads} attention heads over "
+                              f"tp*sp = {par.tp}*{par.sp}: choose degrees that divide them, or p2p / allgather")
     if tr.global_batch % (par.dp * tr.micro_batch):
         raise KeyedValueError(
             "training.global_batch",

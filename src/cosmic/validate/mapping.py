@@ -424,6 +424,33 @@ def uses_flash_attention(framework: str, accel: str | None) -> bool:
     return accel not in ("v100-32gb", "a100-40gb", "a100-80gb")
 
 
+CP_ALGORITHM_RULES: tuple[tuple[str, str], ...] = (
+    (r"ulysses|all-?to-?all cp|\ba2a\b", "a2a"),
+    (r"ring attention|\bp2p\b", "p2p"),
+    (r"all-?gather cp|all-?gather (?:of )?k(?:ey)?s? and v|allgather", "allgather"),
+)
+"""Context-parallel algorithm a row's notes name, first match wins."""
+CP_FAMILY_DEFAULTS = {"megatron-core": "p2p", "megatron-lm": "p2p", "deepspeed": "a2a", "pytorch-fsdp": "allgather",
+                      "jax": "allgather"}
+"""The context-parallel algorithm of each stack by default: Megatron-Core passes K/V around a ring
+(TransformerEngine ``cp_comm_type="p2p"``, Megatron's default); DeepSpeed's sequence parallelism is Ulysses
+(all-to-all); torchtitan and PyTorch's ``context_parallel`` all-gather K/V (``context_parallel_rotate_method``
+default ``"allgather"``); MaxText all-gathers K/V over its ``context`` mesh axis (as Llama 3 did)."""
+
+
+def cp_algorithm(framework: str, notes: str = "") -> str:
+    """The `parallel.cp_algorithm` of a row: named in its notes or framework cell, else its stack's default
+    (p2p where no rule names the stack).
+
+    Example:
+        >>> cp_algorithm("NeMo 24.03.01"), cp_algorithm("torchtitan"), cp_algorithm("Megatron-DeepSpeed", "Ulysses")
+        ('p2p', 'allgather', 'a2a')
+    """
+    text = f"{framework or ''} {notes or ''}".lower()
+    named = next((algo for pattern, algo in CP_ALGORITHM_RULES if re.search(pattern, text)), None)
+    return named or CP_FAMILY_DEFAULTS.get(framework_family(framework), "p2p")
+
+
 def attention_kernel(framework: str, model_name: str) -> str:
     """Which fused attention kernel a stack ran.
 

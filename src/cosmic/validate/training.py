@@ -304,6 +304,9 @@ def plan_row(row: Row) -> Plan:
         rec, rec_stated = "full", True
         defaults.append("recompute full: the row's TFLOP/s x time is Megatron eq. 3 with the recompute pass")
     vpp = mapping.virtual_stages(row.get("vpp"))
+    cp_algo = mapping.cp_algorithm(framework, row.get("notes"))
+    if cp > 1:
+        defaults.append(f"context parallelism: {cp_algo} (the stack's algorithm)")
 
     base: dict[str, Any] = {
         "name": row.row_id,
@@ -348,6 +351,7 @@ def plan_row(row: Row) -> Plan:
         cfg = dict(base, training=tr)
         cfg["parallel"] = {
             "tp": tp_, "pp": pp_, "dp": dp_, "sp": cp, "zero": zero, "sequence_parallel": bool(sp_flag),
+            "cp_algorithm": cp_algo,
             "rank_order": "tp,sp,dp,pp", **moe.expert_layout(expert, block, tp_ * cp * dp_, tp_, defaults),
         }
         return config_from_dict(cfg)
@@ -400,6 +404,13 @@ def plan_row(row: Row) -> Plan:
     if tp * pp * dp * cp != n:
         if shard.extra_dp > 1 and tp * pp * dp * cp * shard.extra_dp == n:
             dp *= shard.extra_dp
+        elif _stated_layout_holds(row, tp, pp, dp, cp, gb):
+            # every degree stated and the batch splits over the stated DP, but the device count disagrees: a
+            # per-device figure is the stated layout's, so it runs on tp*pp*dp*cp devices
+            defaults.append(f"num_accel {n} != tp*pp*dp*cp = {tp * pp * dp * cp}: the per-device figure is "
+                            "simulated on the stated layout")
+            base["network"] = {"dims": network_for(accel, tp * pp * dp * cp, node, row.get("intra_node_link"),
+                                                   row.get("inter_node_network"), [])}
         else:
             raise Skip(f"tp*pp*dp*cp = {tp}*{pp}*{dp}*{cp} = {tp * pp * dp * cp} != {n} devices")
     if gb % dp:
@@ -451,6 +462,18 @@ def plan_row(row: Row) -> Plan:
         cfg = make(tp, pp, dp, mbs[-1], zero, vpp)
         return Plan(cfg, defaults)
     raise Skip("no micro-batch size divides the per-replica batch")
+
+
+PER_DEVICE_METRICS = ("tokens_per_s_per_accel", "tflops_per_accel", "mfu_pct", "pct_of_peak_reported")
+
+
+def _stated_layout_holds(row: Row, tp: int, pp: int, dp: int, cp: int, global_batch: int) -> bool:
+    """Whether a row whose stated degrees disagree with its device count still states one whole layout: every
+    degree in its cells, the global batch a multiple of the stated DP, and the measured figure per device (its
+    first metric, as `compare_row` picks it), which a layout sets whatever the number of devices."""
+    metric = next((m for m in METRIC_ORDER if row.n(m)), None)
+    stated = all(row.i(k) for k in ("tp", "pp", "dp"))
+    return bool(stated and metric in PER_DEVICE_METRICS and global_batch % dp == 0 and tp * pp * dp * cp > 1)
 
 
 def _search_layout(

@@ -107,6 +107,11 @@ class ParallelConfig(BaseModel):
     moe_dispatcher: Literal["alltoall", "allgather"] = Field(
         default="alltoall", description="token dispatch and combine: all-to-all over EP, or all-gather and "
         "reduce-scatter over EP x ETP (Megatron --moe-token-dispatcher-type)")
+    cp_algorithm: Literal["p2p", "allgather", "a2a"] = Field(
+        default="p2p", description="how the sp (context-parallel) ranks exchange keys and values: p2p = ring "
+        "attention, K/V passed to the ring neighbour behind each step's attention (Megatron-Core/TransformerEngine "
+        "cp_comm_type default); allgather = all-gather K/V, attend locally (Llama 3; PyTorch/torchtitan default); "
+        "a2a = DeepSpeed-Ulysses all-to-all from a sequence split to a head split (needs heads divisible by tp*sp)")
     rank_order: tuple[str, ...] = Field(
         default=("tp", "sp", "dp", "pp"),
         description="parallel dimensions innermost first (Megatron: tp,sp,dp,pp; COSMIC: dp,tp,sp,pp)",
