@@ -110,7 +110,7 @@ def test_ring_hides_more_than_allgather_where_compute_is_long() -> None:
 
 
 def test_ulysses_needs_heads_divisible_by_tp_times_sp() -> None:
-    with pytest.raises(CosmicError, match="parallel.cp_algorithm"):
+    with pytest.raises(CosmicError, match=r"parallel\.cp_algorithm"):
         cosmic.simulate(_cfg(64, "a2a", seq=65536))  # llama3-8b has 32 heads
 
 

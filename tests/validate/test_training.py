@@ -86,6 +86,30 @@ def test_tpu_pods_beyond_their_size_are_slices_over_the_data_center_network() ->
     assert notes == ["16 slices of 256 chips over the data-center network (dcn-v5e)"]
     dims = network_for("tpu-v5p", 512, 4, "", "", [])  # one 3-D torus
     assert [(d["npus"], d["fabric"]) for d in dims] == [(8, "ici-v5p")] * 3
+    dims = network_for("tpu-v3", 1024, 4, "", "", [])  # a v3 pod: one 2-D torus of 32 x 32
+    assert [(d["topology"], d["npus"], d["fabric"]) for d in dims] == [("Ring", 32, "ici-v3")] * 2
+
+
+def test_tpu_v3_takes_its_datasheet_figures() -> None:
+    """Cloud TPU v3 docs: 123 bf16 TFLOP/s per chip, 32 GiB of HBM at 900 GB/s; ICI 340 TB/s all-reduce per
+    1024-chip pod over 4 ports per chip = 83 GB/s per port."""
+    from cosmic import catalog
+
+    acc = catalog.get_accelerator("tpu-v3")
+    assert acc["peak_tflops"]["bf16"] == 123 and acc["mem_bw_gbps"] == 900
+    assert acc["mem_gb"] == pytest.approx(32 * 2**30 / 1e9, rel=1e-3)
+    assert catalog.get_fabric("ici-v3")["link_gbps"] == pytest.approx(340e3 / 1024 / 4, rel=0.01)
+
+
+@pytest.mark.parametrize(("name", "catalog_name"), [
+    ("Nemotron-22B", "nemotron-22b"), ("Nemotron-340B", "nemotron-340b"), ("Nemotron-4 15B", "nemotron-15b"),
+    ("Nemotron-3 8B", "nemotron-8b"), ("GLM-130B", "glm-130b"), ("LLaMA-65B", "llama-65b"),
+])
+def test_models_named_only_by_name_take_their_catalog_shape(name: str, catalog_name: str) -> None:
+    from cosmic.validate.training import _catalog_model
+
+    found = _catalog_model(name)
+    assert found is not None and found["name"] == catalog_name
 
 
 def test_nothing_fits_unsharded_nor_with_zero1_so_the_states_are_fully_sharded(data_dir: Path) -> None:

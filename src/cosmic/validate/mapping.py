@@ -35,6 +35,7 @@ ACCELERATOR_RULES: tuple[tuple[str, str | None], ...] = (
     (r"tpu\s*v5p|\bv5p\b", "tpu-v5p"),
     (r"tpu\s*v5e|\bv5e\b|v5\s*lite", "tpu-v5e"),
     (r"tpu\s*v4|\bv4\b", "tpu-v4"),
+    (r"tpu\s*v3|\bv3-\d+\b", "tpu-v3"),
     (r"tpu\s*v6e|\bv6e\b|trillium", "tpu-v6e"),
     (r"gaudi", None),
 )
@@ -89,6 +90,7 @@ NODE_DEFAULTS: dict[str, NodeDefaults] = {
     "gb300": NodeDefaults(72, "nvlink5", "ib-xdr",
                           "GB300 NVL72: 72-GPU NVLink domain, one 800 Gb/s ConnectX-8 per GPU"),
     "mi300x": NodeDefaults(8, "infinity-fabric", "roce-400g", "8x MI300X fully connected, 400 Gb/s per GPU"),
+    "tpu-v3": NodeDefaults(4, "ici-v3", "dcn-v5e", "TPU v3: 2-D ICI torus pods of 1024 chips", 1024, 2),
     "tpu-v4": NodeDefaults(4, "ici-v4", "dcn-v5p", "TPU v4: a 3-D ICI torus of up to 4096 chips", 4096, 3),
     "tpu-v5p": NodeDefaults(4, "ici-v5p", "dcn-v5p", "TPU v5p: a 3-D ICI torus of up to 8960 chips (H010)", 8960, 3),
     "tpu-v5e": NodeDefaults(8, "ici-v5e", "dcn-v5e", "TPU v5e: 2-D ICI torus pods of 256 chips (H011)", 256, 2),

@@ -89,13 +89,18 @@ def _norm_name(text: str) -> str:
 
 
 def _catalog_model(name: str) -> dict[str, Any] | None:
-    """The catalog model of that name; a point release names its family's shape ("Llama 3.1 405B" -> llama3-405b).
+    """The catalog model of that name; a point release names its family's shape ("Llama 3.1 405B" -> llama3-405b);
+    a generation number set apart between family and size is dropped when nothing else matches ("Nemotron-4 340B"
+    -> nemotron-340b, the name NeMo's tables use).
 
     Example:
         >>> _catalog_model("LLAMA3.1_405B")["name"], _catalog_model("Llama-2 70B")["name"], _catalog_model("GPT-3 1.3B")
         ('llama3-405b', 'llama2-70b', None)
+        >>> _catalog_model("Nemotron-4 340B")["name"], _catalog_model("LLaMA-65B")["name"]
+        ('nemotron-340b', 'llama-65b')
     """
-    keys = [_norm_name(name), _norm_name(re.sub(r"(?<=\d)\.\d+(?=[\s_-])", "", name))]
+    keys = [_norm_name(name), _norm_name(re.sub(r"(?<=\d)\.\d+(?=[\s_-])", "", name)),
+            _norm_name(re.sub(r"(?<=[A-Za-z])[\s_-]\d+(?=[\s_-]\d+(?:\.\d+)?[bBmM]\b)", "", name))]
     by_key = {_norm_name(cand): cand for cand in catalog.model_names()}
     for key in keys:
         if key and key in by_key:
