@@ -260,3 +260,30 @@ def test_a_per_device_figure_runs_on_the_stated_layout_when_the_device_count_dis
     assert (par.tp, par.pp, par.dp, par.sp) == (2, 2, 2, 2) and plan.config.n_npus == 16
     assert any("num_accel 32 != tp*pp*dp*cp = 16" in d for d in plan.defaults)
     assert par.cp_algorithm == "p2p"  # the stack's default (no framework named)
+
+
+def _one_row(data_dir: Path, tmp_path: Path, base_id: str, **cells: str):  # type: ignore[no-untyped-def]
+    """Row `base_id` of the synthetic file with `cells` replaced, read back as the only row of a new file."""
+    import csv
+
+    with (data_dir / "synthetic_training.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    row = dict(next(r for r in rows if r["row_id"] == base_id), **cells)
+    out = tmp_path / f"{base_id}.csv"
+    with out.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerow(row)
+    return read_table(out)[1][0]
+
+
+def test_torchtitan_splits_the_local_batch_into_one_micro_batch_per_stage(data_dir: Path, tmp_path: Path) -> None:
+    row = _one_row(data_dir, tmp_path, "S1", framework="torchtitan (FSDP2 + PP)", tp="2", pp="2", dp="4",
+                   micro_batch="", global_batch_seqs="64", vpp="")
+    plan = plan_row(row)
+    # 64 sequences over dp 4 = 16 per pipeline, split into 2 micro-batches for 2 stages
+    assert plan.config.training.micro_batch == 8
+    assert any("the local batch over the 2 stages" in d for d in plan.defaults)
+    megatron = plan_row(_one_row(data_dir, tmp_path, "S1", framework="Megatron-LM", tp="2", pp="2", dp="4",
+                                 micro_batch="", global_batch_seqs="64", vpp=""))
+    assert megatron.config.training.micro_batch == 1

@@ -31,6 +31,7 @@ from cosmic.workload.memory import (
     OPTIMIZER_TRAFFIC_BYTES_PER_PARAM,
     RECOMPUTE_FULL,
     WEIGHT_BYTES,
+    ZB_H1,
     ActivationBytes,
     Memory,
     peak_memory,
@@ -103,6 +104,10 @@ class StepInputs:
     # context parallelism (`parallel.sp`): the algorithm (CP_* codes) and the query width the a2a exchanges
     cp_algo: Num = 0
     q_dim: Num = 0.0  # query (and attention output) width of the whole layer; 0 = hidden
+    # layers of the first and last pipeline stage (0 = the balanced split, `cosmic.workload.pipeline.stage_runs`)
+    first_layers: Num = 0
+    last_layers: Num = 0
+    lc_wgrad: Num = 0.0  # the weight-gradient GEMMs of one layer's backward (part of lc_bwd)
 
 
 CP_P2P, CP_ALLGATHER, CP_A2A = 0, 1, 2
@@ -139,7 +144,7 @@ def plan(x: StepInputs) -> Plan:
     """Stage runs, parameters, memory and optimizer time (Korthikanti et al. 2022; ZeRO). A MoE model's routed
     experts are sharded over EP x ETP and their gradients and optimizer state over expert DP (`docs/moe.md`)."""
     m = x.global_batch // (x.dp * x.micro_batch)
-    runs = stage_runs(x.layers, x.pp)
+    runs = stage_runs(x.layers, x.pp, x.first_layers, x.last_layers)
     present = tuple(r.count > 0 for r in runs)
     emb_params = x.embedding_params / x.tp
     head_params = x.head_params / x.tp + where(x.pp > 1, x.tied_extra_params / x.tp, 0.0)
@@ -407,6 +412,7 @@ class StageRow:
     z3_ag: Priced
     z3_rs: Priced
     ep: Num = 0.0
+    w: Num = 0.0  # the weight-gradient part of `bwd`
 
 
 def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRow | None, ...]:
@@ -439,11 +445,12 @@ def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRo
             dp_mb = where(z3, ag.total_s + overlap_cost_s(ag_s - ag.total_s, fwd_stream, x.share) + rs.total_s
                           + overlap_cost_s(ag_s + rs_s - rs.total_s, bwd_stream, x.share), 0.0)
         total = fwd + bwd + rec + tp + sp + pp_c + dp_mb
+        w = n * x.lc_wgrad
         if ep_layer is None:
-            rows.append(StageRow(total, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs))
+            rows.append(StageRow(total, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs, 0.0, w))
         else:
             ep = n * ep_layer
-            rows.append(StageRow(total + ep, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs, ep))
+            rows.append(StageRow(total + ep, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs, ep, w))
     return tuple(rows)
 
 
@@ -647,6 +654,13 @@ def compose(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, .
     crit, x_max = first_max([r.x if r is not None else None for r in rows], present)
     total_x = sum(r.x * run.count for r, run in zip(rows, p.runs, strict=True) if r is not None)
     t_pipe = m * x_max + (total_x - x_max) / x.v
+    zb = x.schedule == ZB_H1
+    if any_(zb):
+        # zero bubble H1 (Qi et al. 2023, sec. 3.1): each stage defers its weight gradients (W) into the drain, so
+        # the fill and drain of 1F1B, (p-1)(F+B+W) per stage, shrink to (p-1)(F+B-W) at 1F1B's peak memory
+        total_w = sum(r.w * run.count for r, run in zip(rows, p.runs, strict=True) if r is not None)
+        w_crit = at([(k, r) for k, r in enumerate(rows) if r is not None], crit, "w")
+        t_pipe = t_pipe - where(zb, 2 * (total_w - w_crit), 0.0)
     tail_i, tail_s = first_max([t.total if t is not None else None for t in tl], present)
     rs = [(k, r) for k, r in enumerate(rows) if r is not None]
     ts = [(k, t) for k, t in enumerate(tl) if t is not None]

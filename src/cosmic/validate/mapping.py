@@ -453,6 +453,18 @@ def cp_algorithm(framework: str, notes: str = "") -> str:
     return named or CP_FAMILY_DEFAULTS.get(framework_family(framework), "p2p")
 
 
+def micro_batches_per_stage(framework: str) -> bool:
+    """Whether a stack splits each pipeline's local batch into as many micro-batches as there are stages when the
+    run does not say: torchtitan (``pipeline_parallel_microbatches`` "defaults to the number of pipeline stages",
+    torchtitan/config_manager.py, 2024-25). Megatron-style stacks take their micro-batch size instead (1 here).
+
+    Example:
+        >>> micro_batches_per_stage("torchtitan (FSDP2 + PP)"), micro_batches_per_stage("NeMo 24.07")
+        (True, False)
+    """
+    return bool(re.search(r"torchtitan", (framework or "").lower()))
+
+
 def attention_kernel(framework: str, model_name: str) -> str:
     """Which fused attention kernel a stack ran.
 

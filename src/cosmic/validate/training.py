@@ -20,6 +20,7 @@ from cosmic.sim.regime import Regime, classify_config
 from cosmic.sim.result import Result
 from cosmic.validate import mapping, moe
 from cosmic.validate.table import Row
+from cosmic.workload.pipeline import stage_layers
 
 DEFAULT_SEQ_LEN = 2048
 """GPT-3-era default sequence length for rows that do not state one."""
@@ -349,7 +350,10 @@ def plan_row(row: Row) -> Plan:
         vv = v
         if vv is None:  # "interleaved" without a number: the smallest chunk count > 1 the layers allow
             vv = next((c for c in (2, 3, 4) if model["layers"] % (pp_ * c) == 0), 1)
-        if pp_ > 1 and vv > 1 and model["layers"] % (pp_ * vv) == 0 and m_count % pp_ == 0:
+        # a stated chunk count holds when every stage has a layer per chunk (uneven chunks, as Llama 3 405B ran)
+        chunks_fit = min(stage_layers(model["layers"], pp_)) >= vv if v is not None else \
+            model["layers"] % (pp_ * vv) == 0
+        if pp_ > 1 and vv > 1 and chunks_fit and m_count % pp_ == 0:
             tr.update(schedule="interleaved", virtual_stages=vv)
         else:
             tr.update(schedule="1f1b")
@@ -361,6 +365,8 @@ def plan_row(row: Row) -> Plan:
         }
         return config_from_dict(cfg)
 
+    per_stage = mapping.micro_batches_per_stage(framework)
+
     def micro_batches(dp_: int, pp_: int) -> list[int]:
         stated = row.i("micro_batch")
         if stated:
@@ -369,6 +375,8 @@ def plan_row(row: Row) -> Plan:
         if per_replica == 0:
             return []
         if pp_ > 1:
+            if per_stage and per_replica % pp_ == 0:
+                return [per_replica // pp_]  # as many micro-batches as stages
             return [1]
         return sorted(_divisors(per_replica), reverse=True)
 
@@ -450,7 +458,9 @@ def plan_row(row: Row) -> Plan:
     last: Exception | None = None
     mbs = micro_batches(dp, pp)
     if row.i("micro_batch") is None and mbs:
-        defaults.append("micro-batch: 1 with pipelining, else the largest that fits memory")
+        defaults.append(f"micro-batch: {mbs[0]}, the local batch over the {pp} stages (torchtitan)"
+                        if per_stage and pp > 1 and mbs[0] > 1 else
+                        "micro-batch: 1 with pipelining, else the largest that fits memory")
     for mb in mbs:
         if gb % (dp * mb):
             continue
