@@ -54,7 +54,7 @@ BAD = {
     "bad topology": ("model: gpt3-13b\naccelerator: a100-80gb\nnetwork: {dims: [{topology: Swich, npus: 1, "
                      "link_gbps: 1}]}\ntraining: {global_batch: 8}\n", "network.dims[0].topology"),
     "layers vs interleaved": ("system: cosmic-s1\nmodel: gpt3-175b\nparallel: {dp: 64, tp: 4, pp: 4}\n"
-                              "training: {global_batch: 2048, schedule: interleaved, virtual_stages: 5}\n",
+                              "training: {global_batch: 2048, schedule: interleaved, virtual_stages: 25}\n",
                               "training.virtual_stages"),
     "tp divides heads": ("system: cosmic-s1\nmodel: gpt3-175b\nparallel: {dp: 16, tp: 64}\n"
                          "training: {global_batch: 2048}\n", "parallel.tp"),

@@ -24,6 +24,8 @@ from cosmic.validate import mapping
         ("V100-SXM3-32GB (DGX-2H)", None, "v100-32gb"),
         ("AMD MI300X", None, "mi300x"),
         ("TPU v5p", None, "tpu-v5p"),
+        ("Google TPU v3", None, "tpu-v3"),
+        ("TPU v3-1024 pod", None, "tpu-v3"),
         ("TPU v6e (Trillium)", None, "tpu-v6e"),
         ("Gaudi 2", None, None),
         ("NVIDIA Ampere GPUs", None, "a100-80gb"),

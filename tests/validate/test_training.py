@@ -86,6 +86,30 @@ def test_tpu_pods_beyond_their_size_are_slices_over_the_data_center_network() ->
     assert notes == ["16 slices of 256 chips over the data-center network (dcn-v5e)"]
     dims = network_for("tpu-v5p", 512, 4, "", "", [])  # one 3-D torus
     assert [(d["npus"], d["fabric"]) for d in dims] == [(8, "ici-v5p")] * 3
+    dims = network_for("tpu-v3", 1024, 4, "", "", [])  # a v3 pod: one 2-D torus of 32 x 32
+    assert [(d["topology"], d["npus"], d["fabric"]) for d in dims] == [("Ring", 32, "ici-v3")] * 2
+
+
+def test_tpu_v3_takes_its_datasheet_figures() -> None:
+    """Cloud TPU v3 docs: 123 bf16 TFLOP/s per chip, 32 GiB of HBM at 900 GB/s; ICI 340 TB/s all-reduce per
+    1024-chip pod over 4 ports per chip = 83 GB/s per port."""
+    from cosmic import catalog
+
+    acc = catalog.get_accelerator("tpu-v3")
+    assert acc["peak_tflops"]["bf16"] == 123 and acc["mem_bw_gbps"] == 900
+    assert acc["mem_gb"] == pytest.approx(32 * 2**30 / 1e9, rel=1e-3)
+    assert catalog.get_fabric("ici-v3")["link_gbps"] == pytest.approx(340e3 / 1024 / 4, rel=0.01)
+
+
+@pytest.mark.parametrize(("name", "catalog_name"), [
+    ("Nemotron-22B", "nemotron-22b"), ("Nemotron-340B", "nemotron-340b"), ("Nemotron-4 15B", "nemotron-15b"),
+    ("Nemotron-3 8B", "nemotron-8b"), ("GLM-130B", "glm-130b"), ("LLaMA-65B", "llama-65b"),
+])
+def test_models_named_only_by_name_take_their_catalog_shape(name: str, catalog_name: str) -> None:
+    from cosmic.validate.training import _catalog_model
+
+    found = _catalog_model(name)
+    assert found is not None and found["name"] == catalog_name
 
 
 def test_nothing_fits_unsharded_nor_with_zero1_so_the_states_are_fully_sharded(data_dir: Path) -> None:
@@ -212,3 +236,54 @@ def test_nemo_rows_run_the_distributed_optimizer_with_its_overlapped_weight_gath
     assert nemo.parallel.zero == 1 and nemo.training.param_gather_overlap
     plain = plan_row(_with(s1, framework="Megatron-LM")).config
     assert plain.parallel.zero == 0 and not plain.training.param_gather_overlap
+
+
+def test_a_per_device_figure_runs_on_the_stated_layout_when_the_device_count_disagrees(
+        data_dir: Path, tmp_path: Path) -> None:
+    """A row stating tp, pp, dp (and cp) whose product is not its device count, with a per-device metric, is
+    simulated on the stated layout; the same row measured as a step time stays skipped (S5)."""
+    import csv
+
+    src = data_dir / "synthetic_training.csv"
+    with src.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    row = next(r for r in rows if r["row_id"] == "S5")
+    row.update(step_time_s="", tflops_per_accel="300", cp="2", row_id="S5b")
+    out = tmp_path / "per_device.csv"
+    with out.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerow(row)
+    _, parsed = read_table(out)
+    plan = plan_row(parsed[0])
+    par = plan.config.parallel
+    assert (par.tp, par.pp, par.dp, par.sp) == (2, 2, 2, 2) and plan.config.n_npus == 16
+    assert any("num_accel 32 != tp*pp*dp*cp = 16" in d for d in plan.defaults)
+    assert par.cp_algorithm == "p2p"  # the stack's default (no framework named)
+
+
+def _one_row(data_dir: Path, tmp_path: Path, base_id: str, **cells: str):  # type: ignore[no-untyped-def]
+    """Row `base_id` of the synthetic file with `cells` replaced, read back as the only row of a new file."""
+    import csv
+
+    with (data_dir / "synthetic_training.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    row = dict(next(r for r in rows if r["row_id"] == base_id), **cells)
+    out = tmp_path / f"{base_id}.csv"
+    with out.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerow(row)
+    return read_table(out)[1][0]
+
+
+def test_torchtitan_splits_the_local_batch_into_one_micro_batch_per_stage(data_dir: Path, tmp_path: Path) -> None:
+    row = _one_row(data_dir, tmp_path, "S1", framework="torchtitan (FSDP2 + PP)", tp="2", pp="2", dp="4",
+                   micro_batch="", global_batch_seqs="64", vpp="")
+    plan = plan_row(row)
+    # 64 sequences over dp 4 = 16 per pipeline, split into 2 micro-batches for 2 stages
+    assert plan.config.training.micro_batch == 8
+    assert any("the local batch over the 2 stages" in d for d in plan.defaults)
+    megatron = plan_row(_one_row(data_dir, tmp_path, "S1", framework="Megatron-LM", tp="2", pp="2", dp="4",
+                                 micro_batch="", global_batch_seqs="64", vpp=""))
+    assert megatron.config.training.micro_batch == 1

@@ -175,3 +175,7 @@ class ColumnCommunicator:
 
     def p2p(self, size_bytes: Any) -> Priced:
         return p2p_cost(size_bytes, self.coefficients("pp", P2P), self.shapes["pp"])
+
+    def send(self, size_bytes: Any, group: str) -> Priced:
+        """A send between neighbouring members of `group` (`Communicator.send` on columns)."""
+        return p2p_cost(size_bytes, self.coefficients(group, P2P), self.shapes[group])

@@ -221,4 +221,6 @@ def _expert_columns(space: Space, cols: dict[str, np.ndarray], n: int) -> dict[s
         out["etp"] = np.array(np.where(etp == 0, cols["tp"], etp), dtype=np.int64)  # 0: follows tp
     if "moe_dispatcher" in ch or par.moe_dispatcher != "alltoall":
         out["dispatcher"] = np.array(np.broadcast_to(cols["moe_dispatcher"], (n,)), dtype=np.int8)
+    if "cp_algorithm" in ch or par.cp_algorithm != "p2p":
+        out["cp_algorithm"] = np.array(np.broadcast_to(cols["cp_algorithm"], (n,)), dtype=np.int8)
     return out

@@ -53,7 +53,7 @@ def prepare_builders(space: Space) -> None:
     ch = space._changed
     b = space.base
     space._par_keys = ("dp", "tp", "pp", "sp", "zero", "sequence_parallel", "rank_order", "ep", "etp",
-                       "moe_dispatcher")
+                       "moe_dispatcher", "cp_algorithm")
     space._do_par = bool(ch & PARALLEL_KNOBS)
     space._do_train = bool(ch & TRAINING_KNOBS)
     space._do_coll = bool(ch & COLLECTIVE_KNOBS)

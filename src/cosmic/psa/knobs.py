@@ -15,7 +15,7 @@ from typing import Any
 from cosmic.collective.algorithms import Algorithm, Collective
 from cosmic.collective.model import MultiDim
 from cosmic.network.topology import Topology
-from cosmic.sim.columns import DISPATCHERS
+from cosmic.sim.columns import CP_ALGORITHMS, DISPATCHERS
 from cosmic.sim.config import (
     Recompute,
     Schedule,
@@ -96,6 +96,12 @@ def _dispatcher(v: Any) -> str:
     raise ValueError(f"{v!r} is not one of {', '.join(DISPATCHERS)}")
 
 
+def _cp_algorithm(v: Any) -> str:
+    if v in CP_ALGORITHMS:
+        return str(v)
+    raise ValueError(f"{v!r} is not one of {', '.join(CP_ALGORITHMS)}")
+
+
 def _rank_order(v: Any) -> tuple[str, ...]:
     if isinstance(v, str):
         v = [x.strip() for x in v.split(",")]
@@ -142,6 +148,8 @@ _DEFS = [
             "expert tensor-parallel degree (MoE); 0 in a base means 'follows tp'"),
     KnobDef("moe_dispatcher", "workload", False, _dispatcher, "moe_dispatcher",
             "MoE token dispatcher: alltoall or allgather"),
+    KnobDef("cp_algorithm", "workload", False, _cp_algorithm, "cp_algorithm",
+            "context-parallel K/V exchange: p2p (ring), allgather or a2a (Ulysses)"),
     KnobDef("moe_overlap", "workload", False, _bool, "bool", "overlap MoE dispatch/combine with compute"),
     KnobDef("all_reduce", "collective", True, _enum(Algorithm), "algorithm", "all-reduce algorithm"),
     KnobDef("all_gather", "collective", True, _enum(Algorithm), "algorithm", "all-gather algorithm"),
@@ -172,7 +180,7 @@ _DEFS = [
 KNOBS: dict[str, KnobDef] = {k.name: k for k in _DEFS}
 ALGORITHM_KNOBS: tuple[str, ...] = tuple(c.value for c in Collective)
 PARALLEL_KNOBS = frozenset({"dp", "tp", "pp", "sp", "zero", "weight_sharded", "sequence_parallel", "rank_order",
-                            "ep", "etp", "moe_dispatcher"})
+                            "ep", "etp", "moe_dispatcher", "cp_algorithm"})
 TRAINING_KNOBS = frozenset({"micro_batch", "schedule", "recompute", "moe_overlap"})
 COLLECTIVE_KNOBS = frozenset({*ALGORITHM_KNOBS, "chunks", "scheduling", "multidim", "active_chunks"})
 NETWORK_KNOBS = frozenset(
@@ -198,6 +206,7 @@ def base_values(cfg: SystemConfig) -> dict[str, Any]:
         "ep": par.ep,
         "etp": 0 if par.etp is None else par.etp,  # 0: the expert TP follows tp (ParallelConfig.expert_tp)
         "moe_dispatcher": par.moe_dispatcher,
+        "cp_algorithm": par.cp_algorithm,
         "moe_overlap": tr.moe_overlap,
         "micro_batch": tr.micro_batch,
         "schedule": tr.schedule,

@@ -19,7 +19,7 @@ from cosmic.collective.algorithms import Algorithm
 from cosmic.collective.model import MultiDim
 from cosmic.network.topology import Topology, links_per_npu
 from cosmic.psa.knobs import KNOBS
-from cosmic.sim.columns import DISPATCHERS
+from cosmic.sim.columns import CP_ALGORITHMS, DISPATCHERS
 from cosmic.sim.config import Recompute, Schedule, Scheduling, default_algorithm
 
 TOPOLOGY_CODES: tuple[Topology, ...] = tuple(Topology)
@@ -36,6 +36,7 @@ _ENUMS: dict[str, tuple[Any, ...]] = {
     "schedule": tuple(Schedule),
     "recompute": tuple(Recompute),
     "moe_dispatcher": DISPATCHERS,
+    "cp_algorithm": CP_ALGORITHMS,
 }
 _FLOATS = {"link_gibps", "link_gbps", "npu_bandwidth_gibps", "npu_bandwidth_gbps", "latency_ns", "peak_tflops",
            "mem_gb", "mem_bw_gbps"}

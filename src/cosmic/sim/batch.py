@@ -22,7 +22,7 @@ from cosmic.collective.columns import ColumnCommunicator
 from cosmic.collective.model import MultiDim
 from cosmic.errors import CosmicError
 from cosmic.network.cost import figures
-from cosmic.sim.columns import DISPATCHERS, FIDELITIES, MULTIDIMS, SCHEDULINGS, StepColumns
+from cosmic.sim.columns import CP_ALGORITHMS, DISPATCHERS, FIDELITIES, MULTIDIMS, SCHEDULINGS, StepColumns
 from cosmic.sim.engine import (
     RECOMPUTE_CODES,
     SCHEDULE_CODES,
@@ -43,9 +43,11 @@ from cosmic.workload.memory import (
 )
 from cosmic.workload.model import Embedding
 from cosmic.workload.parallel import PARALLEL_DIMS
+from cosmic.workload.pipeline import stage_runs
 from cosmic.workload.schemas import Schedule
 
-_LC_FIELDS = ("fwd_s", "bwd_s", "recompute_s", "attn_core_fwd_s", "attn_core_bwd_s", "recompute_flops", "act_bytes")
+_LC_FIELDS = ("fwd_s", "bwd_s", "recompute_s", "attn_core_fwd_s", "attn_core_bwd_s", "recompute_flops", "act_bytes",
+              "wgrad_s")
 
 
 def _distinct(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,6 +186,7 @@ _TRAINING_INTS = {
     "grad_accum_fusion": lambda x: x.grad_accumulation_fusion,
     "reduce_bytes": lambda x: FP32_GRAD_BYTES if x.grad_reduce_fp32 else GRAD_BYTES,
     "moe_overlap": lambda x: x.moe_overlap,
+    "first_layers": lambda x: x.first_stage_layers or 0, "last_layers": lambda x: x.last_stage_layers or 0,
     "abpe": lambda x: BYTES_PER_ELEMENT["bf16" if x.precision.value == "fp8" else x.precision.value],
 }
 _MODEL_INTS = {
@@ -192,7 +195,8 @@ _MODEL_INTS = {
     "token_embedding": lambda m: m.embedding is Embedding.TOKEN,
 }
 _MODEL_FLOATS = {
-    "kv_dim": lambda m: m.kv_dim, "head_dim": lambda m: m.head_size, "layer_params": lambda m: m.layer_params,
+    "kv_dim": lambda m: m.kv_dim, "head_dim": lambda m: m.head_size, "q_dim": lambda m: m.q_dim,
+    "layer_params": lambda m: m.layer_params,
     "embedding_params": lambda m: m.embedding_params, "head_params": lambda m: m.head_params,
     "tied_extra_params": lambda m: m.vocab * m.hidden if (m.tied_embeddings and m.embedding is Embedding.TOKEN)
     else 0,
@@ -240,11 +244,12 @@ def step_inputs_columns(c: StepColumns) -> tuple[StepInputs, dict[str, np.ndarra
         token_embedding=_as_bool(mint["token_embedding"]), mem_bw=af["mem_bw"],
         kernel_overhead_s=af["kernel_overhead_s"], share=af["share"],
         lc_fwd=lc["fwd_s"], lc_bwd=lc["bwd_s"], lc_rec=lc["recompute_s"], attn_fwd=lc["attn_core_fwd_s"],
-        attn_bwd=lc["attn_core_bwd_s"], lc_rec_flops=lc["recompute_flops"],
+        attn_bwd=lc["attn_core_bwd_s"], lc_rec_flops=lc["recompute_flops"], lc_wgrad=lc["wgrad_s"],
         act=ActivationBytes(lc["act_bytes"], lc["emb_act"], lc["head_act"],
                             FULL_LAYER_WORKING_BYTES * tokens * hidden / c.tp),
         emb_fwd=lc["emb_fwd"], emb_bwd=lc["emb_bwd"], head_fwd=lc["head_fwd"], head_bwd=lc["head_bwd"],
-        model_flops=flops,
+        model_flops=flops, cp_algo=c.cp_codes(), q_dim=mf["q_dim"],
+        first_layers=tr["first_layers"], last_layers=tr["last_layers"],
         **_moe_columns(c, tr),
     )
     return x, tr
@@ -285,15 +290,31 @@ def priced_here(c: StepColumns, x: StepInputs, tr: dict[str, np.ndarray], failed
     ok = (c.tp * c.sp * c.dp * c.pp == n_npus) & (heads % c.tp == 0) & ((kv % c.tp == 0) | (c.tp % kv == 0))
     ok &= (ffn % c.tp == 0) & (c.pp <= x.layers) & (failed < 0) & (x.seq % c.sp == 0)
     ok &= tr["global_batch"] % (c.dp * tr["micro_batch"]) == 0
-    ok &= np.where(inter, (x.layers % (c.pp * tr["virtual_stages"]) == 0) & ((c.pp == 1) | (mbs % c.pp == 0)),
+    fewest, total = _stage_extent(x, c.pp)
+    ok &= np.where(inter, (fewest >= tr["virtual_stages"]) & ((c.pp == 1) | (mbs % c.pp == 0)),
                    tr["virtual_stages"] == 1)
+    fixed = np.asarray((x.first_layers > 0) | (x.last_layers > 0), dtype=bool)
+    ok &= np.logical_not(fixed) | ((c.pp > 1) & (fewest >= 1) & (total == x.layers))
     ok &= c.collective.fidelity == FIDELITIES.index("cosmic")
+    ok &= (c.cp_codes() != CP_ALGORITHMS.index("a2a")) | (c.sp == 1) | (heads % (c.tp * c.sp) == 0)
     if "experts" in tr:
         ok &= _moe_ok(c, x, tr)
     elif c.ep is not None:
         ok &= c.ep == 1
     ok &= c.network.npus.max(axis=1) < 1 << 20
     return ok
+
+
+def _stage_extent(x: StepInputs, pp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fewest layers a stage holds and the layers all stages hold (`sim.config._check_stages` on columns)."""
+    runs = stage_runs(x.layers, pp, x.first_layers, x.last_layers)
+    fewest = np.full(np.shape(pp), np.iinfo(np.int64).max, dtype=np.int64)
+    total = np.zeros(np.shape(pp), dtype=np.int64)
+    for r in runs:
+        here = np.asarray(r.count) > 0
+        fewest = np.where(here, np.minimum(fewest, r.layers), fewest)
+        total = total + np.asarray(r.count) * r.layers
+    return fewest, total
 
 
 def _moe_ok(c: StepColumns, x: StepInputs, tr: dict[str, np.ndarray]) -> np.ndarray:

@@ -31,6 +31,7 @@ MULTIDIMS: tuple[MultiDim, ...] = tuple(MultiDim)
 SCHEDULINGS: tuple[str, ...] = tuple(s.value for s in Scheduling)
 FIDELITIES: tuple[str, ...] = tuple(f.value for f in Fidelity)
 DISPATCHERS: tuple[str, ...] = ("alltoall", "allgather")  # codes of sim.step DISPATCH_ALLTOALL, _ALLGATHER
+CP_ALGORITHMS: tuple[str, ...] = ("p2p", "allgather", "a2a")  # codes of sim.step CP_P2P, CP_ALLGATHER, CP_A2A
 
 
 def _expert_column(values: list[int], n: int) -> np.ndarray | None:
@@ -92,6 +93,7 @@ class StepColumns:
     ep: np.ndarray | None = None  # int64; None = 1 everywhere (MoE expert parallelism)
     etp: np.ndarray | None = None  # int64, resolved (ParallelConfig.expert_tp); None = tp
     dispatcher: np.ndarray | None = None  # int8 codes into DISPATCHERS; None = all-to-all
+    cp_algorithm: np.ndarray | None = None  # int8 codes into CP_ALGORITHMS; None = p2p everywhere
 
     def config(self, i: int) -> Any:
         """The `SystemConfig` of row `i` (from ``configs`` or ``rebuild``)."""
@@ -155,6 +157,8 @@ class StepColumns:
             etp=None if all(p.etp is None for p in par) else np.array([p.expert_tp for p in par], dtype=np.int64),
             dispatcher=None if all(p.moe_dispatcher == "alltoall" for p in par) else
             np.array([DISPATCHERS.index(p.moe_dispatcher) for p in par], dtype=np.int8),
+            cp_algorithm=None if all(p.cp_algorithm == "p2p" for p in par) else
+            np.array([CP_ALGORITHMS.index(p.cp_algorithm) for p in par], dtype=np.int8),
         )
 
     def expert_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -162,6 +166,10 @@ class StepColumns:
         ones = np.ones(self.n, dtype=np.int64)
         return (self.ep if self.ep is not None else ones, self.etp if self.etp is not None else self.tp,
                 self.dispatcher if self.dispatcher is not None else np.zeros(self.n, dtype=np.int8))
+
+    def cp_codes(self) -> np.ndarray:
+        """The context-parallel algorithm codes with the default (p2p) filled in."""
+        return self.cp_algorithm if self.cp_algorithm is not None else np.zeros(self.n, dtype=np.int8)
 
     def same_as(self, other: StepColumns) -> list[str]:
         """The fields in which two column sets describe different configurations (empty when they agree).
@@ -183,6 +191,8 @@ class StepColumns:
                               strict=True):
             if not np.array_equal(u, v):
                 diffs.append(name)
+        if not np.array_equal(self.cp_codes(), other.cp_codes()):
+            diffs.append("cp_algorithm")
         for sec in ("network", "collective"):
             x, y = getattr(self, sec), getattr(other, sec)
             for f in fields(x):
@@ -205,7 +215,7 @@ def _index(objs: Sequence[Any]) -> tuple[tuple[Any, ...], np.ndarray]:
 
 
 __all__ = [
-    "ALGORITHMS", "COLLECTIVES", "DISPATCHERS", "FIDELITIES", "MULTIDIMS", "SCHEDULINGS", "TOPOLOGIES",
+    "ALGORITHMS", "COLLECTIVES", "CP_ALGORITHMS", "DISPATCHERS", "FIDELITIES", "MULTIDIMS", "SCHEDULINGS", "TOPOLOGIES",
     "CollectiveColumns",
     "NetworkColumns", "StepColumns",
 ]

@@ -28,6 +28,7 @@ from cosmic.errors import ConfigError, CosmicError, KeyedValueError, UnknownName
 from cosmic.network.topology import Network
 from cosmic.workload.model import ModelSpec
 from cosmic.workload.parallel import layout_order
+from cosmic.workload.pipeline import stage_layers
 from cosmic.workload.schemas import (
     ParallelConfig,
     Precision,
@@ -171,17 +172,22 @@ def check_config(c: SystemConfig) -> None:
     seq = tr.seq_len or m.seq_len
     if seq % par.sp:
         raise KeyedValueError("parallel.sp", f"sp={par.sp} must divide the sequence length {seq}")
+    if par.cp_algorithm == "a2a" and par.sp > 1 and m.heads % (par.tp * par.sp):
+        raise KeyedValueError("parallel.cp_algorithm", f"a2a (Ulysses) splits the {m.heads} attention heads over "
+                              f"tp*sp = {par.tp}*{par.sp}: choose degrees that divide them, or p2p / allgather")
     if tr.global_batch % (par.dp * tr.micro_batch):
         raise KeyedValueError(
             "training.global_batch",
             f"global_batch {tr.global_batch} must be a multiple of dp*micro_batch = {par.dp}*{tr.micro_batch}",
         )
+    fewest = _check_stages(c)
     if tr.schedule is _INTERLEAVED:
         v = tr.virtual_stages
-        if m.layers % (par.pp * v):
+        if fewest < v:
             raise KeyedValueError(
                 "training.virtual_stages",
-                f"interleaved schedule needs layers ({m.layers}) divisible by pp*virtual_stages = {par.pp}*{v}",
+                f"interleaved schedule needs every stage to hold at least virtual_stages = {v} layers (one per "
+                f"model chunk); the {m.layers} layers over pp={par.pp} leave {fewest} on a stage",
             )
         mbs = tr.global_batch // (par.dp * tr.micro_batch)
         if par.pp > 1 and mbs % par.pp:
@@ -191,6 +197,23 @@ def check_config(c: SystemConfig) -> None:
             )
     elif tr.virtual_stages != 1:
         raise KeyedValueError("training.virtual_stages", "virtual_stages > 1 needs schedule: interleaved")
+
+
+def _check_stages(c: SystemConfig) -> int:
+    """The first/last stage sizes against the layers and stages; returns the fewest layers a stage holds."""
+    par, tr, m = c.parallel, c.training, c.model
+    first, last = tr.first_stage_layers or 0, tr.last_stage_layers or 0
+    if (first or last) and par.pp == 1:
+        raise KeyedValueError("training.first_stage_layers" if first else "training.last_stage_layers",
+                              "first/last pipeline stage layers need pp > 1")
+    layers = stage_layers(m.layers, par.pp, first, last)
+    if (first or last) and (min(layers) < 1 or sum(layers) != m.layers):
+        raise KeyedValueError(
+            "training.first_stage_layers" if first else "training.last_stage_layers",
+            f"first_stage_layers={first or 'balanced'}, last_stage_layers={last or 'balanced'} do not split "
+            f"{m.layers} layers over pp={par.pp} stages with at least one layer each",
+        )
+    return min(layers)
 
 
 def check_layout(c: SystemConfig) -> None:

@@ -26,6 +26,9 @@ from cosmic.sim.config import SystemConfig, check_config, check_layout
 from cosmic.sim.evidence import evidence_of_config
 from cosmic.sim.result import EP_KEY, Memory, Result
 from cosmic.sim.step import (
+    CP_A2A,
+    CP_ALLGATHER,
+    CP_P2P,
     DISPATCH_ALLGATHER,
     DISPATCH_ALLTOALL,
     Plan,
@@ -52,6 +55,7 @@ from cosmic.workload.schemas import Recompute, Schedule
 SCHEDULE_CODES = {s: i for i, s in enumerate(Schedule)}
 DISPATCHER_CODES = {"alltoall": DISPATCH_ALLTOALL, "allgather": DISPATCH_ALLGATHER}
 RECOMPUTE_CODES = {r: i for i, r in enumerate(Recompute)}
+CP_CODES = {"p2p": CP_P2P, "allgather": CP_ALLGATHER, "a2a": CP_A2A}
 
 __all__ = [
     "EndCost",
@@ -124,11 +128,12 @@ def step_inputs(cfg: SystemConfig) -> StepInputs:
         token_embedding=token, mem_bw=acc.achievable_mem_bytes_per_s, kernel_overhead_s=acc.kernel_overhead_us * 1e-6,
         share=acc.collective_compute_share,
         lc_fwd=lc.fwd_s, lc_bwd=lc.bwd_s, lc_rec=lc.recompute_s, attn_fwd=lc.attn_core_fwd_s,
-        attn_bwd=lc.attn_core_bwd_s, lc_rec_flops=lc.recompute_flops,
+        attn_bwd=lc.attn_core_bwd_s, lc_rec_flops=lc.recompute_flops, lc_wgrad=lc.wgrad_s,
         act=ActivationBytes(lc.act_bytes, emb.act_bytes, head.act_bytes,
                             FULL_LAYER_WORKING_BYTES * tokens * model.hidden / par.tp),
         emb_fwd=emb.fwd_s, emb_bwd=emb.bwd_s, head_fwd=head.fwd_s, head_bwd=head.bwd_s,
-        model_flops=model_flops(model, seq, tr.global_batch),
+        model_flops=model_flops(model, seq, tr.global_batch), cp_algo=CP_CODES[par.cp_algorithm], q_dim=model.q_dim,
+        first_layers=tr.first_stage_layers or 0, last_layers=tr.last_stage_layers or 0,
         **(moe_inputs(model, par.ep, par.expert_tp, tr.moe_imbalance, DISPATCHER_CODES[par.moe_dispatcher],
                       tr.moe_overlap) if model.moe is not None else {}),
     )
@@ -175,7 +180,8 @@ def _plan_key(cfg: SystemConfig) -> tuple[Any, ...]:
         tr.micro_batch, tr.seq_len or model.seq_len, tr.precision, tr.flash_attention, tr.recompute,
         tr.attention_kernel, tr.schedule, tr.virtual_stages, tr.global_batch, tr.dp_overlap,
         tr.param_gather_overlap, tr.grad_accumulation_fusion, tr.grad_reduce_fp32, par.ep, par.etp,
-        par.moe_dispatcher, tr.moe_imbalance, tr.moe_overlap,
+        par.moe_dispatcher, tr.moe_imbalance, tr.moe_overlap, par.cp_algorithm, tr.first_stage_layers,
+        tr.last_stage_layers,
     )
 
 
@@ -284,7 +290,7 @@ def simulate(config: SystemConfig) -> Result:
     # reused while remembered); only checked configurations are remembered, and the key holds everything the
     # checks read (a rank order that moves a group of degree 1 fits exactly when this one does)
     key = (id(model), id(acc), id(net), id(coll), id(tr), par.tp, par.sp, par.dp, par.pp, par.zero,
-           par.sequence_parallel, order, par.ep, par.etp, par.moe_dispatcher)
+           par.sequence_parallel, order, par.ep, par.etp, par.moe_dispatcher, par.cp_algorithm)
     hit = _RESULTS.get(key)
     if hit is not None:
         return hit[5]

@@ -31,6 +31,7 @@ from cosmic.workload.memory import (
     OPTIMIZER_TRAFFIC_BYTES_PER_PARAM,
     RECOMPUTE_FULL,
     WEIGHT_BYTES,
+    ZB_H1,
     ActivationBytes,
     Memory,
     peak_memory,
@@ -101,10 +102,22 @@ class StepInputs:
     dispatcher: Num = 0  # 0 all-to-all, 1 all-gather / reduce-scatter
     moe_overlap: Num = False
     experts: Num = 1  # routed experts (the all-to-all dispatcher gathers each rank's token count per expert)
+    # context parallelism (`parallel.sp`): the algorithm (CP_* codes) and the query width the a2a exchanges
+    cp_algo: Num = 0
+    q_dim: Num = 0.0  # query (and attention output) width of the whole layer; 0 = hidden
+    # layers of the first and last pipeline stage (0 = the balanced split, `cosmic.workload.pipeline.stage_runs`)
+    first_layers: Num = 0
+    last_layers: Num = 0
+    lc_wgrad: Num = 0.0  # the weight-gradient GEMMs of one layer's backward (part of lc_bwd)
 
 
 COUNT_BYTES = 8
 """Bytes of one token count (Megatron-Core gathers the per-expert counts as int64 tensors)."""
+CP_P2P, CP_ALLGATHER, CP_A2A = 0, 1, 2
+"""Context-parallel algorithm codes (`ParallelConfig.cp_algorithm`: p2p, allgather, a2a)."""
+CP_ACC_BYTES = 4.0
+"""Bytes per element of the running attention output / dQ accumulator of ring attention: fp32, as
+TransformerEngine's `flash_attn_fwd_out_correction` adds each step's output into it (`context_parallel.py`)."""
 
 DISPATCH_ALLTOALL, DISPATCH_ALLGATHER = 0, 1
 """Dispatcher codes (`ParallelConfig.moe_dispatcher`)."""
@@ -134,7 +147,7 @@ def plan(x: StepInputs) -> Plan:
     """Stage runs, parameters, memory and optimizer time (Korthikanti et al. 2022; ZeRO). A MoE model's routed
     experts are sharded over EP x ETP and their gradients and optimizer state over expert DP (`docs/moe.md`)."""
     m = x.global_batch // (x.dp * x.micro_batch)
-    runs = stage_runs(x.layers, x.pp)
+    runs = stage_runs(x.layers, x.pp, x.first_layers, x.last_layers)
     present = tuple(r.count > 0 for r in runs)
     emb_params = x.embedding_params / x.tp
     head_params = x.head_params / x.tp + where(x.pp > 1, x.tied_extra_params / x.tp, 0.0)
@@ -225,8 +238,8 @@ class LayerComm:
     tp_fwd: Num
     tp_bwd: Num
     tp_rec: Num
-    sp_ag: Priced
-    sp_rs: Priced
+    sp_parts: tuple[tuple[Priced, Num], ...]  # the CP collectives of one layer's forward and backward, with counts
+    sp_raw: Num  # their seconds before any overlap (the parts times their counts)
     sp_fwd: Num
     sp_bwd: Num
     sp_rec: Num
@@ -295,6 +308,80 @@ def moe_comm(x: StepInputs, act_bytes: Num, comm: Any) -> MoEComm:
                    ((a2a, a2a_n), (e_ag, e_n), (e_rs, e_n), (g_ag, g_n), (g_rs, g_n), (counts, c_n)))
 
 
+@dataclass(slots=True)
+class CPComm:
+    """Context parallelism of one layer per micro-batch: exposed seconds of its forward and backward, and the
+    collectives that make them (each with how often it runs per layer) for the per-dimension account."""
+
+    fwd: Num
+    bwd: Num
+    raw: Num
+    parts: tuple[tuple[Priced, Num], ...]
+
+
+def cp_comm(x: StepInputs, p: Plan, act_bytes: Num, comm: Any) -> CPComm:
+    """The key/value exchange of context parallelism over the `sp` group (cp ranks, each holding seq/cp tokens,
+    balanced for a causal mask by zig-zag chunking: rank r holds chunks r and 2cp-1-r, so every rank's attention
+    work is 1/cp of the whole, as Megatron-Core's `get_batch_on_this_cp_rank` splits it).
+
+    * ``p2p`` (ring attention; Liu et al. 2023, TransformerEngine ``cp_comm_type="p2p"``, Megatron's default):
+      cp steps, each an attention kernel on 1/cp of the work; the K/V chunk of the next step travels to the ring
+      neighbour while the current step computes, so each of the cp-1 exchanges is exposed by what it outlasts
+      (`overlap_cost_s`). Each step's partial output is merged into the running one (rescaled by the softmax
+      statistics: read the step's output, read and write the fp32 accumulator). The backward sends K/V and their
+      gradients (twice the bytes) each step and accumulates dQ in fp32.
+    * ``allgather`` (Llama 3, arXiv 2407.21783 sec. 3.3.2; PyTorch's `context_parallel` default rotate method):
+      all-gather K and V over CP while the local block (1/cp of the attention) computes, then attend to the whole
+      sequence; the backward reduce-scatters dK and dV behind the local block's backward.
+    * ``a2a`` (DeepSpeed-Ulysses; Jacobs et al. 2023, arXiv 2309.14509): an all-to-all turns the sequence split
+      into a head split for Q, K and V before attention and a second one turns the output back; the backward
+      runs the mirror pair. Nothing overlaps them. K/V heads fewer than cp per TP rank are repeated (each rank
+      sends at least one head's width to each peer).
+    """
+    has = x.sp > 1
+    if not any_(has):
+        return CPComm(0.0, 0.0, 0.0, ())
+    kv_shard = 2 * p.kv_width / x.hidden * act_bytes  # K and V of the local tokens
+    ring_on, ag_on = has & (x.cp_algo == CP_P2P), has & (x.cp_algo == CP_ALLGATHER)
+    a2a_on = has & (x.cp_algo == CP_A2A)
+    steps = x.sp - 1
+    fwd: Num = 0.0
+    bwd: Num = 0.0
+    raw: Num = 0.0
+    parts: list[tuple[Priced, Num]] = []
+    if any_(ring_on):
+        kv_send = comm.send(kv_shard, "sp")
+        kv_grad_send = comm.send(2 * kv_shard, "sp")
+        q_dim = where(x.q_dim > 0, x.q_dim, x.hidden)
+        q_elems = act_bytes / (x.abpe * x.hidden) * q_dim / x.tp  # the local queries (and outputs) on one rank
+        merge_s = q_elems * (x.abpe + 2 * CP_ACC_BYTES) / x.mem_bw + x.kernel_overhead_s
+        ring_f = steps * (overlap_cost_s(kv_send.total_s, x.attn_fwd / x.sp, x.share) + merge_s)
+        ring_b = steps * (overlap_cost_s(kv_grad_send.total_s, x.attn_bwd / x.sp, x.share) + merge_s)
+        fwd, bwd = where(ring_on, ring_f, fwd), where(ring_on, ring_b, bwd)
+        raw = where(ring_on, steps * (kv_send.total_s + kv_grad_send.total_s), raw)
+        parts += [(kv_send, where(ring_on, steps, 0.0)), (kv_grad_send, where(ring_on, steps, 0.0))]
+    if any_(ag_on):
+        sp_ag = comm(AG, kv_shard, "sp")
+        sp_rs = comm(RS, kv_shard * x.sp, "sp")
+        fwd = where(ag_on, overlap_cost_s(sp_ag.total_s, x.attn_fwd / x.sp, x.share), fwd)
+        bwd = where(ag_on, overlap_cost_s(sp_rs.total_s, x.attn_bwd / x.sp, x.share), bwd)
+        raw = where(ag_on, sp_ag.total_s + sp_rs.total_s, raw)
+        one = where(ag_on, 1.0, 0.0)
+        parts += [(sp_ag, one), (sp_rs, one)]
+    if any_(a2a_on):
+        q_dim = where(x.q_dim > 0, x.q_dim, x.hidden)
+        kv_sent = vmax(p.kv_width, x.sp * x.head_dim)  # K (or V) width each rank sends, heads repeated if too few
+        tokens_b = act_bytes / x.hidden  # bytes per unit of width of the local tokens
+        qkv = comm(A2A, tokens_b * (q_dim / x.tp + 2 * kv_sent), "sp")
+        out = comm(A2A, tokens_b * q_dim / x.tp, "sp")
+        one_way = qkv.total_s + out.total_s
+        fwd, bwd = where(a2a_on, one_way, fwd), where(a2a_on, one_way, bwd)
+        raw = where(a2a_on, 2 * one_way, raw)
+        two = where(a2a_on, 2.0, 0.0)
+        parts += [(qkv, two), (out, two)]
+    return CPComm(fwd, bwd, raw, tuple(parts))
+
+
 def layer_comm(x: StepInputs, p: Plan, comm: Any) -> LayerComm:
     """TP collectives after attention and after the MLP (Shoeybi et al. 2019, fig. 4); SP (context parallel)
     gathers of K and V overlapped with the attention core as Megatron's ring implementation does; the pipeline
@@ -307,11 +394,7 @@ def layer_comm(x: StepInputs, p: Plan, comm: Any) -> LayerComm:
     tp_rs = comm(RS, act, "tp") if any_(x.seqpar) else zero
     tp_one = where(x.seqpar, tp_ag.total_s + tp_rs.total_s, tp_ar.total_s)
     full = x.recompute == RECOMPUTE_FULL
-    kv_shard = 2 * p.kv_width / x.hidden * act  # K and V of the local tokens
-    has_sp = any_(x.sp > 1)
-    sp_ag = comm(AG, kv_shard, "sp") if has_sp else zero
-    sp_rs = comm(RS, kv_shard * x.sp, "sp") if has_sp else zero
-    sp_fwd = overlap_cost_s(sp_ag.total_s, x.attn_fwd, x.share)
+    cp = cp_comm(x, p, act, comm)
     p2p = comm.p2p(act / x.tp) if any_(x.pp > 1) else zero
     gather_s = where((x.pp > 1) & no_sp, tp_ag.total_s, 0.0)
     # two TP collectives per layer, after attention and after the MLP; a MoE layer's routed experts exchange their
@@ -319,8 +402,8 @@ def layer_comm(x: StepInputs, p: Plan, comm: Any) -> LayerComm:
     tp_n = 2 - x.moe_frac * where(x.shared, 0.0, 1.0) if any_(x.moe) else 2
     return LayerComm(
         tp_ar=tp_ar, tp_ag=tp_ag, tp_rs=tp_rs, tp_one=tp_one, tp_fwd=tp_n * tp_one, tp_bwd=tp_n * tp_one,
-        tp_rec=where(full, tp_n * tp_one, 0.0), sp_ag=sp_ag, sp_rs=sp_rs, sp_fwd=sp_fwd,
-        sp_bwd=overlap_cost_s(sp_rs.total_s, x.attn_bwd, x.share), sp_rec=where(full, sp_fwd, 0.0),
+        tp_rec=where(full, tp_n * tp_one, 0.0), sp_parts=cp.parts, sp_raw=cp.raw, sp_fwd=cp.fwd,
+        sp_bwd=cp.bwd, sp_rec=where(full, cp.fwd, 0.0),
         emb_tp=where(x.token_embedding, tp_ar.total_s, 0.0), p2p=p2p, p2p_gather_s=gather_s,
         p2p_hop_s=where(x.pp > 1, p2p.total_s, 0.0) + gather_s,
         moe=moe_comm(x, act, comm) if any_(x.moe) else None,
@@ -342,6 +425,7 @@ class StageRow:
     z3_ag: Priced
     z3_rs: Priced
     ep: Num = 0.0
+    w: Num = 0.0  # the weight-gradient part of `bwd`
 
 
 def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRow | None, ...]:
@@ -374,11 +458,12 @@ def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRo
             dp_mb = where(z3, ag.total_s + overlap_cost_s(ag_s - ag.total_s, fwd_stream, x.share) + rs.total_s
                           + overlap_cost_s(ag_s + rs_s - rs.total_s, bwd_stream, x.share), 0.0)
         total = fwd + bwd + rec + tp + sp + pp_c + dp_mb
+        w = n * x.lc_wgrad
         if ep_layer is None:
-            rows.append(StageRow(total, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs))
+            rows.append(StageRow(total, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs, 0.0, w))
         else:
             ep = n * ep_layer
-            rows.append(StageRow(total + ep, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs, ep))
+            rows.append(StageRow(total + ep, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs, ep, w))
     return tuple(rows)
 
 
@@ -582,6 +667,13 @@ def compose(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, .
     crit, x_max = first_max([r.x if r is not None else None for r in rows], present)
     total_x = sum(r.x * run.count for r, run in zip(rows, p.runs, strict=True) if r is not None)
     t_pipe = m * x_max + (total_x - x_max) / x.v
+    zb = x.schedule == ZB_H1
+    if any_(zb):
+        # zero bubble H1 (Qi et al. 2023, sec. 3.1): each stage defers its weight gradients (W) into the drain, so
+        # the fill and drain of 1F1B, (p-1)(F+B+W) per stage, shrink to (p-1)(F+B-W) at 1F1B's peak memory
+        total_w = sum(r.w * run.count for r, run in zip(rows, p.runs, strict=True) if r is not None)
+        w_crit = at([(k, r) for k, r in enumerate(rows) if r is not None], crit, "w")
+        t_pipe = t_pipe - where(zb, 2 * (total_w - w_crit), 0.0)
     tail_i, tail_s = first_max([t.total if t is not None else None for t in tl], present)
     rs = [(k, r) for k, r in enumerate(rows) if r is not None]
     ts = [(k, t) for k, t in enumerate(tl) if t is not None]
@@ -611,10 +703,10 @@ def _per_dim(x: StepInputs, p: Plan, c: LayerComm, rs: list[tuple[int, StageRow]
     acc.add(c.tp_ag, c.tp_ag.total_s, sp_times)
     acc.add(c.tp_rs, c.tp_rs.total_s, sp_times)
     acc.add(c.tp_ar, c.tp_ar.total_s, where(x.seqpar, 0.0, tp_times))
-    sp_tot = safe(c.sp_ag.total_s + c.sp_rs.total_s)
-    cp_times = where(cr["sp"] > 0, m * cr["sp"] / sp_tot, 0.0)
-    acc.add(c.sp_ag, c.sp_ag.total_s, cp_times)
-    acc.add(c.sp_rs, c.sp_rs.total_s, cp_times)
+    # the exposed CP exchange split over the collectives that make it, as their raw times are
+    sp_raw = safe(c.sp_raw)
+    for ct, times in c.sp_parts:
+        acc.add(ct, ct.total_s, where(cr["sp"] > 0, m * cr["sp"] * times / sp_raw, 0.0))
     if c.moe is not None:
         # the exposed dispatch and combine split over the collectives that make it, as their raw times are
         one = safe(c.moe.one)

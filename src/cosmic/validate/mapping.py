@@ -35,6 +35,7 @@ ACCELERATOR_RULES: tuple[tuple[str, str | None], ...] = (
     (r"tpu\s*v5p|\bv5p\b", "tpu-v5p"),
     (r"tpu\s*v5e|\bv5e\b|v5\s*lite", "tpu-v5e"),
     (r"tpu\s*v4|\bv4\b", "tpu-v4"),
+    (r"tpu\s*v3|\bv3-\d+\b", "tpu-v3"),
     (r"tpu\s*v6e|\bv6e\b|trillium", "tpu-v6e"),
     (r"gaudi", None),
 )
@@ -89,6 +90,7 @@ NODE_DEFAULTS: dict[str, NodeDefaults] = {
     "gb300": NodeDefaults(72, "nvlink5", "ib-xdr",
                           "GB300 NVL72: 72-GPU NVLink domain, one 800 Gb/s ConnectX-8 per GPU"),
     "mi300x": NodeDefaults(8, "infinity-fabric", "roce-400g", "8x MI300X fully connected, 400 Gb/s per GPU"),
+    "tpu-v3": NodeDefaults(4, "ici-v3", "dcn-v5e", "TPU v3: 2-D ICI torus pods of 1024 chips", 1024, 2),
     "tpu-v4": NodeDefaults(4, "ici-v4", "dcn-v5p", "TPU v4: a 3-D ICI torus of up to 4096 chips", 4096, 3),
     "tpu-v5p": NodeDefaults(4, "ici-v5p", "dcn-v5p", "TPU v5p: a 3-D ICI torus of up to 8960 chips (H010)", 8960, 3),
     "tpu-v5e": NodeDefaults(8, "ici-v5e", "dcn-v5e", "TPU v5e: 2-D ICI torus pods of 256 chips (H011)", 256, 2),
@@ -422,6 +424,45 @@ def uses_flash_attention(framework: str, accel: str | None) -> bool:
     if re.search(LEGACY_STACKS, f):
         return False
     return accel not in ("v100-32gb", "a100-40gb", "a100-80gb")
+
+
+CP_ALGORITHM_RULES: tuple[tuple[str, str], ...] = (
+    (r"ulysses|all-?to-?all cp|\ba2a\b", "a2a"),
+    (r"ring attention|\bp2p\b", "p2p"),
+    (r"all-?gather cp|all-?gather (?:of )?k(?:ey)?s? and v|allgather", "allgather"),
+)
+"""Context-parallel algorithm a row's notes name, first match wins."""
+CP_FAMILY_DEFAULTS = {"megatron-core": "p2p", "megatron-lm": "p2p", "deepspeed": "a2a", "pytorch-fsdp": "allgather",
+                      "jax": "allgather"}
+"""The context-parallel algorithm of each stack by default: Megatron-Core passes K/V around a ring
+(TransformerEngine ``cp_comm_type="p2p"``, Megatron's default); DeepSpeed's sequence parallelism is Ulysses
+(all-to-all); torchtitan and PyTorch's ``context_parallel`` all-gather K/V (``context_parallel_rotate_method``
+default ``"allgather"``); MaxText all-gathers K/V over its ``context`` mesh axis (as Llama 3 did)."""
+
+
+def cp_algorithm(framework: str, notes: str = "") -> str:
+    """The `parallel.cp_algorithm` of a row: named in its notes or framework cell, else its stack's default
+    (p2p where no rule names the stack).
+
+    Example:
+        >>> cp_algorithm("NeMo 24.03.01"), cp_algorithm("torchtitan"), cp_algorithm("Megatron-DeepSpeed", "Ulysses")
+        ('p2p', 'allgather', 'a2a')
+    """
+    text = f"{framework or ''} {notes or ''}".lower()
+    named = next((algo for pattern, algo in CP_ALGORITHM_RULES if re.search(pattern, text)), None)
+    return named or CP_FAMILY_DEFAULTS.get(framework_family(framework), "p2p")
+
+
+def micro_batches_per_stage(framework: str) -> bool:
+    """Whether a stack splits each pipeline's local batch into as many micro-batches as there are stages when the
+    run does not say: torchtitan (``pipeline_parallel_microbatches`` "defaults to the number of pipeline stages",
+    torchtitan/config_manager.py, 2024-25). Megatron-style stacks take their micro-batch size instead (1 here).
+
+    Example:
+        >>> micro_batches_per_stage("torchtitan (FSDP2 + PP)"), micro_batches_per_stage("NeMo 24.07")
+        (True, False)
+    """
+    return bool(re.search(r"torchtitan", (framework or "").lower()))
 
 
 def attention_kernel(framework: str, model_name: str) -> str:

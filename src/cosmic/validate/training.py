@@ -20,6 +20,7 @@ from cosmic.sim.regime import Regime, classify_config
 from cosmic.sim.result import Result
 from cosmic.validate import mapping, moe
 from cosmic.validate.table import Row
+from cosmic.workload.pipeline import stage_layers
 
 DEFAULT_SEQ_LEN = 2048
 """GPT-3-era default sequence length for rows that do not state one."""
@@ -89,13 +90,18 @@ def _norm_name(text: str) -> str:
 
 
 def _catalog_model(name: str) -> dict[str, Any] | None:
-    """The catalog model of that name; a point release names its family's shape ("Llama 3.1 405B" -> llama3-405b).
+    """The catalog model of that name; a point release names its family's shape ("Llama 3.1 405B" -> llama3-405b);
+    a generation number set apart between family and size is dropped when nothing else matches ("Nemotron-4 340B"
+    -> nemotron-340b, the name NeMo's tables use).
 
     Example:
         >>> _catalog_model("LLAMA3.1_405B")["name"], _catalog_model("Llama-2 70B")["name"], _catalog_model("GPT-3 1.3B")
         ('llama3-405b', 'llama2-70b', None)
+        >>> _catalog_model("Nemotron-4 340B")["name"], _catalog_model("LLaMA-65B")["name"]
+        ('nemotron-340b', 'llama-65b')
     """
-    keys = [_norm_name(name), _norm_name(re.sub(r"(?<=\d)\.\d+(?=[\s_-])", "", name))]
+    keys = [_norm_name(name), _norm_name(re.sub(r"(?<=\d)\.\d+(?=[\s_-])", "", name)),
+            _norm_name(re.sub(r"(?<=[A-Za-z])[\s_-]\d+(?=[\s_-]\d+(?:\.\d+)?[bBmM]\b)", "", name))]
     by_key = {_norm_name(cand): cand for cand in catalog.model_names()}
     for key in keys:
         if key and key in by_key:
@@ -304,6 +310,9 @@ def plan_row(row: Row) -> Plan:
         rec, rec_stated = "full", True
         defaults.append("recompute full: the row's TFLOP/s x time is Megatron eq. 3 with the recompute pass")
     vpp = mapping.virtual_stages(row.get("vpp"))
+    cp_algo = mapping.cp_algorithm(framework, row.get("notes"))
+    if cp > 1:
+        defaults.append(f"context parallelism: {cp_algo} (the stack's algorithm)")
 
     base: dict[str, Any] = {
         "name": row.row_id,
@@ -341,16 +350,22 @@ def plan_row(row: Row) -> Plan:
         vv = v
         if vv is None:  # "interleaved" without a number: the smallest chunk count > 1 the layers allow
             vv = next((c for c in (2, 3, 4) if model["layers"] % (pp_ * c) == 0), 1)
-        if pp_ > 1 and vv > 1 and model["layers"] % (pp_ * vv) == 0 and m_count % pp_ == 0:
+        # a stated chunk count holds when every stage has a layer per chunk (uneven chunks, as Llama 3 405B ran)
+        chunks_fit = min(stage_layers(model["layers"], pp_)) >= vv if v is not None else \
+            model["layers"] % (pp_ * vv) == 0
+        if pp_ > 1 and vv > 1 and chunks_fit and m_count % pp_ == 0:
             tr.update(schedule="interleaved", virtual_stages=vv)
         else:
             tr.update(schedule="1f1b")
         cfg = dict(base, training=tr)
         cfg["parallel"] = {
             "tp": tp_, "pp": pp_, "dp": dp_, "sp": cp, "zero": zero, "sequence_parallel": bool(sp_flag),
+            "cp_algorithm": cp_algo,
             "rank_order": "tp,sp,dp,pp", **moe.expert_layout(expert, block, tp_ * cp * dp_, tp_, defaults),
         }
         return config_from_dict(cfg)
+
+    per_stage = mapping.micro_batches_per_stage(framework)
 
     def micro_batches(dp_: int, pp_: int) -> list[int]:
         stated = row.i("micro_batch")
@@ -360,6 +375,8 @@ def plan_row(row: Row) -> Plan:
         if per_replica == 0:
             return []
         if pp_ > 1:
+            if per_stage and per_replica % pp_ == 0:
+                return [per_replica // pp_]  # as many micro-batches as stages
             return [1]
         return sorted(_divisors(per_replica), reverse=True)
 
@@ -400,6 +417,13 @@ def plan_row(row: Row) -> Plan:
     if tp * pp * dp * cp != n:
         if shard.extra_dp > 1 and tp * pp * dp * cp * shard.extra_dp == n:
             dp *= shard.extra_dp
+        elif _stated_layout_holds(row, tp, pp, dp, cp, gb):
+            # every degree stated and the batch splits over the stated DP, but the device count disagrees: a
+            # per-device figure is the stated layout's, so it runs on tp*pp*dp*cp devices
+            defaults.append(f"num_accel {n} != tp*pp*dp*cp = {tp * pp * dp * cp}: the per-device figure is "
+                            "simulated on the stated layout")
+            base["network"] = {"dims": network_for(accel, tp * pp * dp * cp, node, row.get("intra_node_link"),
+                                                   row.get("inter_node_network"), [])}
         else:
             raise Skip(f"tp*pp*dp*cp = {tp}*{pp}*{dp}*{cp} = {tp * pp * dp * cp} != {n} devices")
     if gb % dp:
@@ -434,7 +458,9 @@ def plan_row(row: Row) -> Plan:
     last: Exception | None = None
     mbs = micro_batches(dp, pp)
     if row.i("micro_batch") is None and mbs:
-        defaults.append("micro-batch: 1 with pipelining, else the largest that fits memory")
+        defaults.append(f"micro-batch: {mbs[0]}, the local batch over the {pp} stages (torchtitan)"
+                        if per_stage and pp > 1 and mbs[0] > 1 else
+                        "micro-batch: 1 with pipelining, else the largest that fits memory")
     for mb in mbs:
         if gb % (dp * mb):
             continue
@@ -451,6 +477,18 @@ def plan_row(row: Row) -> Plan:
         cfg = make(tp, pp, dp, mbs[-1], zero, vpp)
         return Plan(cfg, defaults)
     raise Skip("no micro-batch size divides the per-replica batch")
+
+
+PER_DEVICE_METRICS = ("tokens_per_s_per_accel", "tflops_per_accel", "mfu_pct", "pct_of_peak_reported")
+
+
+def _stated_layout_holds(row: Row, tp: int, pp: int, dp: int, cp: int, global_batch: int) -> bool:
+    """Whether a row whose stated degrees disagree with its device count still states one whole layout: every
+    degree in its cells, the global batch a multiple of the stated DP, and the measured figure per device (its
+    first metric, as `compare_row` picks it), which a layout sets whatever the number of devices."""
+    metric = next((m for m in METRIC_ORDER if row.n(m)), None)
+    stated = all(row.i(k) for k in ("tp", "pp", "dp"))
+    return bool(stated and metric in PER_DEVICE_METRICS and global_batch % dp == 0 and tp * pp * dp * cp > 1)
 
 
 def _search_layout(

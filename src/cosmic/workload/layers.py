@@ -71,6 +71,7 @@ class LayerCost:
     bwd_flops: float
     recompute_flops: float
     act_bytes: float  # activation bytes stored per layer per micro-batch (Korthikanti et al. 2022)
+    wgrad_s: float = 0.0  # the weight-gradient GEMMs of the backward (the W pass of a zero-bubble schedule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +410,7 @@ def layer_cost(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> LayerC
         bwd_flops=bwd_flops,
         recompute_flops=rec_flops,
         act_bytes=stored_activation_bytes(model, shard),
+        wgrad_s=gemm_fwd_s,  # one GEMM per forward GEMM computes the weight gradients
     )
 
 

@@ -25,7 +25,7 @@ OPTIMIZER_TRAFFIC_BYTES_PER_PARAM = 28
 # over TP (Korthikanti et al. 2022, eq. 2 without the attention scores).
 FULL_LAYER_WORKING_BYTES = 34.0
 
-GPIPE, ONE_F_ONE_B, INTERLEAVED = 0, 1, 2
+GPIPE, ONE_F_ONE_B, INTERLEAVED, ZB_H1 = 0, 1, 2, 3
 """Schedule codes (`workload.schemas.Schedule` in this order)."""
 RECOMPUTE_NONE, RECOMPUTE_SELECTIVE, RECOMPUTE_FULL = 0, 1, 2
 """Recompute codes (`workload.schemas.Recompute` in this order)."""

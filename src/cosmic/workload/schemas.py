@@ -18,10 +18,11 @@ class Schedule(LenientStrEnum):
     GPIPE = "gpipe"
     ONE_F_ONE_B = "1f1b"
     INTERLEAVED = "interleaved"
+    ZB_H1 = "zb-h1"  # zero bubble H1 (Qi et al. 2023, arXiv 2401.10241): 1F1B with the weight gradients deferred
 
     @classmethod
     def _aliases(cls) -> dict[str, str]:
-        return {"interleaved1f1b": "interleaved"}
+        return {"interleaved1f1b": "interleaved", "zbh1": "zb-h1", "zerobubble": "zb-h1", "zerobubbleh1": "zb-h1"}
 
 
 class Recompute(StrEnum):
@@ -107,6 +108,11 @@ class ParallelConfig(BaseModel):
     moe_dispatcher: Literal["alltoall", "allgather"] = Field(
         default="alltoall", description="token dispatch and combine: all-to-all over EP, or all-gather and "
         "reduce-scatter over EP x ETP (Megatron --moe-token-dispatcher-type)")
+    cp_algorithm: Literal["p2p", "allgather", "a2a"] = Field(
+        default="p2p", description="how the sp (context-parallel) ranks exchange keys and values: p2p = ring "
+        "attention, K/V passed to the ring neighbour behind each step's attention (Megatron-Core/TransformerEngine "
+        "cp_comm_type default); allgather = all-gather K/V, attend locally (Llama 3; PyTorch/torchtitan default); "
+        "a2a = DeepSpeed-Ulysses all-to-all from a sequence split to a head split (needs heads divisible by tp*sp)")
     rank_order: tuple[str, ...] = Field(
         default=("tp", "sp", "dp", "pp"),
         description="parallel dimensions innermost first (Megatron: tp,sp,dp,pp; COSMIC: dp,tp,sp,pp)",
@@ -158,6 +164,12 @@ class TrainingConfig(BaseModel):
     micro_batch: PosInt = Field(default=1, description="sequences per micro-batch per model replica")
     schedule: Schedule = Schedule.ONE_F_ONE_B
     virtual_stages: PosInt = Field(default=1, description="model chunks per pipeline rank (interleaved schedule)")
+    first_stage_layers: PosInt | None = Field(
+        default=None, description="layers of the first pipeline stage (Megatron --decoder-first-pipeline-num-layers); "
+        "default: as even a split as the layers allow, a remainder to the middle stages")
+    last_stage_layers: PosInt | None = Field(
+        default=None, description="layers of the last pipeline stage (Megatron --decoder-last-pipeline-num-layers); "
+        "one of the two left unset takes the balanced share of what the other leaves")
     recompute: Recompute = Recompute.NONE
     precision: Precision = Precision.BF16
     dp_overlap: bool = Field(default=True, description="overlap gradient reduction with the last backward")
