@@ -147,8 +147,9 @@ def _shard_costs(mc: int, ac: int, tc: int, tp: int, sp: int, seqpar: int, ep: i
     else:
         shard = LayerShard(tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), flash, recompute, kernel, ep, etp,
                            imbalance)
-    lc = layer_cost(model, acc, shard)
-    emb, head = end_costs(model, acc, shard)
+    run = acc.sustained()  # the sustained (power-limited) rates of a long training run, as `step_inputs`
+    lc = layer_cost(model, run, shard)
+    emb, head = end_costs(model, run, shard)
     return tuple(getattr(lc, f) for f in _LC_FIELDS) + (emb.fwd_s, emb.bwd_s, emb.act_bytes, head.fwd_s,
                                                         head.bwd_s, head.act_bytes)
 

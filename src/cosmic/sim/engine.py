@@ -101,8 +101,10 @@ def step_inputs(cfg: SystemConfig) -> StepInputs:
     """The per-configuration inputs of the step phases, as floats."""
     model, acc, par, tr = cfg.model, cfg.accelerator, cfg.parallel, cfg.training
     shard = layer_shard(cfg)
-    lc = layer_cost(model, acc, shard)
-    emb, head = end_costs(model, acc, shard)
+    # a training step runs for hours at the board's power limit: its kernels see the sustained (settled-clock) rates
+    run = acc.sustained()
+    lc = layer_cost(model, run, shard)
+    emb, head = end_costs(model, run, shard)
     prec = tr.precision.value
     seq = cfg.seq_len
     tokens = tr.micro_batch * seq // par.sp

@@ -254,7 +254,7 @@ def plan_row(row: Row) -> Plan:
     """Turn a training-runs row into a :class:`Plan` (raises :class:`Skip` with the reason if it cannot)."""
     defaults: list[str] = []
     accel_text = row.get("accel")
-    accel = mapping.accelerator_name(accel_text, row.n("accel_mem_gb"))
+    accel = mapping.accelerator_name(accel_text, row.n("accel_mem_gb"), row.get("notes"))
     if accel is None:
         raise Skip(f"accelerator {accel_text!r} not in the catalog" if accel_text else "accelerator not stated")
     prec = mapping.precision(row.get("precision"))
