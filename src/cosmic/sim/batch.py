@@ -31,7 +31,7 @@ from cosmic.sim.engine import (
 )
 from cosmic.sim.evidence import Evidence, evidence_columns, evidence_of
 from cosmic.sim.result import BREAKDOWN_KEYS, MOE_BREAKDOWN_KEYS, Memory, Result
-from cosmic.sim.step import Plan, StepInputs, plan
+from cosmic.sim.step import TP_OVERLAP_CODES, Plan, StepInputs, plan
 from cosmic.units import BYTES_PER_ELEMENT
 from cosmic.workload.layers import LayerShard, end_costs, layer_cost
 from cosmic.workload.memory import (
@@ -45,7 +45,8 @@ from cosmic.workload.model import Embedding
 from cosmic.workload.parallel import PARALLEL_DIMS
 from cosmic.workload.schemas import Schedule
 
-_LC_FIELDS = ("fwd_s", "bwd_s", "recompute_s", "attn_core_fwd_s", "attn_core_bwd_s", "recompute_flops", "act_bytes")
+_LC_FIELDS = ("fwd_s", "bwd_s", "recompute_s", "attn_core_fwd_s", "attn_core_bwd_s", "recompute_flops", "act_bytes",
+              "qkv_s", "proj_s", "fc1_s", "fc2_s")
 
 
 def _distinct(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,7 +185,7 @@ _TRAINING_INTS = {
     "dp_overlap": lambda x: x.dp_overlap, "param_gather_overlap": lambda x: x.param_gather_overlap,
     "grad_accum_fusion": lambda x: x.grad_accumulation_fusion,
     "reduce_bytes": lambda x: FP32_GRAD_BYTES if x.grad_reduce_fp32 else GRAD_BYTES,
-    "moe_overlap": lambda x: x.moe_overlap,
+    "moe_overlap": lambda x: x.moe_overlap, "tp_overlap": lambda x: TP_OVERLAP_CODES[x.tp_comm_overlap],
     "abpe": lambda x: BYTES_PER_ELEMENT["bf16" if x.precision.value == "fp8" else x.precision.value],
 }
 _MODEL_INTS = {
@@ -245,7 +246,8 @@ def step_inputs_columns(c: StepColumns) -> tuple[StepInputs, dict[str, np.ndarra
         act=ActivationBytes(lc["act_bytes"], lc["emb_act"], lc["head_act"],
                             FULL_LAYER_WORKING_BYTES * tokens * hidden / c.tp),
         emb_fwd=lc["emb_fwd"], emb_bwd=lc["emb_bwd"], head_fwd=lc["head_fwd"], head_bwd=lc["head_bwd"],
-        model_flops=flops,
+        model_flops=flops, tp_overlap=tr["tp_overlap"], g_qkv=lc["qkv_s"], g_proj=lc["proj_s"], g_fc1=lc["fc1_s"],
+        g_fc2=lc["fc2_s"],
         **_moe_columns(c, tr),
     )
     return x, tr

@@ -28,6 +28,7 @@ from cosmic.sim.result import EP_KEY, Memory, Result
 from cosmic.sim.step import (
     DISPATCH_ALLGATHER,
     DISPATCH_ALLTOALL,
+    TP_OVERLAP_CODES,
     Plan,
     Step,
     StepInputs,
@@ -130,6 +131,8 @@ def step_inputs(cfg: SystemConfig) -> StepInputs:
                             FULL_LAYER_WORKING_BYTES * tokens * model.hidden / par.tp),
         emb_fwd=emb.fwd_s, emb_bwd=emb.bwd_s, head_fwd=head.fwd_s, head_bwd=head.bwd_s,
         model_flops=model_flops(model, seq, tr.global_batch),
+        tp_overlap=TP_OVERLAP_CODES[tr.tp_comm_overlap], g_qkv=lc.qkv_s, g_proj=lc.proj_s, g_fc1=lc.fc1_s,
+        g_fc2=lc.fc2_s,
         **(moe_inputs(model, par.ep, par.expert_tp, tr.moe_imbalance, DISPATCHER_CODES[par.moe_dispatcher],
                       tr.moe_overlap) if model.moe is not None else {}),
     )
@@ -176,7 +179,7 @@ def _plan_key(cfg: SystemConfig) -> tuple[Any, ...]:
         tr.micro_batch, tr.seq_len or model.seq_len, tr.precision, tr.flash_attention, tr.recompute,
         tr.attention_kernel, tr.schedule, tr.virtual_stages, tr.global_batch, tr.dp_overlap,
         tr.param_gather_overlap, tr.grad_accumulation_fusion, tr.grad_reduce_fp32, par.ep, par.etp,
-        par.moe_dispatcher, tr.moe_imbalance, tr.moe_overlap,
+        par.moe_dispatcher, tr.moe_imbalance, tr.moe_overlap, tr.tp_comm_overlap,
     )
 
 

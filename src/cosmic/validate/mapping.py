@@ -511,3 +511,30 @@ def overlaps_dp(framework: str) -> bool:
     f = (framework or "").lower()
     return not (re.search(LEGACY_STACKS, f) and not re.search(MODERN_MEGATRON, f))
 
+
+TP_COMM_OVERLAP = r"tp[-_ ]comm[-_ ]overlap|userbuffers|\bub_cfgs?\b"
+"""Megatron ``--tp-comm-overlap`` / NeMo ``tp_comm_overlap: true`` (Transformer Engine userbuffers)."""
+ASYNC_TP = r"async(hronous)?[-_ ]?(tp|tensor[-_ ]parallel)|enable_async_tensor_parallel|micro[-_ ]?pipeline[-_ ]tp"
+"""PyTorch async tensor parallelism (torchtitan ``enable_async_tensor_parallel``, inductor ``_micro_pipeline_tp``)."""
+_NEGATED = r"(\bno\b|\bwithout\b|\bnot\b)\s+(\w+\s+){0,1}"
+
+
+def tp_comm_overlap(framework: str, notes: str) -> str:
+    """`training.tp_comm_overlap` from what the `framework` and `notes` cells say; "off" when neither names it (a
+    stack's default is not assumed: NeMo and Megatron recipes switched it on per model and release).
+
+    Example:
+        >>> tp_comm_overlap("Megatron-Core r0.8.0", "TP comm overlap (--tp-comm-overlap)")
+        'userbuffers'
+        >>> tp_comm_overlap("torchtitan", "async TP on"), tp_comm_overlap("NeMo 24.07", "")
+        ('async_tp', 'off')
+        >>> tp_comm_overlap("", "no TP comm overlap"), tp_comm_overlap("", "tp_comm_overlap: false")
+        ('off', 'off')
+    """
+    t = f"{framework or ''} ; {notes or ''}".lower()
+    for pattern, value in ((ASYNC_TP, "async_tp"), (TP_COMM_OVERLAP, "userbuffers")):
+        m = re.search(pattern, t)
+        if m and not re.search(_NEGATED + r"$", t[: m.start()]) and \
+                not re.match(r"\s*(:|=)?\s*(off|false|disabled|0)\b", t[m.end():]):
+            return value
+    return "off"

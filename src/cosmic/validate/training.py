@@ -324,6 +324,7 @@ def plan_row(row: Row) -> Plan:
         "grad_accumulation_fusion": mapping.fuses_grad_accumulation(framework),
         "grad_reduce_fp32": mapping.reduces_grads_in_fp32(row.get("zero_fsdp"), framework, prec),
         "framework": mapping.framework_family(framework),
+        "tp_comm_overlap": mapping.tp_comm_overlap(framework, row.get("notes")),
     }
     expert: dict[str, Any] = {}
     if block is not None:
