@@ -6,6 +6,14 @@ Per-operation time is a roofline with two physical, measured ceilings instead of
   throughput measured by ml-engineering's mamf-finder divided by the dense peak (e.g. A100 271.2/312 = 0.87);
 * the memory ceiling is ``mem_bw * mem_efficiency`` (achievable streaming bandwidth of HBM).
 
+MAMF is a short burst: the chip runs at its boost clock because a few hundred matmuls never reach the power limit.
+A training step keeps the tensor cores busy for hours, the board sits at its power limit and the SM clock settles
+lower (ml-engineering's MSMF, "maximum sustainable matmul FLOPS": H200 1465 MHz at ~693 W against 1980 MHz for the
+burst). `sustained_gemm_efficiency` is that power-saturated rate over the dense peak; :meth:`Accelerator.sustained`
+is the accelerator a long training run sees: every tensor-core rate (GEMMs and fused attention, which run on the same
+units at the same settled clock) scaled by sustained / burst, memory bandwidth unchanged (HBM has its own clock).
+Serving keeps the burst rates (`docs/compute.md`).
+
 Size dependence comes from two physical effects: the roofline itself (a small or skinny GEMM has low arithmetic
 intensity and becomes memory bound), and a fixed per-kernel overhead (launch plus tail, ``kernel_overhead_us``) that
 dominates tiny operations. (Williams, Waterman, Patterson, "Roofline", CACM 2009.)
@@ -14,10 +22,12 @@ dominates tiny operations. (Williams, Waterman, Patterson, "Roofline", CACM 2009
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cosmic.caches import register
 from cosmic.units import GB, TFLOP
 
 Frac = Annotated[float, Field(ge=1e-6, le=1)]
@@ -51,6 +61,17 @@ class Accelerator(BaseModel):
     mem_bw_gbps: Rate = Field(description="HBM bandwidth, GB/s (10^9 bytes/s)")
     gemm_efficiency: Frac = Field(default=0.8, description="achievable / peak matmul throughput (measured MAMF)")
     fp8_gemm_efficiency: Frac | None = Field(default=None, description="same for fp8 GEMMs; default gemm_efficiency")
+    sustained_gemm_efficiency: Frac | None = Field(
+        default=None,
+        description="power-saturated (long-run) / peak matmul throughput (measured MSMF); default gemm_efficiency "
+        "(no throttling measured)",
+    )
+    fp8_sustained_gemm_efficiency: Frac | None = Field(
+        default=None, description="same for fp8 GEMMs; default fp8_gemm_efficiency x sustained/burst of bf16"
+    )
+    tdp_w: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = Field(
+        default=None, description="board power limit, W (informational; power-limited variants cite it)"
+    )
     mamf_k: Annotated[float, Field(ge=1, le=1e9, allow_inf_nan=False)] = Field(
         default=MAMF_K, description="inner dimension k of the best shape at which gemm_efficiency was measured"
     )
@@ -103,6 +124,8 @@ class Accelerator(BaseModel):
                 self.mem_bw_gbps,
                 self.gemm_efficiency,
                 self.fp8_gemm_efficiency,
+                self.sustained_gemm_efficiency,
+                self.fp8_sustained_gemm_efficiency,
                 self.mamf_k,
                 self.fp8_mamf_k,
                 self.mem_efficiency,
@@ -114,6 +137,21 @@ class Accelerator(BaseModel):
                 self.fp8_tn_only,
             )
         )
+
+    def sustained(self) -> Accelerator:
+        """This accelerator as a long training run sees it: its power-saturated matmul rates
+        (`sustained_gemm_efficiency`) in place of the burst ones, and every fused-attention efficiency scaled by the
+        same sustained / burst clock ratio. The accelerator itself when nothing throttles (no sustained figure, or
+        one equal to the burst).
+
+        Example:
+            >>> a = Accelerator(peak_tflops={"bf16": 100}, mem_gb=80, mem_bw_gbps=1000, gemm_efficiency=0.8,
+            ...                 sustained_gemm_efficiency=0.6, attention_efficiency=0.4)
+            >>> s = a.sustained()
+            >>> s.gemm_efficiency, round(s.attention_efficiency, 6), s.sustained() == s
+            (0.6, 0.3, True)
+        """
+        return _sustained(self)
 
     def attention_efficiency_for(self, kernel: str) -> float:
         """Efficiency of fused attention kernel `kernel` ('auto' = the best this accelerator has)."""
@@ -208,3 +246,24 @@ class Accelerator(BaseModel):
         t_compute = flops / self.achievable_flop_per_s(precision)
         t_memory = bytes_moved / self.achievable_mem_bytes_per_s
         return max(t_compute, t_memory) + n_kernels * self.kernel_overhead_us * 1e-6
+
+
+
+@register
+@lru_cache(maxsize=1024)
+def _sustained(acc: Accelerator) -> Accelerator:
+    """`Accelerator.sustained`, made once per accelerator (so the layer-cost caches that key on it keep hitting)."""
+    burst, sus = acc.gemm_efficiency, acc.sustained_gemm_efficiency
+    fp8_burst, fp8_sus = acc.fp8_gemm_efficiency, acc.fp8_sustained_gemm_efficiency
+    ratio = min(1.0, sus / burst) if sus is not None else 1.0
+    if fp8_burst is not None:
+        # no fp8 measurement: the bf16 clock ratio (the same tensor cores at the same settled clock)
+        fp8_sus = min(fp8_burst, fp8_sus) if fp8_sus is not None else fp8_burst * ratio
+    if ratio == 1.0 and fp8_sus == fp8_burst:
+        return acc
+    return acc.model_copy(update={
+        "gemm_efficiency": burst * ratio, "fp8_gemm_efficiency": fp8_sus,
+        "attention_efficiency": acc.attention_efficiency * ratio,
+        "attention_efficiency_by_kernel": {k: v * ratio for k, v in acc.attention_efficiency_by_kernel.items()},
+        "sustained_gemm_efficiency": None, "fp8_sustained_gemm_efficiency": None,
+    })

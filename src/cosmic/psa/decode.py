@@ -64,7 +64,8 @@ def prepare_builders(space: Space) -> None:
     explicit = set(space.knob_defs) | {d.target for d in space.derived if d.rule != "unit_view"}
     space._link_key = "link_gbps" if "link_gbps" in explicit else ("link_gibps" if "link_gibps" in explicit
                                                                  else None)
-    space._train_keys = tuple(k for k in ("micro_batch", "schedule", "recompute", "moe_overlap") if k in ch)
+    space._train_keys = tuple(k for k in ("micro_batch", "schedule", "recompute", "moe_overlap", "tp_comm_overlap")
+                              if k in ch)
     space._par_get = tuple_getter(space._par_keys)
     space._train_get = tuple_getter(space._train_keys)
     space._acc_keys = tuple(k for k in ("peak_tflops", "mem_gb", "mem_bw_gbps") if k in ch)

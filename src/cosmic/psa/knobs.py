@@ -90,6 +90,16 @@ def _non_neg_int(v: Any) -> int:
     return i
 
 
+TP_COMM_OVERLAPS = ("off", "userbuffers", "async_tp")
+"""`training.tp_comm_overlap` values, in code order (`cosmic.sim.step.TP_OVERLAP_CODES`)."""
+
+
+def _tp_comm_overlap(v: Any) -> str:
+    if v in TP_COMM_OVERLAPS:
+        return str(v)
+    raise ValueError(f"{v!r} is not one of {', '.join(TP_COMM_OVERLAPS)}")
+
+
 def _dispatcher(v: Any) -> str:
     if v in DISPATCHERS:
         return str(v)
@@ -151,6 +161,8 @@ _DEFS = [
     KnobDef("cp_algorithm", "workload", False, _cp_algorithm, "cp_algorithm",
             "context-parallel K/V exchange: p2p (ring), allgather or a2a (Ulysses)"),
     KnobDef("moe_overlap", "workload", False, _bool, "bool", "overlap MoE dispatch/combine with compute"),
+    KnobDef("tp_comm_overlap", "workload", False, _tp_comm_overlap, "tp_comm_overlap",
+            "TP communication overlap under sequence parallelism: off, userbuffers or async_tp"),
     KnobDef("all_reduce", "collective", True, _enum(Algorithm), "algorithm", "all-reduce algorithm"),
     KnobDef("all_gather", "collective", True, _enum(Algorithm), "algorithm", "all-gather algorithm"),
     KnobDef("reduce_scatter", "collective", True, _enum(Algorithm), "algorithm", "reduce-scatter algorithm"),
@@ -181,7 +193,7 @@ KNOBS: dict[str, KnobDef] = {k.name: k for k in _DEFS}
 ALGORITHM_KNOBS: tuple[str, ...] = tuple(c.value for c in Collective)
 PARALLEL_KNOBS = frozenset({"dp", "tp", "pp", "sp", "zero", "weight_sharded", "sequence_parallel", "rank_order",
                             "ep", "etp", "moe_dispatcher", "cp_algorithm"})
-TRAINING_KNOBS = frozenset({"micro_batch", "schedule", "recompute", "moe_overlap"})
+TRAINING_KNOBS = frozenset({"micro_batch", "schedule", "recompute", "moe_overlap", "tp_comm_overlap"})
 COLLECTIVE_KNOBS = frozenset({*ALGORITHM_KNOBS, "chunks", "scheduling", "multidim", "active_chunks"})
 NETWORK_KNOBS = frozenset(
     {"topology", "npus", "link_gibps", "link_gbps", "npu_bandwidth_gibps", "npu_bandwidth_gbps", "latency_ns"}
@@ -208,6 +220,7 @@ def base_values(cfg: SystemConfig) -> dict[str, Any]:
         "moe_dispatcher": par.moe_dispatcher,
         "cp_algorithm": par.cp_algorithm,
         "moe_overlap": tr.moe_overlap,
+        "tp_comm_overlap": tr.tp_comm_overlap,
         "micro_batch": tr.micro_batch,
         "schedule": tr.schedule,
         "recompute": tr.recompute,

@@ -18,7 +18,7 @@ import numpy as np
 from cosmic.collective.algorithms import Algorithm
 from cosmic.collective.model import MultiDim
 from cosmic.network.topology import Topology, links_per_npu
-from cosmic.psa.knobs import KNOBS
+from cosmic.psa.knobs import KNOBS, TP_COMM_OVERLAPS
 from cosmic.sim.columns import CP_ALGORITHMS, DISPATCHERS
 from cosmic.sim.config import Recompute, Schedule, Scheduling, default_algorithm
 
@@ -37,6 +37,7 @@ _ENUMS: dict[str, tuple[Any, ...]] = {
     "recompute": tuple(Recompute),
     "moe_dispatcher": DISPATCHERS,
     "cp_algorithm": CP_ALGORITHMS,
+    "tp_comm_overlap": TP_COMM_OVERLAPS,
 }
 _FLOATS = {"link_gibps", "link_gbps", "npu_bandwidth_gibps", "npu_bandwidth_gbps", "latency_ns", "peak_tflops",
            "mem_gb", "mem_bw_gbps"}

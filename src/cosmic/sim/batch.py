@@ -31,7 +31,7 @@ from cosmic.sim.engine import (
 )
 from cosmic.sim.evidence import Evidence, evidence_columns, evidence_of
 from cosmic.sim.result import BREAKDOWN_KEYS, MOE_BREAKDOWN_KEYS, Memory, Result
-from cosmic.sim.step import Plan, StepInputs, plan
+from cosmic.sim.step import TP_OVERLAP_CODES, Plan, StepInputs, plan
 from cosmic.units import BYTES_PER_ELEMENT
 from cosmic.workload.layers import LayerShard, end_costs, layer_cost
 from cosmic.workload.memory import (
@@ -47,7 +47,7 @@ from cosmic.workload.pipeline import stage_runs
 from cosmic.workload.schemas import Schedule
 
 _LC_FIELDS = ("fwd_s", "bwd_s", "recompute_s", "attn_core_fwd_s", "attn_core_bwd_s", "recompute_flops", "act_bytes",
-              "wgrad_s")
+              "wgrad_s", "qkv_s", "proj_s", "fc1_s", "fc2_s")
 
 
 def _distinct(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,8 +149,9 @@ def _shard_costs(mc: int, ac: int, tc: int, tp: int, sp: int, seqpar: int, ep: i
     else:
         shard = LayerShard(tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), flash, recompute, kernel, ep, etp,
                            imbalance, DISPATCHERS[dispatcher])
-    lc = layer_cost(model, acc, shard)
-    emb, head = end_costs(model, acc, shard)
+    run = acc.sustained()  # the sustained (power-limited) rates of a long training run, as `step_inputs`
+    lc = layer_cost(model, run, shard)
+    emb, head = end_costs(model, run, shard)
     return tuple(getattr(lc, f) for f in _LC_FIELDS) + (emb.fwd_s, emb.bwd_s, emb.act_bytes, head.fwd_s,
                                                         head.bwd_s, head.act_bytes)
 
@@ -185,7 +186,7 @@ _TRAINING_INTS = {
     "dp_overlap": lambda x: x.dp_overlap, "param_gather_overlap": lambda x: x.param_gather_overlap,
     "grad_accum_fusion": lambda x: x.grad_accumulation_fusion,
     "reduce_bytes": lambda x: FP32_GRAD_BYTES if x.grad_reduce_fp32 else GRAD_BYTES,
-    "moe_overlap": lambda x: x.moe_overlap,
+    "moe_overlap": lambda x: x.moe_overlap, "tp_overlap": lambda x: TP_OVERLAP_CODES[x.tp_comm_overlap],
     "first_layers": lambda x: x.first_stage_layers or 0, "last_layers": lambda x: x.last_stage_layers or 0,
     "abpe": lambda x: BYTES_PER_ELEMENT["bf16" if x.precision.value == "fp8" else x.precision.value],
 }
@@ -250,6 +251,7 @@ def step_inputs_columns(c: StepColumns) -> tuple[StepInputs, dict[str, np.ndarra
         emb_fwd=lc["emb_fwd"], emb_bwd=lc["emb_bwd"], head_fwd=lc["head_fwd"], head_bwd=lc["head_bwd"],
         model_flops=flops, cp_algo=c.cp_codes(), q_dim=mf["q_dim"],
         first_layers=tr["first_layers"], last_layers=tr["last_layers"],
+        tp_overlap=tr["tp_overlap"], g_qkv=lc["qkv_s"], g_proj=lc["proj_s"], g_fc1=lc["fc1_s"], g_fc2=lc["fc2_s"],
         **_moe_columns(c, tr),
     )
     return x, tr

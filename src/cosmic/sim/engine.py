@@ -31,6 +31,7 @@ from cosmic.sim.step import (
     CP_P2P,
     DISPATCH_ALLGATHER,
     DISPATCH_ALLTOALL,
+    TP_OVERLAP_CODES,
     Plan,
     Step,
     StepInputs,
@@ -106,8 +107,10 @@ def step_inputs(cfg: SystemConfig) -> StepInputs:
     """The per-configuration inputs of the step phases, as floats."""
     model, acc, par, tr = cfg.model, cfg.accelerator, cfg.parallel, cfg.training
     shard = layer_shard(cfg)
-    lc = layer_cost(model, acc, shard)
-    emb, head = end_costs(model, acc, shard)
+    # a training step runs for hours at the board's power limit: its kernels see the sustained (settled-clock) rates
+    run = acc.sustained()
+    lc = layer_cost(model, run, shard)
+    emb, head = end_costs(model, run, shard)
     prec = tr.precision.value
     seq = cfg.seq_len
     tokens = tr.micro_batch * seq // par.sp
@@ -134,6 +137,8 @@ def step_inputs(cfg: SystemConfig) -> StepInputs:
         emb_fwd=emb.fwd_s, emb_bwd=emb.bwd_s, head_fwd=head.fwd_s, head_bwd=head.bwd_s,
         model_flops=model_flops(model, seq, tr.global_batch), cp_algo=CP_CODES[par.cp_algorithm], q_dim=model.q_dim,
         first_layers=tr.first_stage_layers or 0, last_layers=tr.last_stage_layers or 0,
+        tp_overlap=TP_OVERLAP_CODES[tr.tp_comm_overlap], g_qkv=lc.qkv_s, g_proj=lc.proj_s, g_fc1=lc.fc1_s,
+        g_fc2=lc.fc2_s,
         **(moe_inputs(model, par.ep, par.expert_tp, tr.moe_imbalance, DISPATCHER_CODES[par.moe_dispatcher],
                       tr.moe_overlap) if model.moe is not None else {}),
     )
@@ -181,7 +186,7 @@ def _plan_key(cfg: SystemConfig) -> tuple[Any, ...]:
         tr.attention_kernel, tr.schedule, tr.virtual_stages, tr.global_batch, tr.dp_overlap,
         tr.param_gather_overlap, tr.grad_accumulation_fusion, tr.grad_reduce_fp32, par.ep, par.etp,
         par.moe_dispatcher, tr.moe_imbalance, tr.moe_overlap, par.cp_algorithm, tr.first_stage_layers,
-        tr.last_stage_layers,
+        tr.last_stage_layers, tr.tp_comm_overlap,
     )
 
 

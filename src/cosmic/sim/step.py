@@ -109,6 +109,20 @@ class StepInputs:
     first_layers: Num = 0
     last_layers: Num = 0
     lc_wgrad: Num = 0.0  # the weight-gradient GEMMs of one layer's backward (part of lc_bwd)
+    # tensor-parallel communication overlap (`TP_OVERLAP_CODES`) and the forward seconds of the GEMMs beside the
+    # TP collectives of one layer (`cosmic.workload.layers.tp_gemms_s`)
+    tp_overlap: Num = 0
+    g_qkv: Num = 0.0
+    g_proj: Num = 0.0
+    g_fc1: Num = 0.0
+    g_fc2: Num = 0.0
+
+
+TP_OVERLAP_CODES = {"off": 0, "userbuffers": 1, "async_tp": 2}
+"""`training.tp_comm_overlap` codes."""
+USERBUFFERS_RS_CHUNKS = 4
+"""Chunks of Transformer Engine's pipelined GEMM + reduce-scatter overlap (userbuffers ``method: pipeline``,
+``num_splits: 4`` as TE's ``initialize_ub`` default and NeMo's ub_cfgs); its ring-exchange all-gathers split into tp."""
 
 
 COUNT_BYTES = 8
@@ -225,6 +239,58 @@ def overlap_cost_s(comm_s: Num, compute_s: Num, share: Num) -> Num:
     share * comm late. Both cases are ``max(comm - compute, share * comm)``.
     """
     return where(comm_s > 0, vmax(comm_s - compute_s, share * comm_s), 0.0)
+
+
+def chunked_overlap_cost_s(comm_s: Num, gemm_s: Num, chunks: Num, share: Num, lead: Num) -> Num:
+    """Time a collective of `comm_s` adds to the GEMM of `gemm_s` it is decomposed with (Wang et al., "Overlap
+    Communication with Dependent Computation via Decomposition", ASPLOS 2023; Transformer Engine userbuffers; PyTorch
+    async TP).
+
+    The GEMM runs as `chunks` equal pieces of g = gemm_s / chunks; the collective as k = chunks - 1 + lead equal
+    transfers of c = comm_s / k. A ring exchange (`lead` 0) starts on the local shard, so the first transfer hides
+    behind its GEMM piece and tp - 1 transfers remain; a pipelined all-gather must receive its first chunk, and a
+    pipelined reduce-scatter sends its last chunk after the last piece (`lead` 1, one chunk exposed). Each
+    overlapped step costs max(c, g + share * c) (`overlap_cost_s`: the transfer's SMs slow the piece), so
+
+        added = lead * c + (k - lead) * max(c - g, share * c)
+
+    One chunk is no overlap (added = comm_s); more chunks never add more (for lead 1 the added time is
+    M + (comm_s - M) / chunks with M = max(comm_s - gemm_s, share * comm_s)), and nothing beats `overlap_cost_s`.
+
+    Example:
+        >>> chunked_overlap_cost_s(8.0, 8.0, 4, 0.0, 1), chunked_overlap_cost_s(6.0, 8.0, 4, 0.0, 0)
+        (2.0, 0.0)
+        >>> chunked_overlap_cost_s(8.0, 2.0, 4, 0.0, 1), chunked_overlap_cost_s(8.0, 2.0, 1, 0.0, 1)
+        (6.5, 8.0)
+    """
+    k = chunks - 1 + lead
+    c = comm_s / vmax(k, 1)
+    g = gemm_s / chunks
+    return where((comm_s > 0) & (k > 0), lead * c + (k - lead) * vmax(c - g, share * c), comm_s)
+
+
+def tp_overlap_fwd_bwd(x: StepInputs, ag_s: Num, rs_s: Num, g_in: Num, g_out: Num) -> tuple[Num, Num]:
+    """(forward, backward) seconds one sub-layer's TP all-gather (`ag_s`) and reduce-scatter (`rs_s`) add with
+    `training.tp_comm_overlap`; `g_in` is the GEMM after the all-gather (QKV, MLP up), `g_out` the one before the
+    reduce-scatter (output projection, MLP down).
+
+    * userbuffers (Megatron ``--tp-comm-overlap``, Transformer Engine's ub_cfgs defaults): forward all-gather as a
+      ring exchange in tp chunks on copy engines (``num_sm: 1``: no compute share), forward reduce-scatter pipelined
+      in 4 chunks on `share` of the SMs; backward all-gather of the output gradient a ring exchange with the data
+      gradient GEMM of `g_out`, backward reduce-scatter of the input gradient in bulk behind the weight gradient
+      GEMM of `g_in` (``method: bulk``, `overlap_cost_s`).
+    * async_tp (PyTorch symmetric-memory micro-pipelining, torchtitan ``enable_async_tensor_parallel``): every
+      all-gather -> matmul starts on the local shard and every matmul -> reduce-scatter leaves its last chunk
+      exposed, in tp chunks, with peer-to-peer copies on copy engines (no compute share), forward and backward.
+    """
+    ub = x.tp_overlap == TP_OVERLAP_CODES["userbuffers"]
+    rs_chunks = where(ub, USERBUFFERS_RS_CHUNKS, x.tp)
+    rs_share = where(ub, x.share, 0.0)
+    fwd = (chunked_overlap_cost_s(ag_s, g_in, x.tp, 0.0, 0)
+           + chunked_overlap_cost_s(rs_s, g_out, rs_chunks, rs_share, 1))
+    bwd = (chunked_overlap_cost_s(ag_s, g_out, x.tp, 0.0, 0)
+           + where(ub, overlap_cost_s(rs_s, g_in, x.share), chunked_overlap_cost_s(rs_s, g_in, x.tp, 0.0, 1)))
+    return fwd, bwd
 
 
 @dataclass(slots=True)
@@ -400,14 +466,31 @@ def layer_comm(x: StepInputs, p: Plan, comm: Any) -> LayerComm:
     # two TP collectives per layer, after attention and after the MLP; a MoE layer's routed experts exchange their
     # tokens through the dispatcher instead (its shared experts keep theirs: Megatron-Core SharedExpertMLP)
     tp_n = 2 - x.moe_frac * where(x.shared, 0.0, 1.0) if any_(x.moe) else 2
+    tp_fwd, tp_bwd = _tp_layer_s(x, tp_n, tp_one, tp_ag.total_s, tp_rs.total_s)
     return LayerComm(
-        tp_ar=tp_ar, tp_ag=tp_ag, tp_rs=tp_rs, tp_one=tp_one, tp_fwd=tp_n * tp_one, tp_bwd=tp_n * tp_one,
-        tp_rec=where(full, tp_n * tp_one, 0.0), sp_parts=cp.parts, sp_raw=cp.raw, sp_fwd=cp.fwd,
+        tp_ar=tp_ar, tp_ag=tp_ag, tp_rs=tp_rs, tp_one=tp_one, tp_fwd=tp_fwd, tp_bwd=tp_bwd,
+        tp_rec=where(full, tp_fwd, 0.0), sp_parts=cp.parts, sp_raw=cp.raw, sp_fwd=cp.fwd,
         sp_bwd=cp.bwd, sp_rec=where(full, cp.fwd, 0.0),
         emb_tp=where(x.token_embedding, tp_ar.total_s, 0.0), p2p=p2p, p2p_gather_s=gather_s,
         p2p_hop_s=where(x.pp > 1, p2p.total_s, 0.0) + gather_s,
         moe=moe_comm(x, act, comm) if any_(x.moe) else None,
     )
+
+
+def _tp_layer_s(x: StepInputs, tp_n: Num, tp_one: Num, ag_s: Num, rs_s: Num) -> tuple[Num, Num]:
+    """(forward, backward) TP seconds of one layer: `tp_n` all-reduce equivalents on the critical path, or with
+    `tp_comm_overlap` (sequence parallelism only: the overlap decomposes its all-gathers and reduce-scatters) the
+    attention's pair and the dense MLP's pair overlapped with their GEMMs (`tp_overlap_fwd_bwd`). A MoE model's
+    MoE layers keep their shared experts' collectives unoverlapped."""
+    plain = tp_n * tp_one
+    on = (x.tp_overlap > 0) & (x.seqpar != 0) & (x.tp > 1)
+    if not any_(on):
+        return plain, plain
+    att_f, att_b = tp_overlap_fwd_bwd(x, ag_s, rs_s, x.g_qkv, x.g_proj)
+    mlp_f, mlp_b = tp_overlap_fwd_bwd(x, ag_s, rs_s, x.g_fc1, x.g_fc2)
+    dense = 1 - x.moe_frac if any_(x.moe) else 1.0
+    rest = (tp_n - 1 - dense) * tp_one  # the shared experts' collectives of the MoE layers
+    return where(on, att_f + dense * mlp_f + rest, plain), where(on, att_b + dense * mlp_b + rest, plain)
 
 
 @dataclass(slots=True)

@@ -21,7 +21,12 @@ ACCELERATOR_RULES: tuple[tuple[str, str | None], ...] = (
     (r"h200", "h200"),
     (r"\bh800\b", "h800"),
     (r"\bh20\b(?!0)", "h20"),
+    (r"h100.*\bnvl\b", "h100-nvl"),
+    (r"h100.*\bpcie", "h100-pcie"),
+    # a power-limited H100 SXM: a 500 W limit or the 94/96 GB HBM2e memory stated in the accelerator text or notes
+    (r"h100.*(\b500\s*w\b|hbm2e|\b9[46]\s*gb)", "h100-sxm-500w"),
     (r"h100", "h100-sxm"),
+    (r"\ba800\b", "a800-80gb"),
     (r"a100.*40\s*gb|40\s*gb.*a100", "a100-40gb"),
     (r"a100", "a100-80gb"),
     (r"v100", "v100-32gb"),
@@ -32,6 +37,7 @@ ACCELERATOR_RULES: tuple[tuple[str, str | None], ...] = (
     (r"ampere", "a100-80gb"),
     (r"volta", "v100-32gb"),
     (r"mi300x", "mi300x"),
+    (r"mi250x?", "mi250x"),
     (r"tpu\s*v5p|\bv5p\b", "tpu-v5p"),
     (r"tpu\s*v5e|\bv5e\b|v5\s*lite", "tpu-v5e"),
     (r"tpu\s*v4|\bv4\b", "tpu-v4"),
@@ -43,16 +49,31 @@ ACCELERATOR_RULES: tuple[tuple[str, str | None], ...] = (
 memory-fit check (not used for the comparison) depends on it."""
 
 
-def accelerator_name(text: str, mem_gb: float | None = None) -> str | None:
-    """Catalog accelerator for an `accel` cell (None if unknown or not in the catalog).
+POWER_OR_MEMORY = re.compile(r"\b\d{3,4}\s*w\b|hbm2e")
+"""What a `notes` cell may add to the `accel` text to name a variant: a power limit ("500 W") or the memory type. The
+form factor (NVL, PCIe) is read from the `accel` text only: notes mention PCIe for NICs and hosts."""
+
+
+def accelerator_name(text: str, mem_gb: float | None = None, notes: str = "") -> str | None:
+    """Catalog accelerator for an `accel` cell (None if unknown or not in the catalog). The `notes` may name the
+    variant (power limit, memory type: `POWER_OR_MEMORY`); only those words of them are read.
 
     Example:
         >>> accelerator_name("A100-SXM4-80GB (DGX A100)"), accelerator_name("A100 (DGX-A100)", 40)
         ('a100-80gb', 'a100-40gb')
+        >>> accelerator_name("H100 NVL"), accelerator_name("H100 PCIe 80GB"), accelerator_name("H800 SXM5")
+        ('h100-nvl', 'h100-pcie', 'h800')
+        >>> accelerator_name("H100 SXM5", 96), accelerator_name("H100", notes="GPUs power-capped at 500 W")
+        ('h100-sxm-500w', 'h100-sxm-500w')
+        >>> accelerator_name("A800-SXM4-80GB"), accelerator_name("MI250X (Frontier)")
+        ('a800-80gb', 'mi250x')
     """
     t = text.lower()
     if mem_gb is not None and "gb" not in t:
         t = f"{t} {mem_gb:g}gb"
+    extra = POWER_OR_MEMORY.findall((notes or "").lower())
+    if extra:
+        t = f"{t} {' '.join(extra)}"
     for pattern, name in ACCELERATOR_RULES:
         if re.search(pattern, t):
             return name
@@ -82,6 +103,12 @@ NODE_DEFAULTS: dict[str, NodeDefaults] = {
     "a100-80gb": NodeDefaults(8, "nvlink3", "ib-hdr", "DGX A100: 8 GPUs, one 200 Gb/s HDR HCA per GPU (H028)"),
     "h100-sxm": NodeDefaults(8, "nvlink4", "ib-ndr", "DGX H100: 8 GPUs, one 400 Gb/s NDR HCA per GPU (H029)"),
     "h200": NodeDefaults(8, "nvlink4", "ib-ndr", "HGX H200: as DGX H100 (H029)"),
+    "h100-sxm-500w": NodeDefaults(8, "nvlink4", "ib-ndr", "HGX H100 board: 8 GPUs on NVLink 4, 400 Gb/s IB per GPU"),
+    "h100-nvl": NodeDefaults(8, "pcie5", "ib-ndr", "8 PCIe Gen5 cards per server (NVLink bridges join only pairs)"),
+    "h100-pcie": NodeDefaults(8, "pcie5", "ib-ndr", "8 PCIe Gen5 cards per server (NVLink bridges join only pairs)"),
+    "a800-80gb": NodeDefaults(8, "nvlink3-a800", "ib-hdr", "HGX A800: 8 GPUs on NVLink 400 GB/s, 200 Gb/s HDR per GPU"),
+    "mi250x": NodeDefaults(8, "infinity-fabric-cdna2", "slingshot-11",
+                           "Frontier node: 4 MI250X = 8 GCDs on Infinity Fabric, four Slingshot-11 NICs"),
     "h800": NodeDefaults(8, "nvlink4-h800", "ib-ndr", "HGX H800: 8 GPUs on NVLink 400 GB/s, 400 Gb/s IB per GPU"),
     "h20": NodeDefaults(8, "nvlink4", "ib-ndr", "HGX H20: 8 GPUs on NVLink 900 GB/s, 400 Gb/s IB per GPU"),
     "b200": NodeDefaults(8, "nvlink5", "ib-ndr", "DGX B200: 8 GPUs, 8x 400 Gb/s ConnectX-7 (H029 rate)"),
@@ -120,6 +147,7 @@ INTER_FABRIC_RULES: tuple[tuple[str, str | None], ...] = (
     (r"\befa\b", "efa-v4"),
     (r"tcpx", "tcpxo"),
     (r"roce", "roce-400g"),
+    (r"slingshot", "slingshot-11"),
     (r"omni-?path|\bopa\b", "omni-path"),
     (r"infiniband|\bib\b|rdma", "ib-hdr"),
 )
@@ -523,3 +551,31 @@ def reduces_grads_in_fp32(zero_fsdp: str, framework: str, precision: str | None 
 def overlaps_dp(framework: str) -> bool:
     f = (framework or "").lower()
     return not (re.search(LEGACY_STACKS, f) and not re.search(MODERN_MEGATRON, f))
+
+
+TP_COMM_OVERLAP = r"tp[-_ ]comm[-_ ]overlap|userbuffers|\bub_cfgs?\b"
+"""Megatron ``--tp-comm-overlap`` / NeMo ``tp_comm_overlap: true`` (Transformer Engine userbuffers)."""
+ASYNC_TP = r"async(hronous)?[-_ ]?(tp|tensor[-_ ]parallel)|enable_async_tensor_parallel|micro[-_ ]?pipeline[-_ ]tp"
+"""PyTorch async tensor parallelism (torchtitan ``enable_async_tensor_parallel``, inductor ``_micro_pipeline_tp``)."""
+_NEGATED = r"(\bno\b|\bwithout\b|\bnot\b)\s+(\w+\s+){0,1}"
+
+
+def tp_comm_overlap(framework: str, notes: str) -> str:
+    """`training.tp_comm_overlap` from what the `framework` and `notes` cells say; "off" when neither names it (a
+    stack's default is not assumed: NeMo and Megatron recipes switched it on per model and release).
+
+    Example:
+        >>> tp_comm_overlap("Megatron-Core r0.8.0", "TP comm overlap (--tp-comm-overlap)")
+        'userbuffers'
+        >>> tp_comm_overlap("torchtitan", "async TP on"), tp_comm_overlap("NeMo 24.07", "")
+        ('async_tp', 'off')
+        >>> tp_comm_overlap("", "no TP comm overlap"), tp_comm_overlap("", "tp_comm_overlap: false")
+        ('off', 'off')
+    """
+    t = f"{framework or ''} ; {notes or ''}".lower()
+    for pattern, value in ((ASYNC_TP, "async_tp"), (TP_COMM_OVERLAP, "userbuffers")):
+        m = re.search(pattern, t)
+        if m and not re.search(_NEGATED + r"$", t[: m.start()]) and \
+                not re.match(r"\s*(:|=)?\s*(off|false|disabled|0)\b", t[m.end():]):
+            return value
+    return "off"

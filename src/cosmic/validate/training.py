@@ -260,7 +260,7 @@ def plan_row(row: Row) -> Plan:
     """Turn a training-runs row into a :class:`Plan` (raises :class:`Skip` with the reason if it cannot)."""
     defaults: list[str] = []
     accel_text = row.get("accel")
-    accel = mapping.accelerator_name(accel_text, row.n("accel_mem_gb"))
+    accel = mapping.accelerator_name(accel_text, row.n("accel_mem_gb"), row.get("notes"))
     if accel is None:
         raise Skip(f"accelerator {accel_text!r} not in the catalog" if accel_text else "accelerator not stated")
     prec = mapping.precision(row.get("precision"))
@@ -333,6 +333,7 @@ def plan_row(row: Row) -> Plan:
         "grad_accumulation_fusion": mapping.fuses_grad_accumulation(framework),
         "grad_reduce_fp32": mapping.reduces_grads_in_fp32(row.get("zero_fsdp"), framework, prec),
         "framework": mapping.framework_family(framework),
+        "tp_comm_overlap": mapping.tp_comm_overlap(framework, row.get("notes")),
     }
     expert: dict[str, Any] = {}
     if block is not None:

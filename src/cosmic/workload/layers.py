@@ -72,6 +72,11 @@ class LayerCost:
     recompute_flops: float
     act_bytes: float  # activation bytes stored per layer per micro-batch (Korthikanti et al. 2022)
     wgrad_s: float = 0.0  # the weight-gradient GEMMs of the backward (the W pass of a zero-bubble schedule)
+    # forward seconds of the GEMMs next to the TP collectives (`tp_gemms_s`): what TP communication overlap hides
+    qkv_s: float = 0.0
+    proj_s: float = 0.0
+    fc1_s: float = 0.0
+    fc2_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,25 @@ def weight_gemms(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tupl
     t_moe, f_moe = moe_mlp(model, acc, shard)
     return (t_qkv + t_proj + (1 - frac) * (t_up + t_down) + frac * t_moe,
             f_qkv + f_proj + (1 - frac) * (f_up + f_down) + frac * f_moe)
+
+
+def tp_gemms_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tuple[float, float, float, float]:
+    """Forward seconds of the four GEMMs that sit next to a layer's TP collectives under sequence parallelism
+    (Korthikanti et al. 2022, fig. 5): the QKV projection after the attention all-gather, the output projection
+    before its reduce-scatter, the MLP up projection after the second all-gather and the down projection before the
+    second reduce-scatter. A MoE model's up and down are those of its dense layers (the experts exchange tokens
+    through their dispatcher, not over TP). The backward's data- and weight-gradient GEMMs of each have its FLOPs."""
+    tp, precision = shard.tp, shard.precision
+    bpe = BYTES_PER_ELEMENT[precision]
+    h, tokens = model.hidden, _tokens(shard)
+    if model.mla is None:
+        t_qkv = _gemm(acc, tokens, h, (model.q_dim + 2 * model.kv_dim) / tp, precision, bpe)[0]
+    else:
+        t_qkv = _mla_gemms(model, acc, shard)[0]
+    t_proj = _gemm(acc, tokens, model.attn_out_dim / tp, h, precision, bpe)[0]
+    t_up = _gemm(acc, tokens, h, _up_width(model, tp), precision, bpe)[0]
+    t_down = _gemm(acc, tokens, model.ffn / tp, h, precision, bpe)[0]
+    return t_qkv, t_proj, t_up, t_down
 
 
 def _mla_gemms(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tuple[float, float]:
@@ -411,6 +435,7 @@ def layer_cost(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> LayerC
         recompute_flops=rec_flops,
         act_bytes=stored_activation_bytes(model, shard),
         wgrad_s=gemm_fwd_s,  # one GEMM per forward GEMM computes the weight gradients
+        **dict(zip(("qkv_s", "proj_s", "fc1_s", "fc2_s"), tp_gemms_s(model, acc, shard), strict=True)),
     )
 
 

@@ -208,6 +208,13 @@ class TrainingConfig(BaseModel):
     moe_overlap: bool = Field(
         default=False, description="MoE: token dispatch and combine overlap other compute (DeepEP/DualPipe-style "
         "two-micro-batch overlap, Megatron --overlap-moe-expert-parallel-comm); false = on the critical path")
+    tp_comm_overlap: Literal["off", "userbuffers", "async_tp"] = Field(
+        default="off", description="tensor-parallel communication overlap under sequence parallelism: off (the "
+        "all-gathers and reduce-scatters wait for their GEMMs), userbuffers (Megatron --tp-comm-overlap with "
+        "Transformer Engine: ring-exchange all-gathers split into tp chunks, pipelined reduce-scatters in 4 chunks, "
+        "bulk overlap in the backward) or async_tp (PyTorch async TP, torchtitan: every all-gather and "
+        "reduce-scatter micro-pipelined with its matmul in tp chunks); priced chunk by chunk (docs/simulator.md); no "
+        "effect without sequence parallelism")
 
     @field_validator("recompute", mode="before")
     @classmethod
