@@ -44,6 +44,7 @@ from cosmic.workload.memory import (
 from cosmic.workload.model import Embedding
 from cosmic.workload.parallel import PARALLEL_DIMS
 from cosmic.workload.schemas import Schedule
+from cosmic.workload.sharding import gather_units
 
 _LC_FIELDS = ("fwd_s", "bwd_s", "recompute_s", "attn_core_fwd_s", "attn_core_bwd_s", "recompute_flops", "act_bytes")
 
@@ -184,6 +185,8 @@ _TRAINING_INTS = {
     "grad_accum_fusion": lambda x: x.grad_accumulation_fusion,
     "reduce_bytes": lambda x: FP32_GRAD_BYTES if x.grad_reduce_fp32 else GRAD_BYTES,
     "moe_overlap": lambda x: x.moe_overlap,
+    "z3_units": lambda x: gather_units(x.zero3_gathers), "z3_prefetch": lambda x: x.zero3_prefetch,
+    "z3_reshard": lambda x: x.reshard_after_forward, "z3_per_step": lambda x: x.param_gather_per_step,
     "abpe": lambda x: BYTES_PER_ELEMENT["bf16" if x.precision.value == "fp8" else x.precision.value],
 }
 _MODEL_INTS = {
@@ -209,7 +212,7 @@ def _as_bool(v: Any) -> Any:
 
 def _training(c: StepColumns) -> dict[str, np.ndarray]:
     tr = _fields(c.trainings, c.training, _TRAINING_INTS, np.int64)
-    for k in ("dp_overlap", "param_gather_overlap", "grad_accum_fusion", "moe_overlap"):
+    for k in ("dp_overlap", "param_gather_overlap", "grad_accum_fusion", "moe_overlap", "z3_reshard", "z3_per_step"):
         tr[k] = _as_bool(tr[k])
     return tr
 
@@ -244,7 +247,8 @@ def step_inputs_columns(c: StepColumns) -> tuple[StepInputs, dict[str, np.ndarra
         act=ActivationBytes(lc["act_bytes"], lc["emb_act"], lc["head_act"],
                             FULL_LAYER_WORKING_BYTES * tokens * hidden / c.tp),
         emb_fwd=lc["emb_fwd"], emb_bwd=lc["emb_bwd"], head_fwd=lc["head_fwd"], head_bwd=lc["head_bwd"],
-        model_flops=flops,
+        model_flops=flops, z3_units=tr["z3_units"], z3_prefetch=tr["z3_prefetch"], z3_reshard=tr["z3_reshard"],
+        z3_per_step=tr["z3_per_step"],
         **_moe_columns(c, tr),
     )
     return x, tr

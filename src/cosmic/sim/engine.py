@@ -48,6 +48,7 @@ from cosmic.workload.memory import (
 from cosmic.workload.model import Embedding, ModelSpec
 from cosmic.workload.parallel import layout_order as _layout_order
 from cosmic.workload.schemas import Recompute, Schedule
+from cosmic.workload.sharding import gather_units
 
 SCHEDULE_CODES = {s: i for i, s in enumerate(Schedule)}
 DISPATCHER_CODES = {"alltoall": DISPATCH_ALLTOALL, "allgather": DISPATCH_ALLGATHER}
@@ -128,6 +129,8 @@ def step_inputs(cfg: SystemConfig) -> StepInputs:
                             FULL_LAYER_WORKING_BYTES * tokens * model.hidden / par.tp),
         emb_fwd=emb.fwd_s, emb_bwd=emb.bwd_s, head_fwd=head.fwd_s, head_bwd=head.bwd_s,
         model_flops=model_flops(model, seq, tr.global_batch),
+        z3_units=gather_units(tr.zero3_gathers), z3_prefetch=tr.zero3_prefetch,
+        z3_reshard=tr.reshard_after_forward, z3_per_step=tr.param_gather_per_step,
         **(moe_inputs(model, par.ep, par.expert_tp, tr.moe_imbalance, DISPATCHER_CODES[par.moe_dispatcher],
                       tr.moe_overlap) if model.moe is not None else {}),
     )
@@ -174,7 +177,8 @@ def _plan_key(cfg: SystemConfig) -> tuple[Any, ...]:
         tr.micro_batch, tr.seq_len or model.seq_len, tr.precision, tr.flash_attention, tr.recompute,
         tr.attention_kernel, tr.schedule, tr.virtual_stages, tr.global_batch, tr.dp_overlap,
         tr.param_gather_overlap, tr.grad_accumulation_fusion, tr.grad_reduce_fp32, par.ep, par.etp,
-        par.moe_dispatcher, tr.moe_imbalance, tr.moe_overlap,
+        par.moe_dispatcher, tr.moe_imbalance, tr.moe_overlap, tr.zero3_gathers, tr.zero3_prefetch,
+        tr.reshard_after_forward, tr.param_gather_per_step,
     )
 
 

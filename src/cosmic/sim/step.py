@@ -100,6 +100,11 @@ class StepInputs:
     load: Num = 1.0  # the busiest rank's tokens over the balanced share (imbalance, capped by capacity)
     dispatcher: Num = 0  # 0 all-to-all, 1 all-gather / reduce-scatter
     moe_overlap: Num = False
+    # ZeRO-3 / FSDP as the framework runs it (`cosmic.workload.sharding`; defaults: PyTorch FSDP FULL_SHARD)
+    z3_units: Num = 1  # gather (and reduce-scatter) collectives per layer
+    z3_prefetch: Num = 1  # gathers in flight ahead of the compute (0: each gather exposed)
+    z3_reshard: Num = True  # gather again for the backward
+    z3_per_step: Num = False  # gather once per step, reduce-scatter once per step
 
 
 DISPATCH_ALLTOALL, DISPATCH_ALLGATHER = 0, 1
@@ -149,7 +154,8 @@ def plan(x: StepInputs) -> Plan:
                                                                                                     strict=True))
     mems = [stage_memory(r, p, pp=x.pp, zero=x.zero, dp_group=x.dp * x.sp, schedule=x.schedule, m=m, v=x.v,
                          recompute=x.recompute, act=x.act, expert_params=experts[i] if moe else 0.0,
-                         expert_group=edp) for i, (r, p) in enumerate(zip(runs, params, strict=True))]
+                         expert_group=edp, keep_gathered=(x.z3_reshard == 0) | x.z3_per_step,
+                         keep_grads=x.z3_per_step) for i, (r, p) in enumerate(zip(runs, params, strict=True))]
     fwd, bwd, rec = stage_compute(x, runs, tuple(p + e for p, e in zip(params, experts, strict=True))
                                   if moe else params, present)
     return Plan(
@@ -328,6 +334,7 @@ class StageRow:
     z3_ag: Priced
     z3_rs: Priced
     ep: Num = 0.0
+    dp_once: Num = 0.0  # ZeRO-3 gathered once per step: its exposed gathers and reduce-scatters, once
 
 
 def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRow | None, ...]:
@@ -346,26 +353,44 @@ def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRo
         n, first = r.layers, r.first == 0
         tp = n * tp_layer + where(first, c.emb_tp, 0.0)
         sp = n * sp_layer
-        dp_mb, ag, rs = 0.0, comm.zero, comm.zero
+        dp_mb, ag, rs, once = 0.0, comm.zero, comm.zero, 0.0
         if any_(z3 & here):
-            # FSDP: each layer gathers its weights before its forward and its backward and reduce-scatters its
-            # gradients (one collective per layer, the per-step latency paid per layer); the next layer's gather
-            # runs behind the current layer's compute, except the first gather and the last reduce-scatter
-            units = vmax(1, n)
-            ag = comm(AG, params * WEIGHT_BYTES / units / dp_group, "dpsp")
-            rs = comm(RS, params * x.reduce_bytes / units, "dpsp")
             fwd_stream = fwd + n * (c.tp_fwd + c.sp_fwd) + where(first, c.emb_tp, 0.0)
             bwd_stream = bwd + rec + n * (c.tp_bwd + c.tp_rec + c.sp_bwd + c.sp_rec)
-            ag_s, rs_s = units * ag.total_s, units * rs.total_s
-            dp_mb = where(z3, ag.total_s + overlap_cost_s(ag_s - ag.total_s, fwd_stream, x.share) + rs.total_s
-                          + overlap_cost_s(ag_s + rs_s - rs.total_s, bwd_stream, x.share), 0.0)
+            ag, rs, z3_s = zero3_exposed_s(x, comm, params, n, fwd_stream, bwd_stream)
+            dp_mb = where(z3 & (x.z3_per_step == 0), z3_s, 0.0)
+            once = where(z3 & x.z3_per_step, z3_s, 0.0)
         total = fwd + bwd + rec + tp + sp + pp_c + dp_mb
         if ep_layer is None:
-            rows.append(StageRow(total, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs))
+            rows.append(StageRow(total, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs, 0.0, once))
         else:
             ep = n * ep_layer
-            rows.append(StageRow(total + ep, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs, ep))
+            rows.append(StageRow(total + ep, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs, ep, once))
     return tuple(rows)
+
+
+def zero3_exposed_s(x: StepInputs, comm: Any, params: Num, n: Num, fwd_stream: Num,
+                    bwd_stream: Num) -> tuple[Priced, Priced, Num]:
+    """ZeRO-3 / FSDP on one stage of `n` layers holding `params` parameters: the gather and reduce-scatter of one
+    unit and the seconds they add to one pass of forward and backward (`fwd_stream`, `bwd_stream`: the compute and
+    exposed TP/SP traffic they can hide behind).
+
+    Each layer's weights are gathered in `z3_units` collectives before its forward and, unless kept
+    (`z3_reshard` false), again before its backward; its gradients are reduce-scattered in as many. Every
+    collective pays its latency (Rajbhandari et al. 2020, ZeRO sec. 7: 1.5x the data-parallel volume). With
+    prefetch the next unit's gather runs behind the current compute and only the first gather and the last
+    reduce-scatter are exposed; without it every gather is exposed and only the reduce-scatters, which are
+    asynchronous in every framework, overlap the backward."""
+    units = vmax(1, n) * x.z3_units
+    ag = comm(AG, params * WEIGHT_BYTES / units / (x.dp * x.sp), "dpsp")
+    rs = comm(RS, params * x.reduce_bytes / units, "dpsp")
+    ag_s, rs_s = units * ag.total_s, units * rs.total_s
+    bwd_ag_s = where(x.z3_reshard & (x.z3_per_step == 0), ag_s, 0.0)
+    pre = x.z3_prefetch > 0
+    fwd_s = where(pre, ag.total_s + overlap_cost_s(ag_s - ag.total_s, fwd_stream, x.share), ag_s)
+    bwd_s = where(pre, overlap_cost_s(bwd_ag_s + rs_s - rs.total_s, bwd_stream, x.share),
+                  bwd_ag_s + overlap_cost_s(rs_s - rs.total_s, bwd_stream, x.share))
+    return ag, rs, fwd_s + rs.total_s + bwd_s
 
 
 def first_max(values: list[Num], present: tuple[Num, ...]) -> tuple[Num, Num]:
@@ -442,6 +467,10 @@ def tails(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, ...
             gather, gather_s = _expert_gather(x, comm, params, e_params, gathers, gather, gather_s)
         if any_(gathers) or e_params is not None:
             gather_s = where(x.param_gather_overlap, overlap_cost_s(gather_s, row.fwd, x.share), gather_s)
+        if any_(row.dp_once > 0):
+            # ZeRO-3 gathered once per step (kept over the micro-batches): its collectives run once
+            gather = _pick(row.dp_once > 0, row.z3_ag, gather)
+            gather_s = gather_s + row.dp_once
         out.append(Tail(exposed + gather_s + opt_s, exposed, dp_coll, t_dp, gather, gather_s, opt_s))
         slack = slack + r.count * (row.bwd + row.rec + c.p2p_hop_s * x.v)
     return tuple(out)

@@ -482,3 +482,34 @@ def reduces_grads_in_fp32(zero_fsdp: str, framework: str, precision: str | None 
 def overlaps_dp(framework: str) -> bool:
     f = (framework or "").lower()
     return not (re.search(LEGACY_STACKS, f) and not re.search(MODERN_MEGATRON, f))
+
+
+def zero3_schedule(zero_fsdp: str, framework: str, notes: str, pp: int) -> dict[str, object]:
+    """How a row's stack runs ZeRO-3 / FSDP (`training.zero3_gathers`, `zero3_prefetch`, `reshard_after_forward`,
+    `param_gather_per_step`; `cosmic.workload.sharding`), from the cells' content; keys left out keep their
+    defaults (PyTorch FSDP FULL_SHARD: one gather per layer, one in flight ahead, resharded after forward).
+
+    * DeepSpeed gathers each weight matrix on its own (``_allgather_param`` per parameter, ZeRO-3 of 2021);
+    * torchtitan under pipelining does not reshard after forward and syncs gradients on the last micro-batch only
+      (``parallelize_llama``: "For PP, do not reshard after forward to avoid per-microbatch all-gathers"), so the
+      weights are gathered once per step;
+    * stated settings win: ``reshard_after_forward=False``, ``backward_prefetch=None`` / "no prefetch".
+
+    Example:
+        >>> zero3_schedule("ZeRO-3 (DeepSpeed)", "Megatron-LM + DeepSpeed ZeRO-3", "", 1)
+        {'zero3_gathers': 'parameter'}
+        >>> zero3_schedule("FSDP2", "torchtitan", "", 4), zero3_schedule("FSDP FULL_SHARD", "Composer", "", 1)
+        ({'param_gather_per_step': True}, {})
+    """
+    z, f, n = (zero_fsdp or "").lower(), (framework or "").lower(), (notes or "").lower()
+    text = " ".join((z, f, n))
+    out: dict[str, object] = {}
+    if re.search(r"deepspeed", z + " " + f):
+        out["zero3_gathers"] = "parameter"
+    if re.search(r"reshard_after_forward\s*[=:]\s*false", text):
+        out["reshard_after_forward"] = False
+    if re.search(r"backward_prefetch\s*[=:]\s*none|\bno prefetch", text):
+        out["zero3_prefetch"] = 0
+    if pp > 1 and re.search(r"torchtitan", f):
+        out["param_gather_per_step"] = True
+    return out

@@ -337,6 +337,8 @@ def plan_row(row: Row) -> Plan:
     def make(tp_: int, pp_: int, dp_: int, mb: int, zero: int, v: int | None) -> SystemConfig:
         sp_flag = seq_par if seq_par is not None else (modern and tp_ > 1)
         tr = dict(training, micro_batch=mb)
+        if zero == 3:
+            tr.update(mapping.zero3_schedule(row.get("zero_fsdp"), framework, row.get("notes"), pp_))
         m_count = gb // (dp_ * mb)
         vv = v
         if vv is None:  # "interleaved" without a number: the smallest chunk count > 1 the layers allow
