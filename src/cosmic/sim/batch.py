@@ -44,7 +44,7 @@ from cosmic.workload.memory import (
 from cosmic.workload.model import Embedding
 from cosmic.workload.parallel import PARALLEL_DIMS
 from cosmic.workload.schemas import Schedule
-from cosmic.workload.sharding import gather_units
+from cosmic.workload.sharding import gather_units, regathers_on_recompute
 
 _LC_FIELDS = ("fwd_s", "bwd_s", "recompute_s", "attn_core_fwd_s", "attn_core_bwd_s", "recompute_flops", "act_bytes")
 
@@ -187,6 +187,7 @@ _TRAINING_INTS = {
     "moe_overlap": lambda x: x.moe_overlap,
     "z3_units": lambda x: gather_units(x.zero3_gathers), "z3_prefetch": lambda x: x.zero3_prefetch,
     "z3_reshard": lambda x: x.reshard_after_forward, "z3_per_step": lambda x: x.param_gather_per_step,
+    "z3_regather": lambda x: regathers_on_recompute(x.zero3_gathers, x.recompute.value == "full"),
     "abpe": lambda x: BYTES_PER_ELEMENT["bf16" if x.precision.value == "fp8" else x.precision.value],
 }
 _MODEL_INTS = {
@@ -212,7 +213,8 @@ def _as_bool(v: Any) -> Any:
 
 def _training(c: StepColumns) -> dict[str, np.ndarray]:
     tr = _fields(c.trainings, c.training, _TRAINING_INTS, np.int64)
-    for k in ("dp_overlap", "param_gather_overlap", "grad_accum_fusion", "moe_overlap", "z3_reshard", "z3_per_step"):
+    for k in ("dp_overlap", "param_gather_overlap", "grad_accum_fusion", "moe_overlap", "z3_reshard", "z3_per_step",
+              "z3_regather"):
         tr[k] = _as_bool(tr[k])
     return tr
 
@@ -248,7 +250,8 @@ def step_inputs_columns(c: StepColumns) -> tuple[StepInputs, dict[str, np.ndarra
                             FULL_LAYER_WORKING_BYTES * tokens * hidden / c.tp),
         emb_fwd=lc["emb_fwd"], emb_bwd=lc["emb_bwd"], head_fwd=lc["head_fwd"], head_bwd=lc["head_bwd"],
         model_flops=flops, z3_units=tr["z3_units"], z3_prefetch=tr["z3_prefetch"], z3_reshard=tr["z3_reshard"],
-        z3_per_step=tr["z3_per_step"],
+        z3_per_step=tr["z3_per_step"], z3_regather=tr["z3_regather"],
+        shard=c.shard_group if c.shard_group is not None else 0,
         **_moe_columns(c, tr),
     )
     return x, tr
@@ -297,6 +300,13 @@ def priced_here(c: StepColumns, x: StepInputs, tr: dict[str, np.ndarray], failed
     elif c.ep is not None:
         ok &= c.ep == 1
     ok &= c.network.npus.max(axis=1) < 1 << 20
+    if c.shard_group is not None:
+        # the HSDP checks of `check_config` (`cosmic.sim.config._check_shard_group`; the fit is in `failed`)
+        sg, group = c.shard_group, c.dp * c.sp
+        hybrid = (sg > 0) & (sg != group)
+        ok &= (sg == 0) | ((group % np.maximum(sg, 1) == 0) & ~(hybrid & (c.zero == 0)))
+        if "experts" in tr:
+            ok &= ~hybrid | (tr["experts"] <= 1)
     return ok
 
 
@@ -389,7 +399,7 @@ def _communicator(c: StepColumns) -> ColumnCommunicator:
         latency_s=net.latency_s, algorithms=coll.algorithms, chunks=coll.chunks,
         baseline=coll.multidim == MULTIDIMS.index(MultiDim.BASELINE),
         degrees={"tp": c.tp, "sp": c.sp, "dp": c.dp, "pp": c.pp},
-        order_groups=groups[c.rank_order], expert=_expert(c),
+        order_groups=groups[c.rank_order], expert=_expert(c), shard=c.shard_group,
     )
 
 

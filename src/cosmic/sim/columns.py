@@ -92,6 +92,7 @@ class StepColumns:
     ep: np.ndarray | None = None  # int64; None = 1 everywhere (MoE expert parallelism)
     etp: np.ndarray | None = None  # int64, resolved (ParallelConfig.expert_tp); None = tp
     dispatcher: np.ndarray | None = None  # int8 codes into DISPATCHERS; None = all-to-all
+    shard_group: np.ndarray | None = None  # int64 HSDP shard group, 0 = the whole DP x SP group; None = 0 everywhere
 
     def config(self, i: int) -> Any:
         """The `SystemConfig` of row `i` (from ``configs`` or ``rebuild``)."""
@@ -155,6 +156,8 @@ class StepColumns:
             etp=None if all(p.etp is None for p in par) else np.array([p.expert_tp for p in par], dtype=np.int64),
             dispatcher=None if all(p.moe_dispatcher == "alltoall" for p in par) else
             np.array([DISPATCHERS.index(p.moe_dispatcher) for p in par], dtype=np.int8),
+            shard_group=None if all(p.shard_group is None for p in par) else
+            np.array([p.shard_group or 0 for p in par], dtype=np.int64),
         )
 
     def expert_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -183,6 +186,11 @@ class StepColumns:
                               strict=True):
             if not np.array_equal(u, v):
                 diffs.append(name)
+        zeros = np.zeros(self.n, dtype=np.int64)
+        sa = self.shard_group if self.shard_group is not None else zeros
+        sb = other.shard_group if other.shard_group is not None else zeros
+        if not np.array_equal(sa, sb):
+            diffs.append("shard_group")
         for sec in ("network", "collective"):
             x, y = getattr(self, sec), getattr(other, sec)
             for f in fields(x):

@@ -105,6 +105,8 @@ class StepInputs:
     z3_prefetch: Num = 1  # gathers in flight ahead of the compute (0: each gather exposed)
     z3_reshard: Num = True  # gather again for the backward
     z3_per_step: Num = False  # gather once per step, reduce-scatter once per step
+    z3_regather: Num = False  # the recompute's forward gathers the weights again (hooks inside the checkpoint)
+    shard: Num = 0  # HSDP: ranks of the DP x SP group that shard the ZeRO states (0: all of them)
 
 
 DISPATCH_ALLTOALL, DISPATCH_ALLGATHER = 0, 1
@@ -143,7 +145,8 @@ def plan(x: StepInputs) -> Plan:
     layer_local = (x.layer_params - x.expert_params) / x.tp if moe else x.layer_params / x.tp
     params = tuple(r.layers * layer_local + where(r.first == 0, emb_params, 0.0)
                    + where(r.first + r.count == x.pp, head_params, 0.0) for r in runs)
-    shard = where(x.zero >= 1, x.dp * x.sp, 1)
+    sg = shard_degree(x)
+    shard = where(x.zero >= 1, sg, 1)
     opt = tuple(p / shard * OPTIMIZER_TRAFFIC_BYTES_PER_PARAM / x.mem_bw + x.kernel_overhead_s for p in params)
     experts: tuple[Num, ...] = ()
     edp = _expert_dp(x)
@@ -152,7 +155,7 @@ def plan(x: StepInputs) -> Plan:
         e_shard = where(x.zero >= 1, edp, 1)
         opt = tuple(o + e / e_shard * OPTIMIZER_TRAFFIC_BYTES_PER_PARAM / x.mem_bw for o, e in zip(opt, experts,
                                                                                                     strict=True))
-    mems = [stage_memory(r, p, pp=x.pp, zero=x.zero, dp_group=x.dp * x.sp, schedule=x.schedule, m=m, v=x.v,
+    mems = [stage_memory(r, p, pp=x.pp, zero=x.zero, dp_group=sg, schedule=x.schedule, m=m, v=x.v,
                          recompute=x.recompute, act=x.act, expert_params=experts[i] if moe else 0.0,
                          expert_group=edp, keep_gathered=(x.z3_reshard == 0) | x.z3_per_step,
                          keep_grads=x.z3_per_step) for i, (r, p) in enumerate(zip(runs, params, strict=True))]
@@ -168,6 +171,25 @@ def plan(x: StepInputs) -> Plan:
         kv_width=where(x.n_kv_heads >= x.tp, x.kv_dim / x.tp, x.head_dim),
         expert_params=experts,
     )
+
+
+def shard_degree(x: StepInputs) -> Num:
+    """Ranks that shard the ZeRO states: the HSDP shard group, else the whole DP x SP group."""
+    return where(x.shard > 0, x.shard, x.dp * x.sp)
+
+
+def shard_collectives(x: StepInputs, comm: Any, grad_bytes: Num, weight_bytes: Num) -> tuple[Priced, Priced]:
+    """The sharded states' collectives: the gradient reduce-scatter of `grad_bytes` and the all-gather of the
+    `weight_bytes` shard. Under HSDP the reduce-scatter runs in the shard group and the resulting shards are
+    all-reduced across the replicas (PyTorch FSDP HYBRID_SHARD ``_reduce_grad``: reduce_scatter_tensor in the
+    shard process group, then all_reduce in the inter-node group); the gather stays in the shard group."""
+    if not any_(x.shard > 0):
+        return comm(RS, grad_bytes, "dpsp"), comm(AG, weight_bytes, "dpsp")
+    hybrid = (x.shard > 0) & (x.shard < x.dp * x.sp)
+    rs = comm(RS, grad_bytes, "shard")
+    if any_(hybrid):
+        rs = _masked_sum(True, rs, hybrid, comm(AR, grad_bytes / shard_degree(x), "replica"))
+    return rs, comm(AG, weight_bytes, "shard")
 
 
 def _expert_dp(x: StepInputs) -> Num:
@@ -377,15 +399,17 @@ def zero3_exposed_s(x: StepInputs, comm: Any, params: Num, n: Num, fwd_stream: N
 
     Each layer's weights are gathered in `z3_units` collectives before its forward and, unless kept
     (`z3_reshard` false), again before its backward; its gradients are reduce-scattered in as many. Every
-    collective pays its latency (Rajbhandari et al. 2020, ZeRO sec. 7: 1.5x the data-parallel volume). With
+    collective pays its latency (Rajbhandari et al. 2020, ZeRO sec. 7: 1.5x the data-parallel volume); where
+    the framework hooks the modules inside a checkpointed layer (`z3_regather`, DeepSpeed) the recompute's forward
+    gathers them once more. With
     prefetch the next unit's gather runs behind the current compute and only the first gather and the last
     reduce-scatter are exposed; without it every gather is exposed and only the reduce-scatters, which are
     asynchronous in every framework, overlap the backward."""
     units = vmax(1, n) * x.z3_units
-    ag = comm(AG, params * WEIGHT_BYTES / units / (x.dp * x.sp), "dpsp")
-    rs = comm(RS, params * x.reduce_bytes / units, "dpsp")
+    rs, ag = shard_collectives(x, comm, params * x.reduce_bytes / units,
+                               params * WEIGHT_BYTES / units / shard_degree(x))
     ag_s, rs_s = units * ag.total_s, units * rs.total_s
-    bwd_ag_s = where(x.z3_reshard & (x.z3_per_step == 0), ag_s, 0.0)
+    bwd_ag_s = where(x.z3_reshard & (x.z3_per_step == 0), ag_s, 0.0) + where(x.z3_regather, ag_s, 0.0)
     pre = x.z3_prefetch > 0
     fwd_s = where(pre, ag.total_s + overlap_cost_s(ag_s - ag.total_s, fwd_stream, x.share), ag_s)
     bwd_s = where(pre, overlap_cost_s(bwd_ag_s + rs_s - rs.total_s, bwd_stream, x.share),
@@ -438,7 +462,7 @@ def tails(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, ...
         dp_coll = comm.zero
         if any_(reduce):
             ar = comm(AR, gbytes, "dpsp") if any_(reduce & (x.zero == 0)) else comm.zero
-            rs = comm(RS, gbytes, "dpsp") if any_(reduce & (x.zero > 0)) else comm.zero
+            rs = shard_collectives(x, comm, gbytes, 0.0)[0] if any_(reduce & (x.zero > 0)) else comm.zero
             dp_coll = _pick(x.zero == 0, ar, rs)
         t_dp = where(reduce, dp_coll.total_s, 0.0)
         if e_params is not None:
@@ -461,7 +485,7 @@ def tails(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, ...
         # --overlap-param-gather each bucket's gather hides behind the first micro-batch's forward
         gather, gather_s = comm.zero, 0.0
         if any_(gathers):
-            gather = comm(AG, params * WEIGHT_BYTES / dp_group, "dpsp")
+            gather = shard_collectives(x, comm, 0.0, params * WEIGHT_BYTES / shard_degree(x))[1]
             gather_s = where(gathers, gather.total_s, 0.0)
         if e_params is not None:
             gather, gather_s = _expert_gather(x, comm, params, e_params, gathers, gather, gather_s)

@@ -513,3 +513,26 @@ def zero3_schedule(zero_fsdp: str, framework: str, notes: str, pp: int) -> dict[
     if pp > 1 and re.search(r"torchtitan", f):
         out["param_gather_per_step"] = True
     return out
+
+
+HYBRID_SHARD = r"hsdp|hybrid[_ ]shard|hybrid sharded"
+"""Text naming hybrid sharded data parallelism (PyTorch FSDP ``HYBRID_SHARD`` / ``_HYBRID_SHARD_ZERO2``, HSDP)."""
+
+
+def hybrid_shard_group(zero_fsdp: str, notes: str, node_ranks: int) -> int | None:
+    """The shard group of a row that names hybrid sharding: the stated degree ("shard group 8", "shard=8",
+    "data_parallel_shard_degree=8", "dp_shard 8"), else one node's data-parallel ranks, as PyTorch FSDP's
+    ``HYBRID_SHARD`` builds it without a process group (``_init_intra_and_inter_node_groups``: the intra-node group
+    of ``torch.cuda.device_count()`` ranks); None when the row names no hybrid sharding.
+
+    Example:
+        >>> hybrid_shard_group("HSDP (shard group 16)", "", 8), hybrid_shard_group("FSDP HYBRID_SHARD", "", 8)
+        (16, 8)
+        >>> hybrid_shard_group("FSDP FULL_SHARD", "", 8) is None
+        True
+    """
+    text = f"{zero_fsdp or ''} {notes or ''}".lower()
+    if not re.search(HYBRID_SHARD + r"|data_parallel_shard_degree|dp_shard", text):
+        return None
+    m = re.search(r"(?:shard[_ ]group|data_parallel_shard_degree|dp_shard|shard)\s*[=:]?\s*(\d+)", text)
+    return int(m.group(1)) if m else node_ranks

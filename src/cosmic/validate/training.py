@@ -348,11 +348,22 @@ def plan_row(row: Row) -> Plan:
         else:
             tr.update(schedule="1f1b")
         cfg = dict(base, training=tr)
+        shard_group = hsdp.get("shard")
+        if shard_group is None or zero == 0 or shard_group >= dp_ * cp or (dp_ * cp) % shard_group:
+            shard_group = None
         cfg["parallel"] = {
             "tp": tp_, "pp": pp_, "dp": dp_, "sp": cp, "zero": zero, "sequence_parallel": bool(sp_flag),
+            **({"shard_group": shard_group} if shard_group else {}),
             "rank_order": "tp,sp,dp,pp", **moe.expert_layout(expert, block, tp_ * cp * dp_, tp_, defaults),
         }
         return config_from_dict(cfg)
+
+    # hybrid sharding: named in the text, or an FSDP degree stated apart from a DP degree > 1 (MaxText meshes:
+    # the fsdp axis shards, the data axis replicates)
+    hsdp: dict[str, int] = {}
+    named = mapping.hybrid_shard_group(row.get("zero_fsdp"), row.get("notes"), max(1, node // (tp or 1)))
+    if named is not None:
+        hsdp["shard"] = named * cp
 
     def micro_batches(dp_: int, pp_: int) -> list[int]:
         stated = row.i("micro_batch")
@@ -401,6 +412,10 @@ def plan_row(row: Row) -> Plan:
         dp = n // (tp * pp * cp)
     if tp * pp * dp * cp != n:
         if shard.extra_dp > 1 and tp * pp * dp * cp * shard.extra_dp == n:
+            if dp > 1 and "shard" not in hsdp:
+                hsdp["shard"] = shard.extra_dp * cp
+                defaults.append(f"FSDP {shard.extra_dp} beside dp {dp}: hybrid sharding, shard group "
+                                f"{shard.extra_dp * cp}, {dp} replicas")
             dp *= shard.extra_dp
         else:
             raise Skip(f"tp*pp*dp*cp = {tp}*{pp}*{dp}*{cp} = {tp * pp * dp * cp} != {n} devices")

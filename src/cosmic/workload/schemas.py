@@ -100,6 +100,11 @@ class ParallelConfig(BaseModel):
     sp: PosInt = 1
     sequence_parallel: bool = False
     zero: Annotated[int, Field(ge=0, le=3)] = 0
+    shard_group: PosInt | None = Field(
+        default=None, description="hybrid sharded data parallelism (HSDP): the ranks of the DP x SP group that "
+        "shard the ZeRO states, innermost first; the groups of ranks holding the same shard all-reduce the "
+        "gradient shards across them (FSDP HYBRID_SHARD, FSDP2 2-D mesh, DeepSpeed MiCS, Megatron partial "
+        "distributed optimizer); default (none) = the whole DP x SP group. Needs zero >= 1 and divides dp*sp")
     ep: PosInt = Field(default=1, description="expert parallelism (MoE models): experts split over ep ranks, "
                        "folded onto the TP x SP x DP ranks of a pipeline stage (Megatron-Core MoE parallel folding)")
     etp: PosInt | None = Field(default=None, description="expert tensor parallelism: each expert split over etp "
@@ -137,6 +142,11 @@ class ParallelConfig(BaseModel):
     @property
     def n_npus(self) -> int:
         return self.dp * self.tp * self.pp * self.sp
+
+    @property
+    def shard_degree(self) -> int:
+        """Ranks that shard the ZeRO states: `shard_group`, else the whole DP x SP group."""
+        return self.shard_group if self.shard_group is not None else self.dp * self.sp
 
     @property
     def expert_tp(self) -> int:

@@ -11,6 +11,11 @@ what the frameworks decide about them, each from their code:
   ``stage3_param_persistence_threshold`` (1e5 elements by default, ``zero/constants.py``), which stay whole on
   every rank: of a GPT layer's 12 tensors the 4 weight matrices (fused QKV, attention output, the two MLP
   projections, Megatron's ``ParallelTransformerLayer``) are gathered, the biases and norms persist.
+* **Gathers under recompute.** DeepSpeed hooks every submodule (``stage3.py`` ``_register_hooks_recursively``)
+  and frees each one's weights after its forward, so the recompute pass of a checkpointed layer runs the forward
+  hooks again and gathers the weights once more before the backward gathers them (three gathers per micro-batch).
+  FSDP hooks the wrapped (checkpointed) block: its backward pre-hook gathers the weights once and the recompute
+  inside it finds them gathered (FSDP2 ``_pre_forward`` returns early in ``PRE_BACKWARD``).
 * **Prefetch.** With one gather in flight ahead (FSDP2's implicit prefetch, FSDP1 ``BACKWARD_PRE`` and its
   forward issue-ahead, DeepSpeed's ``stage3_prefetch_bucket_size``) the next unit's gather runs behind the current
   unit's compute; with none, each gather waits for the compute before it.
@@ -37,3 +42,14 @@ def gather_units(kind: Any) -> int:
         (1, 4)
     """
     return GATHER_UNITS[str(kind)]
+
+
+def regathers_on_recompute(kind: Any, full_recompute: bool) -> bool:
+    """Whether the recompute pass gathers a layer's weights again: per-parameter (DeepSpeed) hooks under full
+    recompute.
+
+    Example:
+        >>> regathers_on_recompute("parameter", True), regathers_on_recompute("layer", True)
+        (True, False)
+    """
+    return str(kind) == "parameter" and full_recompute
