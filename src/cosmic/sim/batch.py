@@ -316,7 +316,7 @@ def _moe_ok(c: StepColumns, x: StepInputs, tr: dict[str, np.ndarray]) -> np.ndar
     moe = np.array([m.moe is not None for m in c.models])[c.model]
     block = c.tp * c.sp * c.dp
     ok = (tr["experts"] % ep == 0) & (tr["expert_ffn"] % etp == 0) & (block % (ep * etp) == 0)
-    ok &= ((c.tp == 1) | c.sequence_parallel) & (c.zero < 3) & ((tr["experts"] > 1) | (etp == c.tp))
+    ok &= ((c.tp == 1) | c.sequence_parallel) & ((tr["experts"] > 1) | (etp == c.tp))
     # pipeline stages outermost in the rank order: no group of degree > 1 after pp
     after_pp = np.zeros(c.n, dtype=bool)
     for g in ("tp", "sp", "dp"):

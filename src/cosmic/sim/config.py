@@ -279,8 +279,6 @@ def _check_moe(c: SystemConfig, dim_sizes: tuple[int, ...]) -> None:
     if par.tp > 1 and not par.sequence_parallel:
         raise KeyedValueError("parallel.sequence_parallel", "MoE with tp > 1 needs sequence_parallel: true "
                               "(Megatron-Core requires it; the router sees the 1/tp sequence shard)")
-    if par.zero >= 3:
-        raise KeyedValueError("parallel.zero", "ZeRO-3/FSDP of a MoE model is not modelled (use zero 0-2)")
     order = layout_order(par.tp, par.sp, par.dp, par.pp, par.rank_order)
     if par.pp > 1 and order.index("pp") != sum(1 for d in (par.tp, par.sp, par.dp) if d > 1):
         raise KeyedValueError("parallel.rank_order", "MoE parallel folding lays the expert groups over the ranks "

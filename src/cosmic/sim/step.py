@@ -368,7 +368,9 @@ def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRo
     sp_layer = c.sp_fwd + c.sp_bwd + c.sp_rec
     ep_layer = c.moe.fwd + c.moe.bwd + c.moe.rec if c.moe is not None else None
     rows: list[StageRow | None] = []
-    for r, params, here, fwd, bwd, rec in zip(p.runs, p.params, p.present, p.fwd_s, p.bwd_s, p.rec_s, strict=True):
+    experts = p.expert_params or (0.0,) * len(p.runs)
+    for r, params, here, fwd, bwd, rec, e_params in zip(p.runs, p.params, p.present, p.fwd_s, p.bwd_s, p.rec_s,
+                                                        experts, strict=True):
         if not any_(here):
             rows.append(None)
             continue
@@ -379,7 +381,7 @@ def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRo
         if any_(z3 & here):
             fwd_stream = fwd + n * (c.tp_fwd + c.sp_fwd) + where(first, c.emb_tp, 0.0)
             bwd_stream = bwd + rec + n * (c.tp_bwd + c.tp_rec + c.sp_bwd + c.sp_rec)
-            ag, rs, z3_s = zero3_exposed_s(x, comm, params, n, fwd_stream, bwd_stream)
+            ag, rs, z3_s = zero3_exposed_s(x, comm, params, n, fwd_stream, bwd_stream, e_params)
             dp_mb = where(z3 & (x.z3_per_step == 0), z3_s, 0.0)
             once = where(z3 & x.z3_per_step, z3_s, 0.0)
         total = fwd + bwd + rec + tp + sp + pp_c + dp_mb
@@ -392,7 +394,7 @@ def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRo
 
 
 def zero3_exposed_s(x: StepInputs, comm: Any, params: Num, n: Num, fwd_stream: Num,
-                    bwd_stream: Num) -> tuple[Priced, Priced, Num]:
+                    bwd_stream: Num, e_params: Num = 0.0) -> tuple[Priced, Priced, Num]:
     """ZeRO-3 / FSDP on one stage of `n` layers holding `params` parameters: the gather and reduce-scatter of one
     unit and the seconds they add to one pass of forward and backward (`fwd_stream`, `bwd_stream`: the compute and
     exposed TP/SP traffic they can hide behind).
@@ -404,10 +406,20 @@ def zero3_exposed_s(x: StepInputs, comm: Any, params: Num, n: Num, fwd_stream: N
     gathers them once more. With
     prefetch the next unit's gather runs behind the current compute and only the first gather and the last
     reduce-scatter are exposed; without it every gather is exposed and only the reduce-scatters, which are
-    asynchronous in every framework, overlap the backward."""
+    asynchronous in every framework, overlap the backward.
+
+    A MoE model's routed experts (`e_params` on this rank) are sharded over expert DP: each unit gathers and
+    reduce-scatters them over that group after its dense weights (one more collective on another group, as
+    Megatron-FSDP and torchtitan shard experts over their expert-DP mesh dimension; `docs/moe.md`)."""
     units = vmax(1, n) * x.z3_units
     rs, ag = shard_collectives(x, comm, params * x.reduce_bytes / units,
                                params * WEIGHT_BYTES / units / shard_degree(x))
+    if any_(x.moe):
+        edp = _expert_dp(x)
+        on = x.moe & (edp > 1)
+        e_rs = comm(RS, e_params * x.reduce_bytes / units, "edp")
+        e_ag = comm(AG, e_params * WEIGHT_BYTES / units / edp, "edp")
+        rs, ag = _masked_sum(True, rs, on, e_rs), _masked_sum(True, ag, on, e_ag)
     ag_s, rs_s = units * ag.total_s, units * rs.total_s
     bwd_ag_s = where(x.z3_reshard & (x.z3_per_step == 0), ag_s, 0.0) + where(x.z3_regather, ag_s, 0.0)
     pre = x.z3_prefetch > 0

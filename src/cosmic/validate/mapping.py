@@ -387,6 +387,7 @@ LEGACY_STACKS = r"megatron-lm|deepspeed"
 
 FRAMEWORK_FAMILY_RULES: tuple[tuple[str, str], ...] = (
     # (regex on the lower-cased `framework` cell, `training.framework` family); first match wins
+    (r"automodel", "pytorch-fsdp"),  # NeMo AutoModel is PyTorch-native (FSDP2 + EP), not Megatron-Core
     (MODERN_MEGATRON, "megatron-core"),
     (r"deepspeed", "deepspeed"),  # DeepSpeed's engine runs the step, also under Megatron's model code
     (r"composer|llm-foundry|torchtitan|fsdp", "pytorch-fsdp"),
@@ -405,6 +406,8 @@ def framework_family(framework: str) -> str:
         ('megatron-core', 'deepspeed')
         >>> framework_family("Megatron-LM (PTD-P)"), framework_family("PAX (JAX)"), framework_family("")
         ('megatron-lm', 'jax', 'unspecified')
+        >>> framework_family("NeMo AutoModel (PyTorch, FSDP2) main branch")
+        'pytorch-fsdp'
     """
     f = (framework or "").lower()
     return next((family for pattern, family in FRAMEWORK_FAMILY_RULES if re.search(pattern, f)), "unspecified")
