@@ -233,6 +233,8 @@ def sharding(text: str) -> Sharding:
         Sharding(zero=2, extra_dp=1)
         >>> sharding("FSDP 16 (ICI)"), sharding("DDP + distributed optimizer (FSDP=0)")
         (Sharding(zero=3, extra_dp=16), Sharding(zero=1, extra_dp=1))
+        >>> sharding("HSDP (shard group 8)"), sharding("FSDP _HYBRID_SHARD_ZERO2")
+        (Sharding(zero=3, extra_dp=1), Sharding(zero=2, extra_dp=1))
 
     `extra_dp` is the stated FSDP degree; the caller multiplies dp by it only when the stated tp*pp*dp*cp falls
     short of the device count by exactly that factor (MaxText-style layouts list FSDP apart from DP).
@@ -240,6 +242,8 @@ def sharding(text: str) -> Sharding:
     t = (text or "").strip().lower()
     if not t:
         return Sharding(0, 1)
+    if re.search(HYBRID_SHARD, t):  # FSDP HYBRID_SHARD shards fully inside its group; _HYBRID_SHARD_ZERO2 as ZeRO-2
+        return Sharding(2 if "zero2" in t else 3, 1)
     m = re.search(r"fsdp\s*=?\s*(\d+)", t)
     degree = int(m.group(1)) if m else None
     if "shard_grad_op" in t or "zero-2" in t or "zero2" in t or "zero stage 2" in t:
