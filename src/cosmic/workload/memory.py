@@ -121,10 +121,12 @@ def stage_memory(run: StageRun, params: Num, *, pp: Num, zero: Num, dp_group: Nu
     w = w + where(z3, where(keep_gathered, params, 2 * params / vmax(1, run.layers)) * WEIGHT_BYTES, 0.0)
     g = g + where(z3 & keep_grads, params * GRAD_BYTES, 0.0)
     if expert_params is not None and not (type(expert_params) is float and expert_params == 0.0):
-        # and the routed experts of the gathered layers (their shards are over expert DP)
-        w = w + where(z3, where(keep_gathered, expert_params, 2 * expert_params / vmax(1, run.layers))
+        # and the routed experts of the gathered layers (their shards are over expert DP; with an expert DP of
+        # one rank they are whole already and nothing is gathered)
+        e_z3 = z3 & (expert_group > 1)
+        w = w + where(e_z3, where(keep_gathered, expert_params, 2 * expert_params / vmax(1, run.layers))
                       * WEIGHT_BYTES, 0.0)
-        g = g + where(z3 & keep_grads, expert_params * GRAD_BYTES, 0.0)
+        g = g + where(e_z3 & keep_grads, expert_params * GRAD_BYTES, 0.0)
     k = in_flight(schedule, m, v, pp, run.first)
     a = k * run.layers * act.layer
     a = a + where((recompute == RECOMPUTE_FULL) & (run.layers > 0), act.full_working, 0.0)
