@@ -33,7 +33,7 @@ def _same(a: Any, b: Any, rel: float = 1e-12) -> None:
     assert a.mfu == pytest.approx(b.mfu, rel=rel)
 
 
-@pytest.mark.parametrize("zero", [0, 1])
+@pytest.mark.parametrize("zero", [0, 1, 3])
 @pytest.mark.parametrize("dispatcher", ["alltoall", "allgather"])
 def test_one_expert_is_the_dense_model(zero: int, dispatcher: str) -> None:
     """EP 1 with one expert of the dense width: the same step, memory and MFU as the dense model, both paths."""
@@ -51,7 +51,7 @@ def test_one_expert_is_the_dense_model(zero: int, dispatcher: str) -> None:
 
 def test_batch_path_equals_scalar_path() -> None:
     cfgs = [_cfg(ep=ep, etp=etp, zero=z, moe_dispatcher=d, moe_overlap=o, moe_imbalance=imb)
-            for ep in (1, 4, 8) for etp in (1, 2) for z in (0, 1) for d in ("alltoall", "allgather")
+            for ep in (1, 4, 8) for etp in (1, 2) for z in (0, 1, 3) for d in ("alltoall", "allgather")
             for o in (False, True) for imb in (1.0, 1.3)]
     cfgs += [_cfg("deepseek-v2", tp=1, sequence_parallel=False, ep=32, pp=4, dp=64),
              _cfg("gpt3-13b", ep=1, tp=8, dp=16, pp=2)]
@@ -123,12 +123,49 @@ def test_optimizer_state_shards_over_expert_dp() -> None:
     assert r.memory.optimizer_bytes == pytest.approx(want, rel=1e-12)
 
 
+def test_zero3_shards_experts_over_expert_dp_and_dense_weights_over_dp() -> None:
+    """ZeRO-3 of a MoE model, closed form of the memory: the dense weights, gradients and optimizer state of a rank
+    (1/tp of them) divided over DP x SP, its routed experts (1/(ep*etp)) over expert DP, plus two gathered layers of
+    both in full (ZeRO section 3.1 bytes per parameter)."""
+    m = ModelSpec(**catalog.get_model("mixtral-8x7b"))
+    r = cosmic.simulate(_cfg("mixtral-8x7b", ep=8, etp=1, pp=1, dp=128, zero=3))
+    dense = (m.all_layer_params - m.n_moe_layers * m.routed_expert_params + m.embedding_params
+             + m.head_params) / 2
+    experts = m.n_moe_layers * m.routed_expert_params / 8
+    edp = 2 * 128 // 8
+    sharded = dense / 128 + experts / edp
+    assert r.memory.optimizer_bytes == pytest.approx(12 * sharded, rel=1e-12)
+    assert r.memory.gradients_bytes == pytest.approx(2 * sharded, rel=1e-12)
+    assert r.memory.weights_bytes == pytest.approx(2 * sharded + 2 * 2 * (dense + experts) / m.layers, rel=1e-12)
+    z1 = cosmic.simulate(_cfg("mixtral-8x7b", ep=8, etp=1, pp=1, dp=128, zero=1))
+    assert r.memory.total_bytes < z1.memory.total_bytes
+
+
+def test_zero3_of_experts_gathers_over_expert_dp() -> None:
+    """The per-layer ZeRO-3 gather of a MoE layer is the dense gather over DP x SP and the experts' over expert DP."""
+    from cosmic.collective.algorithms import Collective
+    from cosmic.sim.engine import communicator, step_inputs
+    from cosmic.sim.step import layer_comm, plan, stage_rows
+
+    cfg = _cfg("mixtral-8x7b", ep=8, etp=1, pp=1, dp=128, zero=3)
+    x = step_inputs(cfg)
+    p = plan(x)
+    comm = communicator(cfg)
+    row = stage_rows(x, p, layer_comm(x, p, comm), comm)[0]
+    assert row is not None
+    layers = cfg.model.layers
+    dense_ag = comm(Collective.ALL_GATHER, p.params[0] * 2 / layers / 128, "dpsp").total_s
+    expert_ag = comm(Collective.ALL_GATHER, p.expert_params[0] * 2 / layers / 32, "edp").total_s
+    assert row.z3_ag.total_s == pytest.approx(dense_ag + expert_ag, rel=1e-12)
+    assert expert_ag > 0
+
+
 @pytest.mark.parametrize(("over", "key"), [
     ({"model": "gpt3-13b", "ep": 2}, "parallel.ep"),
     ({"ep": 3}, "parallel.ep"),
     ({"ep": 8, "etp": 5}, "parallel.etp"),
     ({"sequence_parallel": False}, "parallel.sequence_parallel"),
-    ({"zero": 3}, "parallel.zero"),
+    ({"zero": 3, "shard_group": 32}, "parallel.shard_group"),
     ({"rank_order": "tp,pp,dp,sp"}, "parallel.rank_order"),
 ])
 def test_infeasible_layouts_say_why(over: dict[str, Any], key: str) -> None:

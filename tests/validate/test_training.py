@@ -287,3 +287,31 @@ def test_torchtitan_splits_the_local_batch_into_one_micro_batch_per_stage(data_d
     megatron = plan_row(_one_row(data_dir, tmp_path, "S1", framework="Megatron-LM", tp="2", pp="2", dp="4",
                                  micro_batch="", global_batch_seqs="64", vpp=""))
     assert megatron.config.training.micro_batch == 1
+
+
+def test_the_zero3_schedule_follows_the_stack_named_in_the_cells(data_dir: Path) -> None:
+    """DeepSpeed ZeRO-3 gathers per weight matrix; torchtitan under pipelining gathers once per step; FSDP keeps the
+    defaults: read from the zero_fsdp and framework cells, not from any row id or study."""
+    s2 = _rows(data_dir)["S2"]  # 8 H100, FSDP FULL_SHARD
+    fsdp = plan_row(s2).config.training
+    assert (fsdp.zero3_gathers, fsdp.zero3_prefetch, fsdp.reshard_after_forward, fsdp.param_gather_per_step) == (
+        "layer", 1, True, False)
+    ds = plan_row(_with(s2, zero_fsdp="ZeRO-3 (DeepSpeed)", framework="Megatron-DeepSpeed")).config
+    assert ds.parallel.zero == 3 and ds.training.zero3_gathers == "parameter"
+    titan = plan_row(_with(s2, zero_fsdp="FSDP2", framework="torchtitan", pp=2, dp=4, tp=1)).config
+    assert titan.parallel.pp == 2 and titan.training.param_gather_per_step
+    kept = plan_row(_with(s2, notes="reshard_after_forward=False; backward_prefetch=None")).config.training
+    assert not kept.reshard_after_forward and kept.zero3_prefetch == 0
+
+
+def test_hybrid_sharding_is_read_from_the_cells(data_dir: Path) -> None:
+    """HSDP named in the zero_fsdp cell gives the stated shard group (else one node's ranks); an FSDP degree
+    stated beside dp (MaxText meshes) shards over that degree with dp replicas."""
+    s2 = _rows(data_dir)["S2"]
+    n16 = dict(num_accel=16, dp=16, tp=1, pp=1)
+    assert plan_row(_with(s2, zero_fsdp="HSDP (shard group 4)", **n16)).config.parallel.shard_group == 4
+    assert plan_row(_with(s2, zero_fsdp="FSDP HYBRID_SHARD", accel_per_node=8, **n16)).config.parallel.shard_group == 8
+    maxtext = plan_row(_with(s2, zero_fsdp="FSDP 8 (ICI)", num_accel=16, dp=2, tp=1, pp=1)).config.parallel
+    assert (maxtext.dp, maxtext.shard_group) == (16, 8)
+    full = plan_row(_with(s2, zero_fsdp="FSDP 16 (ICI)", num_accel=16, dp=1, tp=1, pp=1)).config.parallel
+    assert (full.dp, full.shard_group) == (16, None)

@@ -23,6 +23,7 @@ from cosmic.collective.communicator import (
     expert_spans,
     group_shapes,
     p2p_cost,
+    shard_spans,
     structure_coefficients,
 )
 from cosmic.workload.parallel import PARALLEL_DIMS, span_columns
@@ -93,7 +94,7 @@ class ColumnCommunicator:
     def __init__(self, *, topology: np.ndarray, npus: np.ndarray, link_bytes_per_s: np.ndarray,
                  latency_s: np.ndarray, algorithms: np.ndarray, chunks: np.ndarray, baseline: np.ndarray,
                  degrees: dict[str, np.ndarray], order_groups: np.ndarray,
-                 expert: dict[str, np.ndarray] | None = None) -> None:
+                 expert: dict[str, np.ndarray] | None = None, shard: np.ndarray | None = None) -> None:
         deg = np.stack([degrees[g] for g in PARALLEL_DIMS], axis=1)
         in_order = np.take_along_axis(deg, order_groups, axis=1)
         n_dims = npus.shape[1]
@@ -117,6 +118,13 @@ class ColumnCommunicator:
             by_group.update(em)
             strides_by_group.update(es)
             failed = np.where(failed >= 0, failed, np.where(expert.get("moe", True), e_failed, -1))
+        if shard is not None:
+            # HSDP: a shard group of 0 is the whole DP x SP group
+            full = degrees["dp"] * degrees["sp"]
+            sm, ss, s_failed = shard_spans(by_group, strides_by_group, np.where(shard > 0, shard, full))
+            by_group.update(sm)
+            strides_by_group.update(ss)
+            failed = np.where(failed >= 0, failed, np.where(s_failed, 4 * n_dims, -1))
         self._set(topology, npus, link_bytes_per_s, latency_s, algorithms, chunks, baseline, failed, by_group,
                   strides_by_group)
 

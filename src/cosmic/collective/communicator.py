@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from cosmic._xp import Num, all_, any_, safe, vmax, where
+from cosmic._xp import Num, all_, any_, safe, vmax, vmin, where
 from cosmic.caches import BoundedMemo, register
 from cosmic.collective.algorithms import Algorithm, Collective, GroupDim, phase_time_s
 from cosmic.network.topology import Topology
@@ -223,6 +223,50 @@ def merge_dpsp(m_dp: Num, s_dp: Num, m_sp: Num, s_sp: Num) -> tuple[Num, Num]:
     return m_dp * m_sp, stride
 
 
+SHARD_GROUPS = ("shard", "replica")
+"""Hybrid sharded data parallelism (HSDP): the innermost `shard_group` ranks of the gradient group DP x SP shard the
+states (`shard`), and the ranks that hold the same shard form a `replica` group (PyTorch FSDP HYBRID_SHARD /
+FSDP2's 2-D device mesh ``(replicate, shard)``; DeepSpeed MiCS; Megatron's partial distributed optimizer)."""
+
+
+def split_inner(members: tuple[Num, ...], strides: tuple[Num, ...],
+                inner: Num) -> tuple[tuple[Num, ...], tuple[Num, ...], tuple[Num, ...], tuple[Num, ...], Num]:
+    """Split a group into its innermost `inner` ranks and the groups of ranks that correspond across them:
+    ``(inner members, inner strides, outer members, outer strides, failed)`` per network dimension, innermost
+    first, for one layout (ints) or many (columns). `failed` is true where `inner` does not divide the group along
+    its dimensions (a dimension would hold a part of the inner group that does not divide its members).
+
+    Example:
+        >>> split_inner((8, 16), (1, 1), 32)
+        ((8, 4), (1, 1), (1, 4), (1, 4), False)
+    """
+    left: Num = inner
+    im: list[Num] = []
+    ist: list[Num] = []
+    om: list[Num] = []
+    ost: list[Num] = []
+    failed: Num = False
+    for m, st in zip(members, strides, strict=True):
+        take = vmax(1, vmin(m, left))
+        failed = failed | ((m % take != 0) | (left % take != 0))
+        rest = m // take
+        im.append(take)
+        ist.append(where(take > 1, st, 1))
+        om.append(rest)
+        ost.append(where(rest > 1, st * take, 1))
+        left = left // take
+    return tuple(im), tuple(ist), tuple(om), tuple(ost), failed | (left != 1)
+
+
+def shard_spans(members: dict[str, tuple[Num, ...]], strides: dict[str, tuple[Num, ...]],
+                shard: Num) -> tuple[dict[str, tuple[Num, ...]], dict[str, tuple[Num, ...]], Num]:
+    """(members, strides, failed) of the `SHARD_GROUPS` from the spans of dp and sp and the shard group size."""
+    md = [merge_dpsp(a, b, c, e) for a, b, c, e in zip(members["dp"], strides["dp"], members["sp"], strides["sp"],
+                                                       strict=True)]
+    im, ist, om, ost, failed = split_inner(tuple(x[0] for x in md), tuple(x[1] for x in md), shard)
+    return {"shard": im, "replica": om}, {"shard": ist, "replica": ost}, failed
+
+
 def group_shapes(members: dict[str, tuple[Num, ...]], strides: dict[str, tuple[Num, ...]]) -> dict[str, GroupShape]:
     """The `GroupShape` of every group of `GROUPS`, from the members and strides of the four parallel groups (and
     of the `EXPERT_GROUPS` when `members` has them)."""
@@ -230,7 +274,7 @@ def group_shapes(members: dict[str, tuple[Num, ...]], strides: dict[str, tuple[N
                                                        strict=True)]
     out = {g: GroupShape(members[g], strides[g]) for g in ("tp", "sp", "dp", "pp")}
     out["dpsp"] = GroupShape(tuple(x[0] for x in md), tuple(x[1] for x in md))
-    for g in EXPERT_GROUPS:
+    for g in EXPERT_GROUPS + SHARD_GROUPS:
         if g in members:
             out[g] = GroupShape(members[g], strides[g])
     return out
@@ -280,6 +324,20 @@ def expert_layout_shapes(degrees: tuple[int, int, int, int], expert: tuple[int, 
         raise InfeasibleError(f"expert group {name}={deg} does not fit network dimension {i} of {dim_sizes[i]} "
                               "NPUs: choose ep and etp whose products align with the dimension sizes")
     return _EXPERT_LAYOUTS.put(key, {g: _shared_shape(m[g], st[g]) for g in EXPERT_GROUPS})
+
+
+def hybrid_shard_shapes(shapes: dict[str, GroupShape], shard: int) -> dict[str, GroupShape]:
+    """The `GroupShape` of the `SHARD_GROUPS` of one layout: the innermost `shard` ranks of its DP x SP group and
+    the replicas across them; InfeasibleError when `shard` does not split that group along the dimensions."""
+    dpsp = shapes["dpsp"]
+    im, ist, om, ost, failed = split_inner(dpsp.members, dpsp.strides, shard)
+    if failed:
+        from cosmic.errors import InfeasibleError
+
+        raise InfeasibleError(f"shard group {shard} does not split the data-parallel group "
+                              f"{'x'.join(str(m) for m in dpsp.members if m > 1)} along the network dimensions: "
+                              "choose a divisor of dp*sp that fills whole inner dimensions")
+    return {"shard": _shared_shape(im, ist), "replica": _shared_shape(om, ost)}
 
 
 _SHAPES = register(BoundedMemo(1 << 14))  # (members, strides) -> GroupShape of one layout
@@ -389,7 +447,7 @@ class Communicator:
     )
 
     def __init__(self, network: Any, collective: Any, degrees: tuple[int, int, int, int],
-                 order: tuple[str, ...], expert: tuple[int, int] | None = None) -> None:
+                 order: tuple[str, ...], expert: tuple[int, int] | None = None, shard: int | None = None) -> None:
         self.network, self.collective = network, collective
         dims = network.dims
         self.n_dims = len(dims)
@@ -402,6 +460,8 @@ class Communicator:
         self.shapes = layout_shapes(degrees, order, npus)
         if expert is not None:
             self.shapes = {**self.shapes, **expert_layout_shapes(degrees, expert, npus)}
+        if shard is not None:
+            self.shapes = {**self.shapes, **hybrid_shard_shapes(self.shapes, shard)}
         self.lat = tuple(d.latency_s for d in dims)
         self.bw = tuple(d.link_bytes_per_s * (1.0 if astra else d.efficiency) for d in dims)
         self._algos: dict[int, tuple[int, ...]] = {}

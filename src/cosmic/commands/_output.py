@@ -95,6 +95,8 @@ def print_result(result: Any, config: Any, title: str | None = None) -> None:
     head.add_row(
         "layout",
         f"DP {par.dp} · TP {par.tp} · PP {par.pp} · SP {par.sp} · ZeRO {par.zero}"
+        + (f" (HSDP: shard {par.shard_group}, {par.dp * par.sp // par.shard_group} replicas)"
+           if par.shard_group is not None and par.shard_group < par.dp * par.sp else "")
         + (" · seq-par" if par.sequence_parallel else "")
         + (f" · EP {par.ep} · ETP {par.expert_tp} ({par.moe_dispatcher})" if config.model.moe is not None else ""),
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from cosmic.errors import ConfigError
 
-STRUCTURAL = ("dp", "tp", "pp", "sp", "ep", "etp", "micro_batch", "schedule")
+STRUCTURAL = ("dp", "tp", "pp", "sp", "ep", "etp", "shard_group", "micro_batch", "schedule")
 DEGREES = ("dp", "tp", "pp", "sp")
 BW = ("link_gibps", "link_gbps", "npu_bandwidth_gibps", "npu_bandwidth_gbps")
 

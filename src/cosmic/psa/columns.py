@@ -219,6 +219,8 @@ def _expert_columns(space: Space, cols: dict[str, np.ndarray], n: int) -> dict[s
     if "etp" in ch or par.etp is not None:
         etp = np.broadcast_to(cols["etp"], (n,))
         out["etp"] = np.array(np.where(etp == 0, cols["tp"], etp), dtype=np.int64)  # 0: follows tp
+    if "shard_group" in ch or par.shard_group is not None:
+        out["shard_group"] = np.array(np.broadcast_to(cols["shard_group"], (n,)), dtype=np.int64)  # 0: all DP x SP
     if "moe_dispatcher" in ch or par.moe_dispatcher != "alltoall":
         out["dispatcher"] = np.array(np.broadcast_to(cols["moe_dispatcher"], (n,)), dtype=np.int8)
     if "cp_algorithm" in ch or par.cp_algorithm != "p2p":

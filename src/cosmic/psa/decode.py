@@ -53,7 +53,7 @@ def prepare_builders(space: Space) -> None:
     ch = space._changed
     b = space.base
     space._par_keys = ("dp", "tp", "pp", "sp", "zero", "sequence_parallel", "rank_order", "ep", "etp",
-                       "moe_dispatcher", "cp_algorithm")
+                       "moe_dispatcher", "cp_algorithm", "shard_group")
     space._do_par = bool(ch & PARALLEL_KNOBS)
     space._do_train = bool(ch & TRAINING_KNOBS)
     space._do_coll = bool(ch & COLLECTIVE_KNOBS)
@@ -114,7 +114,11 @@ def build(space: Space, v: dict[str, Any]) -> SystemConfig:
 
 def parallel_of(space: Space, v: dict[str, Any]) -> Any:
     return cached(space, ("par", space._par_get(v)), lambda: space.base.parallel.model_copy(
-        update={k: (v[k] or None) if k == "etp" else v[k] for k in space._par_keys}))  # etp 0: follows tp
+        update={k: (v[k] or None) if k in _ZERO_IS_NONE else v[k] for k in space._par_keys}))
+
+
+_ZERO_IS_NONE = ("etp", "shard_group")
+"""Parallel knobs whose 0 means the default: etp follows tp, the shard group is the whole DP x SP group."""
 
 
 def training_of(space: Space, v: dict[str, Any]) -> Any:

@@ -137,6 +137,8 @@ def _dense_checks(space: Space) -> list[tuple[str, Callable[[dict[str, Any]], bo
         ("pp <= layers", lambda v: v["pp"] <= layers),
         ("interleaved: pp*virtual_stages divides layers", interleaved_layers),
         ("interleaved: micro-batches a multiple of pp", interleaved_mbs),
+        ("shard_group divides dp*sp",
+         lambda v: not v.get("shard_group") or (v["dp"] * v["sp"]) % v["shard_group"] == 0),
         ("virtual_stages > 1 needs interleaved",
          lambda v: vs == 1 or v["schedule"] is Schedule.INTERLEAVED),
     ]

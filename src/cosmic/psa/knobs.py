@@ -148,6 +148,8 @@ _DEFS = [
     KnobDef("sp", "workload", False, _pos_int, "degree", "sequence (context) parallel degree"),
     KnobDef("weight_sharded", "workload", False, _bool01, "weight_sharded", "1: ZeRO-3 / FSDP, 0: no sharding"),
     KnobDef("zero", "workload", False, _zero, "zero", "ZeRO stage 0..3"),
+    KnobDef("shard_group", "workload", False, _non_neg_int, "shard_group",
+            "HSDP: ranks of the DP x SP group that shard the ZeRO states (0: all of them); replicas across"),
     KnobDef("micro_batch", "workload", False, _pos_int, "micro_batch", "sequences per micro-batch"),
     KnobDef("schedule", "workload", False, _enum(Schedule), "schedule", "pipeline schedule"),
     KnobDef("recompute", "workload", False, _enum(Recompute), "recompute", "activation recomputation"),
@@ -192,7 +194,7 @@ _DEFS = [
 KNOBS: dict[str, KnobDef] = {k.name: k for k in _DEFS}
 ALGORITHM_KNOBS: tuple[str, ...] = tuple(c.value for c in Collective)
 PARALLEL_KNOBS = frozenset({"dp", "tp", "pp", "sp", "zero", "weight_sharded", "sequence_parallel", "rank_order",
-                            "ep", "etp", "moe_dispatcher", "cp_algorithm"})
+                            "ep", "etp", "moe_dispatcher", "cp_algorithm", "shard_group"})
 TRAINING_KNOBS = frozenset({"micro_batch", "schedule", "recompute", "moe_overlap", "tp_comm_overlap"})
 COLLECTIVE_KNOBS = frozenset({*ALGORITHM_KNOBS, "chunks", "scheduling", "multidim", "active_chunks"})
 NETWORK_KNOBS = frozenset(
@@ -216,6 +218,7 @@ def base_values(cfg: SystemConfig) -> dict[str, Any]:
         "sequence_parallel": par.sequence_parallel,
         "rank_order": tuple(par.rank_order),
         "ep": par.ep,
+        "shard_group": par.shard_group or 0,  # 0: the whole DP x SP group
         "etp": 0 if par.etp is None else par.etp,  # 0: the expert TP follows tp (ParallelConfig.expert_tp)
         "moe_dispatcher": par.moe_dispatcher,
         "cp_algorithm": par.cp_algorithm,

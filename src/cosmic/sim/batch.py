@@ -45,6 +45,7 @@ from cosmic.workload.model import Embedding
 from cosmic.workload.parallel import PARALLEL_DIMS
 from cosmic.workload.pipeline import stage_runs
 from cosmic.workload.schemas import Schedule
+from cosmic.workload.sharding import gather_units, regathers_on_recompute
 
 _LC_FIELDS = ("fwd_s", "bwd_s", "recompute_s", "attn_core_fwd_s", "attn_core_bwd_s", "recompute_flops", "act_bytes",
               "wgrad_s", "qkv_s", "proj_s", "fc1_s", "fc2_s")
@@ -188,6 +189,9 @@ _TRAINING_INTS = {
     "reduce_bytes": lambda x: FP32_GRAD_BYTES if x.grad_reduce_fp32 else GRAD_BYTES,
     "moe_overlap": lambda x: x.moe_overlap, "tp_overlap": lambda x: TP_OVERLAP_CODES[x.tp_comm_overlap],
     "first_layers": lambda x: x.first_stage_layers or 0, "last_layers": lambda x: x.last_stage_layers or 0,
+    "z3_units": lambda x: gather_units(x.zero3_gathers), "z3_prefetch": lambda x: x.zero3_prefetch,
+    "z3_reshard": lambda x: x.reshard_after_forward, "z3_per_step": lambda x: x.param_gather_per_step,
+    "z3_regather": lambda x: regathers_on_recompute(x.zero3_gathers, x.recompute.value == "full"),
     "abpe": lambda x: BYTES_PER_ELEMENT["bf16" if x.precision.value == "fp8" else x.precision.value],
 }
 _MODEL_INTS = {
@@ -214,7 +218,8 @@ def _as_bool(v: Any) -> Any:
 
 def _training(c: StepColumns) -> dict[str, np.ndarray]:
     tr = _fields(c.trainings, c.training, _TRAINING_INTS, np.int64)
-    for k in ("dp_overlap", "param_gather_overlap", "grad_accum_fusion", "moe_overlap"):
+    for k in ("dp_overlap", "param_gather_overlap", "grad_accum_fusion", "moe_overlap", "z3_reshard", "z3_per_step",
+              "z3_regather"):
         tr[k] = _as_bool(tr[k])
     return tr
 
@@ -252,6 +257,9 @@ def step_inputs_columns(c: StepColumns) -> tuple[StepInputs, dict[str, np.ndarra
         model_flops=flops, cp_algo=c.cp_codes(), q_dim=mf["q_dim"],
         first_layers=tr["first_layers"], last_layers=tr["last_layers"],
         tp_overlap=tr["tp_overlap"], g_qkv=lc["qkv_s"], g_proj=lc["proj_s"], g_fc1=lc["fc1_s"], g_fc2=lc["fc2_s"],
+        z3_units=tr["z3_units"], z3_prefetch=tr["z3_prefetch"], z3_reshard=tr["z3_reshard"],
+        z3_per_step=tr["z3_per_step"], z3_regather=tr["z3_regather"],
+        shard=c.shard_group if c.shard_group is not None else 0,
         **_moe_columns(c, tr),
     )
     return x, tr
@@ -304,6 +312,13 @@ def priced_here(c: StepColumns, x: StepInputs, tr: dict[str, np.ndarray], failed
     elif c.ep is not None:
         ok &= c.ep == 1
     ok &= c.network.npus.max(axis=1) < 1 << 20
+    if c.shard_group is not None:
+        # the HSDP checks of `check_config` (`cosmic.sim.config._check_shard_group`; the fit is in `failed`)
+        sg, group = c.shard_group, c.dp * c.sp
+        hybrid = (sg > 0) & (sg != group)
+        ok &= (sg == 0) | ((group % np.maximum(sg, 1) == 0) & ~(hybrid & (c.zero == 0)))
+        if "experts" in tr:
+            ok &= ~hybrid | (tr["experts"] <= 1)
     return ok
 
 
@@ -325,7 +340,7 @@ def _moe_ok(c: StepColumns, x: StepInputs, tr: dict[str, np.ndarray]) -> np.ndar
     moe = np.array([m.moe is not None for m in c.models])[c.model]
     block = c.tp * c.sp * c.dp
     ok = (tr["experts"] % ep == 0) & (tr["expert_ffn"] % etp == 0) & (block % (ep * etp) == 0)
-    ok &= ((c.tp == 1) | c.sequence_parallel) & (c.zero < 3) & ((tr["experts"] > 1) | (etp == c.tp))
+    ok &= ((c.tp == 1) | c.sequence_parallel) & ((tr["experts"] > 1) | (etp == c.tp))
     # pipeline stages outermost in the rank order: no group of degree > 1 after pp
     after_pp = np.zeros(c.n, dtype=bool)
     for g in ("tp", "sp", "dp"):
@@ -410,7 +425,7 @@ def communicator_columns(c: StepColumns) -> ColumnCommunicator:
         latency_s=net.latency_s, algorithms=coll.algorithms, chunks=coll.chunks,
         baseline=coll.multidim == MULTIDIMS.index(MultiDim.BASELINE),
         degrees={"tp": c.tp, "sp": c.sp, "dp": c.dp, "pp": c.pp},
-        order_groups=groups[c.rank_order], expert=_expert(c),
+        order_groups=groups[c.rank_order], expert=_expert(c), shard=c.shard_group,
     )
 
 

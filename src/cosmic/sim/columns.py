@@ -94,6 +94,7 @@ class StepColumns:
     etp: np.ndarray | None = None  # int64, resolved (ParallelConfig.expert_tp); None = tp
     dispatcher: np.ndarray | None = None  # int8 codes into DISPATCHERS; None = all-to-all
     cp_algorithm: np.ndarray | None = None  # int8 codes into CP_ALGORITHMS; None = p2p everywhere
+    shard_group: np.ndarray | None = None  # int64 HSDP shard group, 0 = the whole DP x SP group; None = 0 everywhere
 
     def config(self, i: int) -> Any:
         """The `SystemConfig` of row `i` (from ``configs`` or ``rebuild``)."""
@@ -159,6 +160,8 @@ class StepColumns:
             np.array([DISPATCHERS.index(p.moe_dispatcher) for p in par], dtype=np.int8),
             cp_algorithm=None if all(p.cp_algorithm == "p2p" for p in par) else
             np.array([CP_ALGORITHMS.index(p.cp_algorithm) for p in par], dtype=np.int8),
+            shard_group=None if all(p.shard_group is None for p in par) else
+            np.array([p.shard_group or 0 for p in par], dtype=np.int64),
         )
 
     def expert_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -193,6 +196,11 @@ class StepColumns:
                 diffs.append(name)
         if not np.array_equal(self.cp_codes(), other.cp_codes()):
             diffs.append("cp_algorithm")
+        zeros = np.zeros(self.n, dtype=np.int64)
+        sa = self.shard_group if self.shard_group is not None else zeros
+        sb = other.shard_group if other.shard_group is not None else zeros
+        if not np.array_equal(sa, sb):
+            diffs.append("shard_group")
         for sec in ("network", "collective"):
             x, y = getattr(self, sec), getattr(other, sec)
             for f in fields(x):

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cosmic import catalog
 from cosmic.caches import BoundedMemo, register
 from cosmic.collective.algorithms import Algorithm, Collective
-from cosmic.collective.communicator import expert_layout_shapes, layout_shapes
+from cosmic.collective.communicator import expert_layout_shapes, hybrid_shard_shapes, layout_shapes
 from cosmic.collective.config import (
     CollectiveConfig,
     Fidelity,
@@ -260,10 +260,33 @@ def _check_layout(c: SystemConfig) -> None:
         layout_shapes((tp, sp, dp, pp), layout_order(tp, sp, dp, pp, par.rank_order), dim_sizes)
     except CosmicError as exc:
         raise KeyedValueError("parallel.rank_order", str(exc)) from None
+    if par.shard_group is not None:
+        _check_shard_group(c, dim_sizes)
     if m.moe is not None or par.ep > 1:
         _check_moe(c, dim_sizes)
     if coll.fidelity is _ASTRA_SIM:
         _check_astra(c)
+
+
+def _check_shard_group(c: SystemConfig, dim_sizes: tuple[int, ...]) -> None:
+    """HSDP: the shard group divides the DP x SP group, shards something (ZeRO >= 1) and fits the network."""
+    par = c.parallel
+    group, shard = par.dp * par.sp, par.shard_group
+    if shard is None:
+        return
+    if group % shard:
+        raise KeyedValueError("parallel.shard_group", f"shard_group={shard} must divide dp*sp = {group}")
+    if par.zero == 0 and shard != group:
+        raise KeyedValueError("parallel.shard_group", f"shard_group={shard} shards nothing with zero 0 "
+                              "(set zero 1-3, or leave shard_group out)")
+    if c.model.moe is not None and shard != group:
+        raise KeyedValueError("parallel.shard_group", "hybrid sharding of a MoE model is not modelled (leave "
+                              "shard_group out)")
+    order = layout_order(par.tp, par.sp, par.dp, par.pp, par.rank_order)
+    try:
+        hybrid_shard_shapes(layout_shapes((par.tp, par.sp, par.dp, par.pp), order, dim_sizes), shard)
+    except CosmicError as exc:
+        raise KeyedValueError("parallel.shard_group", str(exc)) from None
 
 
 def _check_moe(c: SystemConfig, dim_sizes: tuple[int, ...]) -> None:
@@ -285,8 +308,6 @@ def _check_moe(c: SystemConfig, dim_sizes: tuple[int, ...]) -> None:
     if par.tp > 1 and not par.sequence_parallel:
         raise KeyedValueError("parallel.sequence_parallel", "MoE with tp > 1 needs sequence_parallel: true "
                               "(Megatron-Core requires it; the router sees the 1/tp sequence shard)")
-    if par.zero >= 3:
-        raise KeyedValueError("parallel.zero", "ZeRO-3/FSDP of a MoE model is not modelled (use zero 0-2)")
     order = layout_order(par.tp, par.sp, par.dp, par.pp, par.rank_order)
     if par.pp > 1 and order.index("pp") != sum(1 for d in (par.tp, par.sp, par.dp) if d > 1):
         raise KeyedValueError("parallel.rank_order", "MoE parallel folding lays the expert groups over the ranks "

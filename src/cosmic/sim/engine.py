@@ -52,6 +52,7 @@ from cosmic.workload.memory import (
 from cosmic.workload.model import Embedding, ModelSpec
 from cosmic.workload.parallel import layout_order as _layout_order
 from cosmic.workload.schemas import Recompute, Schedule
+from cosmic.workload.sharding import gather_units, regathers_on_recompute
 
 SCHEDULE_CODES = {s: i for i, s in enumerate(Schedule)}
 DISPATCHER_CODES = {"alltoall": DISPATCH_ALLTOALL, "allgather": DISPATCH_ALLGATHER}
@@ -139,6 +140,10 @@ def step_inputs(cfg: SystemConfig) -> StepInputs:
         first_layers=tr.first_stage_layers or 0, last_layers=tr.last_stage_layers or 0,
         tp_overlap=TP_OVERLAP_CODES[tr.tp_comm_overlap], g_qkv=lc.qkv_s, g_proj=lc.proj_s, g_fc1=lc.fc1_s,
         g_fc2=lc.fc2_s,
+        z3_units=gather_units(tr.zero3_gathers), z3_prefetch=tr.zero3_prefetch,
+        z3_reshard=tr.reshard_after_forward, z3_per_step=tr.param_gather_per_step,
+        z3_regather=regathers_on_recompute(tr.zero3_gathers, tr.recompute is Recompute.FULL),
+        shard=par.shard_group or 0,
         **(moe_inputs(model, par.ep, par.expert_tp, tr.moe_imbalance, DISPATCHER_CODES[par.moe_dispatcher],
                       tr.moe_overlap) if model.moe is not None else {}),
     )
@@ -186,7 +191,8 @@ def _plan_key(cfg: SystemConfig) -> tuple[Any, ...]:
         tr.attention_kernel, tr.schedule, tr.virtual_stages, tr.global_batch, tr.dp_overlap,
         tr.param_gather_overlap, tr.grad_accumulation_fusion, tr.grad_reduce_fp32, par.ep, par.etp,
         par.moe_dispatcher, tr.moe_imbalance, tr.moe_overlap, par.cp_algorithm, tr.first_stage_layers,
-        tr.last_stage_layers, tr.tp_comm_overlap,
+        tr.last_stage_layers, tr.tp_comm_overlap, tr.zero3_gathers, tr.zero3_prefetch,
+        tr.reshard_after_forward, tr.param_gather_per_step, par.shard_group,
     )
 
 
@@ -215,7 +221,7 @@ def communicator(cfg: SystemConfig, order: tuple[str, ...] | None = None) -> Com
     leaves no priced collectives behind for the garbage collector to scan."""
     par = cfg.parallel
     return Communicator(cfg.network, cfg.collective, (par.tp, par.sp, par.dp, par.pp), order or layout_order(cfg),
-                        _expert(cfg))
+                        _expert(cfg), par.shard_group)
 
 
 def _expert(cfg: SystemConfig) -> tuple[int, int] | None:
@@ -295,12 +301,12 @@ def simulate(config: SystemConfig) -> Result:
     # reused while remembered); only checked configurations are remembered, and the key holds everything the
     # checks read (a rank order that moves a group of degree 1 fits exactly when this one does)
     key = (id(model), id(acc), id(net), id(coll), id(tr), par.tp, par.sp, par.dp, par.pp, par.zero,
-           par.sequence_parallel, order, par.ep, par.etp, par.moe_dispatcher, par.cp_algorithm)
+           par.sequence_parallel, order, par.ep, par.etp, par.moe_dispatcher, par.cp_algorithm, par.shard_group)
     hit = _RESULTS.get(key)
     if hit is not None:
         return hit[5]
     ps = _checked_plan(config)
-    comm = Communicator(net, coll, (par.tp, par.sp, par.dp, par.pp), order, _expert(config))
+    comm = Communicator(net, coll, (par.tp, par.sp, par.dp, par.pp), order, _expert(config), par.shard_group)
     result = _result(config, ps, run_step(ps.inputs, ps.plan, comm, coll.scheduling == "LIFO", coll.chunks))
     _RESULTS.put(key, (model, acc, net, coll, tr, result))
     return result

@@ -116,6 +116,13 @@ class StepInputs:
     g_proj: Num = 0.0
     g_fc1: Num = 0.0
     g_fc2: Num = 0.0
+    # ZeRO-3 / FSDP as the framework runs it (`cosmic.workload.sharding`; defaults: PyTorch FSDP FULL_SHARD)
+    z3_units: Num = 1  # gather (and reduce-scatter) collectives per layer
+    z3_prefetch: Num = 1  # gathers in flight ahead of the compute (0: each gather exposed)
+    z3_reshard: Num = True  # gather again for the backward
+    z3_per_step: Num = False  # gather once per step, reduce-scatter once per step
+    z3_regather: Num = False  # the recompute's forward gathers the weights again (hooks inside the checkpoint)
+    shard: Num = 0  # HSDP: ranks of the DP x SP group that shard the ZeRO states (0: all of them)
 
 
 TP_OVERLAP_CODES = {"off": 0, "userbuffers": 1, "async_tp": 2}
@@ -169,7 +176,8 @@ def plan(x: StepInputs) -> Plan:
     layer_local = (x.layer_params - x.expert_params) / x.tp if moe else x.layer_params / x.tp
     params = tuple(r.layers * layer_local + where(r.first == 0, emb_params, 0.0)
                    + where(r.first + r.count == x.pp, head_params, 0.0) for r in runs)
-    shard = where(x.zero >= 1, x.dp * x.sp, 1)
+    sg = shard_degree(x)
+    shard = where(x.zero >= 1, sg, 1)
     opt = tuple(p / shard * OPTIMIZER_TRAFFIC_BYTES_PER_PARAM / x.mem_bw + x.kernel_overhead_s for p in params)
     experts: tuple[Num, ...] = ()
     edp = _expert_dp(x)
@@ -178,9 +186,10 @@ def plan(x: StepInputs) -> Plan:
         e_shard = where(x.zero >= 1, edp, 1)
         opt = tuple(o + e / e_shard * OPTIMIZER_TRAFFIC_BYTES_PER_PARAM / x.mem_bw for o, e in zip(opt, experts,
                                                                                                     strict=True))
-    mems = [stage_memory(r, p, pp=x.pp, zero=x.zero, dp_group=x.dp * x.sp, schedule=x.schedule, m=m, v=x.v,
+    mems = [stage_memory(r, p, pp=x.pp, zero=x.zero, dp_group=sg, schedule=x.schedule, m=m, v=x.v,
                          recompute=x.recompute, act=x.act, expert_params=experts[i] if moe else 0.0,
-                         expert_group=edp) for i, (r, p) in enumerate(zip(runs, params, strict=True))]
+                         expert_group=edp, keep_gathered=(x.z3_reshard == 0) | x.z3_per_step,
+                         keep_grads=x.z3_per_step) for i, (r, p) in enumerate(zip(runs, params, strict=True))]
     fwd, bwd, rec = stage_compute(x, runs, tuple(p + e for p, e in zip(params, experts, strict=True))
                                   if moe else params, present)
     return Plan(
@@ -193,6 +202,25 @@ def plan(x: StepInputs) -> Plan:
         kv_width=where(x.n_kv_heads >= x.tp, x.kv_dim / x.tp, x.head_dim),
         expert_params=experts,
     )
+
+
+def shard_degree(x: StepInputs) -> Num:
+    """Ranks that shard the ZeRO states: the HSDP shard group, else the whole DP x SP group."""
+    return where(x.shard > 0, x.shard, x.dp * x.sp)
+
+
+def shard_collectives(x: StepInputs, comm: Any, grad_bytes: Num, weight_bytes: Num) -> tuple[Priced, Priced]:
+    """The sharded states' collectives: the gradient reduce-scatter of `grad_bytes` and the all-gather of the
+    `weight_bytes` shard. Under HSDP the reduce-scatter runs in the shard group and the resulting shards are
+    all-reduced across the replicas (PyTorch FSDP HYBRID_SHARD ``_reduce_grad``: reduce_scatter_tensor in the
+    shard process group, then all_reduce in the inter-node group); the gather stays in the shard group."""
+    if not any_(x.shard > 0):
+        return comm(RS, grad_bytes, "dpsp"), comm(AG, weight_bytes, "dpsp")
+    hybrid = (x.shard > 0) & (x.shard < x.dp * x.sp)
+    rs = comm(RS, grad_bytes, "shard")
+    if any_(hybrid):
+        rs = _masked_sum(True, rs, hybrid, comm(AR, grad_bytes / shard_degree(x), "replica"))
+    return rs, comm(AG, weight_bytes, "shard")
 
 
 def _expert_dp(x: StepInputs) -> Num:
@@ -509,6 +537,7 @@ class StageRow:
     z3_rs: Priced
     ep: Num = 0.0
     w: Num = 0.0  # the weight-gradient part of `bwd`
+    dp_once: Num = 0.0  # ZeRO-3 gathered once per step: its exposed gathers and reduce-scatters, once
 
 
 def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRow | None, ...]:
@@ -520,34 +549,66 @@ def stage_rows(x: StepInputs, p: Plan, c: LayerComm, comm: Any) -> tuple[StageRo
     sp_layer = c.sp_fwd + c.sp_bwd + c.sp_rec
     ep_layer = c.moe.fwd + c.moe.bwd + c.moe.rec if c.moe is not None else None
     rows: list[StageRow | None] = []
-    for r, params, here, fwd, bwd, rec in zip(p.runs, p.params, p.present, p.fwd_s, p.bwd_s, p.rec_s, strict=True):
+    experts = p.expert_params or (0.0,) * len(p.runs)
+    for r, params, here, fwd, bwd, rec, e_params in zip(p.runs, p.params, p.present, p.fwd_s, p.bwd_s, p.rec_s,
+                                                        experts, strict=True):
         if not any_(here):
             rows.append(None)
             continue
         n, first = r.layers, r.first == 0
         tp = n * tp_layer + where(first, c.emb_tp, 0.0)
         sp = n * sp_layer
-        dp_mb, ag, rs = 0.0, comm.zero, comm.zero
+        dp_mb, ag, rs, once = 0.0, comm.zero, comm.zero, 0.0
         if any_(z3 & here):
-            # FSDP: each layer gathers its weights before its forward and its backward and reduce-scatters its
-            # gradients (one collective per layer, the per-step latency paid per layer); the next layer's gather
-            # runs behind the current layer's compute, except the first gather and the last reduce-scatter
-            units = vmax(1, n)
-            ag = comm(AG, params * WEIGHT_BYTES / units / dp_group, "dpsp")
-            rs = comm(RS, params * x.reduce_bytes / units, "dpsp")
             fwd_stream = fwd + n * (c.tp_fwd + c.sp_fwd) + where(first, c.emb_tp, 0.0)
             bwd_stream = bwd + rec + n * (c.tp_bwd + c.tp_rec + c.sp_bwd + c.sp_rec)
-            ag_s, rs_s = units * ag.total_s, units * rs.total_s
-            dp_mb = where(z3, ag.total_s + overlap_cost_s(ag_s - ag.total_s, fwd_stream, x.share) + rs.total_s
-                          + overlap_cost_s(ag_s + rs_s - rs.total_s, bwd_stream, x.share), 0.0)
+            ag, rs, z3_s = zero3_exposed_s(x, comm, params, n, fwd_stream, bwd_stream, e_params)
+            dp_mb = where(z3 & (x.z3_per_step == 0), z3_s, 0.0)
+            once = where(z3 & x.z3_per_step, z3_s, 0.0)
         total = fwd + bwd + rec + tp + sp + pp_c + dp_mb
         w = n * x.lc_wgrad
         if ep_layer is None:
-            rows.append(StageRow(total, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs, 0.0, w))
+            rows.append(StageRow(total, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs, 0.0, w, once))
         else:
             ep = n * ep_layer
-            rows.append(StageRow(total + ep, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs, ep, w))
+            rows.append(StageRow(total + ep, fwd, bwd, rec, tp, sp, pp_c, dp_mb, ag, rs, ep, w, once))
     return tuple(rows)
+
+
+def zero3_exposed_s(x: StepInputs, comm: Any, params: Num, n: Num, fwd_stream: Num,
+                    bwd_stream: Num, e_params: Num = 0.0) -> tuple[Priced, Priced, Num]:
+    """ZeRO-3 / FSDP on one stage of `n` layers holding `params` parameters: the gather and reduce-scatter of one
+    unit and the seconds they add to one pass of forward and backward (`fwd_stream`, `bwd_stream`: the compute and
+    exposed TP/SP traffic they can hide behind).
+
+    Each layer's weights are gathered in `z3_units` collectives before its forward and, unless kept
+    (`z3_reshard` false), again before its backward; its gradients are reduce-scattered in as many. Every
+    collective pays its latency (Rajbhandari et al. 2020, ZeRO sec. 7: 1.5x the data-parallel volume); where
+    the framework hooks the modules inside a checkpointed layer (`z3_regather`, DeepSpeed) the recompute's forward
+    gathers them once more. With
+    prefetch the next unit's gather runs behind the current compute and only the first gather and the last
+    reduce-scatter are exposed; without it every gather is exposed and only the reduce-scatters, which are
+    asynchronous in every framework, overlap the backward.
+
+    A MoE model's routed experts (`e_params` on this rank) are sharded over expert DP: each unit gathers and
+    reduce-scatters them over that group after its dense weights (one more collective on another group, as
+    Megatron-FSDP and torchtitan shard experts over their expert-DP mesh dimension; `docs/moe.md`)."""
+    units = vmax(1, n) * x.z3_units
+    rs, ag = shard_collectives(x, comm, params * x.reduce_bytes / units,
+                               params * WEIGHT_BYTES / units / shard_degree(x))
+    if any_(x.moe):
+        edp = _expert_dp(x)
+        on = x.moe & (edp > 1)
+        e_rs = comm(RS, e_params * x.reduce_bytes / units, "edp")
+        e_ag = comm(AG, e_params * WEIGHT_BYTES / units / edp, "edp")
+        rs, ag = _masked_sum(True, rs, on, e_rs), _masked_sum(True, ag, on, e_ag)
+    ag_s, rs_s = units * ag.total_s, units * rs.total_s
+    bwd_ag_s = where(x.z3_reshard & (x.z3_per_step == 0), ag_s, 0.0) + where(x.z3_regather, ag_s, 0.0)
+    pre = x.z3_prefetch > 0
+    fwd_s = where(pre, ag.total_s + overlap_cost_s(ag_s - ag.total_s, fwd_stream, x.share), ag_s)
+    bwd_s = where(pre, overlap_cost_s(bwd_ag_s + rs_s - rs.total_s, bwd_stream, x.share),
+                  bwd_ag_s + overlap_cost_s(rs_s - rs.total_s, bwd_stream, x.share))
+    return ag, rs, fwd_s + rs.total_s + bwd_s
 
 
 def first_max(values: list[Num], present: tuple[Num, ...]) -> tuple[Num, Num]:
@@ -595,7 +656,7 @@ def tails(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, ...
         dp_coll = comm.zero
         if any_(reduce):
             ar = comm(AR, gbytes, "dpsp") if any_(reduce & (x.zero == 0)) else comm.zero
-            rs = comm(RS, gbytes, "dpsp") if any_(reduce & (x.zero > 0)) else comm.zero
+            rs = shard_collectives(x, comm, gbytes, 0.0)[0] if any_(reduce & (x.zero > 0)) else comm.zero
             dp_coll = _pick(x.zero == 0, ar, rs)
         t_dp = where(reduce, dp_coll.total_s, 0.0)
         if e_params is not None:
@@ -618,12 +679,16 @@ def tails(x: StepInputs, p: Plan, c: LayerComm, rows: tuple[StageRow | None, ...
         # --overlap-param-gather each bucket's gather hides behind the first micro-batch's forward
         gather, gather_s = comm.zero, 0.0
         if any_(gathers):
-            gather = comm(AG, params * WEIGHT_BYTES / dp_group, "dpsp")
+            gather = shard_collectives(x, comm, 0.0, params * WEIGHT_BYTES / shard_degree(x))[1]
             gather_s = where(gathers, gather.total_s, 0.0)
         if e_params is not None:
             gather, gather_s = _expert_gather(x, comm, params, e_params, gathers, gather, gather_s)
         if any_(gathers) or e_params is not None:
             gather_s = where(x.param_gather_overlap, overlap_cost_s(gather_s, row.fwd, x.share), gather_s)
+        if any_(row.dp_once > 0):
+            # ZeRO-3 gathered once per step (kept over the micro-batches): its collectives run once
+            gather = _pick(row.dp_once > 0, row.z3_ag, gather)
+            gather_s = gather_s + row.dp_once
         out.append(Tail(exposed + gather_s + opt_s, exposed, dp_coll, t_dp, gather, gather_s, opt_s))
         slack = slack + r.count * (row.bwd + row.rec + c.p2p_hop_s * x.v)
     return tuple(out)

@@ -263,6 +263,8 @@ def sharding(text: str) -> Sharding:
         Sharding(zero=2, extra_dp=1)
         >>> sharding("FSDP 16 (ICI)"), sharding("DDP + distributed optimizer (FSDP=0)")
         (Sharding(zero=3, extra_dp=16), Sharding(zero=1, extra_dp=1))
+        >>> sharding("HSDP (shard group 8)"), sharding("FSDP _HYBRID_SHARD_ZERO2")
+        (Sharding(zero=3, extra_dp=1), Sharding(zero=2, extra_dp=1))
 
     `extra_dp` is the stated FSDP degree; the caller multiplies dp by it only when the stated tp*pp*dp*cp falls
     short of the device count by exactly that factor (MaxText-style layouts list FSDP apart from DP).
@@ -270,6 +272,8 @@ def sharding(text: str) -> Sharding:
     t = (text or "").strip().lower()
     if not t:
         return Sharding(0, 1)
+    if re.search(HYBRID_SHARD, t):  # FSDP HYBRID_SHARD shards fully inside its group; _HYBRID_SHARD_ZERO2 as ZeRO-2
+        return Sharding(2 if "zero2" in t else 3, 1)
     m = re.search(r"fsdp\s*=?\s*(\d+)", t)
     degree = int(m.group(1)) if m else None
     if "shard_grad_op" in t or "zero-2" in t or "zero2" in t or "zero stage 2" in t:
@@ -417,6 +421,7 @@ LEGACY_STACKS = r"megatron-lm|deepspeed"
 
 FRAMEWORK_FAMILY_RULES: tuple[tuple[str, str], ...] = (
     # (regex on the lower-cased `framework` cell, `training.framework` family); first match wins
+    (r"automodel", "pytorch-fsdp"),  # NeMo AutoModel is PyTorch-native (FSDP2 + EP), not Megatron-Core
     (MODERN_MEGATRON, "megatron-core"),
     (r"deepspeed", "deepspeed"),  # DeepSpeed's engine runs the step, also under Megatron's model code
     (r"composer|llm-foundry|torchtitan|fsdp", "pytorch-fsdp"),
@@ -435,6 +440,8 @@ def framework_family(framework: str) -> str:
         ('megatron-core', 'deepspeed')
         >>> framework_family("Megatron-LM (PTD-P)"), framework_family("PAX (JAX)"), framework_family("")
         ('megatron-lm', 'jax', 'unspecified')
+        >>> framework_family("NeMo AutoModel (PyTorch, FSDP2) main branch")
+        'pytorch-fsdp'
     """
     f = (framework or "").lower()
     return next((family for pattern, family in FRAMEWORK_FAMILY_RULES if re.search(pattern, f)), "unspecified")
@@ -579,3 +586,57 @@ def tp_comm_overlap(framework: str, notes: str) -> str:
                 not re.match(r"\s*(:|=)?\s*(off|false|disabled|0)\b", t[m.end():]):
             return value
     return "off"
+
+
+def zero3_schedule(zero_fsdp: str, framework: str, notes: str, pp: int) -> dict[str, object]:
+    """How a row's stack runs ZeRO-3 / FSDP (`training.zero3_gathers`, `zero3_prefetch`, `reshard_after_forward`,
+    `param_gather_per_step`; `cosmic.workload.sharding`), from the cells' content; keys left out keep their
+    defaults (PyTorch FSDP FULL_SHARD: one gather per layer, one in flight ahead, resharded after forward).
+
+    * DeepSpeed gathers each weight matrix on its own (``_allgather_param`` per parameter, ZeRO-3 of 2021);
+    * torchtitan under pipelining does not reshard after forward and syncs gradients on the last micro-batch only
+      (``parallelize_llama``: "For PP, do not reshard after forward to avoid per-microbatch all-gathers"), so the
+      weights are gathered once per step;
+    * stated settings win: ``reshard_after_forward=False``, ``backward_prefetch=None`` / "no prefetch".
+
+    Example:
+        >>> zero3_schedule("ZeRO-3 (DeepSpeed)", "Megatron-LM + DeepSpeed ZeRO-3", "", 1)
+        {'zero3_gathers': 'parameter'}
+        >>> zero3_schedule("FSDP2", "torchtitan", "", 4), zero3_schedule("FSDP FULL_SHARD", "Composer", "", 1)
+        ({'param_gather_per_step': True}, {})
+    """
+    z, f, n = (zero_fsdp or "").lower(), (framework or "").lower(), (notes or "").lower()
+    text = " ".join((z, f, n))
+    out: dict[str, object] = {}
+    if re.search(r"deepspeed", z + " " + f):
+        out["zero3_gathers"] = "parameter"
+    if re.search(r"reshard_after_forward\s*[=:]\s*false", text):
+        out["reshard_after_forward"] = False
+    if re.search(r"backward_prefetch\s*[=:]\s*none|\bno prefetch", text):
+        out["zero3_prefetch"] = 0
+    if pp > 1 and re.search(r"torchtitan", f):
+        out["param_gather_per_step"] = True
+    return out
+
+
+HYBRID_SHARD = r"hsdp|hybrid[_ ]shard|hybrid sharded"
+"""Text naming hybrid sharded data parallelism (PyTorch FSDP ``HYBRID_SHARD`` / ``_HYBRID_SHARD_ZERO2``, HSDP)."""
+
+
+def hybrid_shard_group(zero_fsdp: str, notes: str, node_ranks: int) -> int | None:
+    """The shard group of a row that names hybrid sharding: the stated degree ("shard group 8", "shard=8",
+    "data_parallel_shard_degree=8", "dp_shard 8"), else one node's data-parallel ranks, as PyTorch FSDP's
+    ``HYBRID_SHARD`` builds it without a process group (``_init_intra_and_inter_node_groups``: the intra-node group
+    of ``torch.cuda.device_count()`` ranks); None when the row names no hybrid sharding.
+
+    Example:
+        >>> hybrid_shard_group("HSDP (shard group 16)", "", 8), hybrid_shard_group("FSDP HYBRID_SHARD", "", 8)
+        (16, 8)
+        >>> hybrid_shard_group("FSDP FULL_SHARD", "", 8) is None
+        True
+    """
+    text = f"{zero_fsdp or ''} {notes or ''}".lower()
+    if not re.search(HYBRID_SHARD + r"|data_parallel_shard_degree|dp_shard", text):
+        return None
+    m = re.search(r"(?:shard[_ ]group|data_parallel_shard_degree|dp_shard|shard)\s*[=:]?\s*(\d+)", text)
+    return int(m.group(1)) if m else node_ranks

@@ -347,6 +347,8 @@ def plan_row(row: Row) -> Plan:
     def make(tp_: int, pp_: int, dp_: int, mb: int, zero: int, v: int | None) -> SystemConfig:
         sp_flag = seq_par if seq_par is not None else (modern and tp_ > 1)
         tr = dict(training, micro_batch=mb)
+        if zero == 3:
+            tr.update(mapping.zero3_schedule(row.get("zero_fsdp"), framework, row.get("notes"), pp_))
         m_count = gb // (dp_ * mb)
         vv = v
         if vv is None:  # "interleaved" without a number: the smallest chunk count > 1 the layers allow
@@ -359,14 +361,24 @@ def plan_row(row: Row) -> Plan:
         else:
             tr.update(schedule="1f1b")
         cfg = dict(base, training=tr)
+        shard_group = hsdp.get("shard")
+        if shard_group is None or zero == 0 or shard_group >= dp_ * cp or (dp_ * cp) % shard_group:
+            shard_group = None
         cfg["parallel"] = {
             "tp": tp_, "pp": pp_, "dp": dp_, "sp": cp, "zero": zero, "sequence_parallel": bool(sp_flag),
             "cp_algorithm": cp_algo,
+            **({"shard_group": shard_group} if shard_group else {}),
             "rank_order": "tp,sp,dp,pp", **moe.expert_layout(expert, block, tp_ * cp * dp_, tp_, defaults),
         }
         return config_from_dict(cfg)
 
     per_stage = mapping.micro_batches_per_stage(framework)
+    # hybrid sharding: named in the text, or an FSDP degree stated apart from a DP degree > 1 (MaxText meshes:
+    # the fsdp axis shards, the data axis replicates)
+    hsdp: dict[str, int] = {}
+    named = mapping.hybrid_shard_group(row.get("zero_fsdp"), row.get("notes"), max(1, node // (tp or 1)))
+    if named is not None:
+        hsdp["shard"] = named * cp
 
     def micro_batches(dp_: int, pp_: int) -> list[int]:
         stated = row.i("micro_batch")
@@ -417,6 +429,10 @@ def plan_row(row: Row) -> Plan:
         dp = n // (tp * pp * cp)
     if tp * pp * dp * cp != n:
         if shard.extra_dp > 1 and tp * pp * dp * cp * shard.extra_dp == n:
+            if dp > 1 and "shard" not in hsdp:
+                hsdp["shard"] = shard.extra_dp * cp
+                defaults.append(f"FSDP {shard.extra_dp} beside dp {dp}: hybrid sharding, shard group "
+                                f"{shard.extra_dp * cp}, {dp} replicas")
             dp *= shard.extra_dp
         elif _stated_layout_holds(row, tp, pp, dp, cp, gb):
             # every degree stated and the batch splits over the stated DP, but the device count disagrees: a

@@ -97,13 +97,18 @@ def _ceil(x: Num) -> Num:
 
 
 def stage_memory(run: StageRun, params: Num, *, pp: Num, zero: Num, dp_group: Num, schedule: Num, m: Num, v: Num,
-                 recompute: Num, act: ActivationBytes, expert_params: Num = 0.0, expert_group: Num = 1) -> Memory:
+                 recompute: Num, act: ActivationBytes, expert_params: Num = 0.0, expert_group: Num = 1,
+                 keep_gathered: Num = False, keep_grads: Num = False) -> Memory:
     """Peak memory of the first stage of `run` holding `params` parameters (within a run of identical stages the
     activations in flight never grow with the stage index, so the first stage of each run is the one to check).
 
     A MoE model's routed experts (`expert_params` on this rank) shard their gradients and optimizer state over
     the expert data-parallel group `expert_group` instead (Megatron-Core's distributed optimizer keeps one
-    expert-DP buffer per expert group)."""
+    expert-DP buffer per expert group).
+
+    ZeRO-3 that keeps the gathered weights from the forward to the backward (`keep_gathered`: FSDP
+    reshard_after_forward false, or weights gathered once per step) holds the stage's whole weights besides its
+    shard; one that accumulates gradients unsharded over the micro-batches (`keep_grads`) holds them whole too."""
     w = params * WEIGHT_BYTES / where(zero >= 3, dp_group, 1)
     g = params * GRAD_BYTES / where(zero >= 2, dp_group, 1)
     o = params * OPTIMIZER_BYTES / where(zero >= 1, dp_group, 1)
@@ -111,8 +116,17 @@ def stage_memory(run: StageRun, params: Num, *, pp: Num, zero: Num, dp_group: Nu
         w = w + expert_params * WEIGHT_BYTES / where(zero >= 3, expert_group, 1)
         g = g + expert_params * GRAD_BYTES / where(zero >= 2, expert_group, 1)
         o = o + expert_params * OPTIMIZER_BYTES / where(zero >= 1, expert_group, 1)
-    # FSDP keeps one gathered layer (plus a prefetched one) in full
-    w = w + where(zero >= 3, 2 * params / vmax(1, run.layers) * WEIGHT_BYTES, 0.0)
+    # FSDP keeps one gathered layer (plus a prefetched one) in full, or the whole stage when it keeps them
+    z3 = zero >= 3
+    w = w + where(z3, where(keep_gathered, params, 2 * params / vmax(1, run.layers)) * WEIGHT_BYTES, 0.0)
+    g = g + where(z3 & keep_grads, params * GRAD_BYTES, 0.0)
+    if expert_params is not None and not (type(expert_params) is float and expert_params == 0.0):
+        # and the routed experts of the gathered layers (their shards are over expert DP; with an expert DP of
+        # one rank they are whole already and nothing is gathered)
+        e_z3 = z3 & (expert_group > 1)
+        w = w + where(e_z3, where(keep_gathered, expert_params, 2 * expert_params / vmax(1, run.layers))
+                      * WEIGHT_BYTES, 0.0)
+        g = g + where(e_z3 & keep_grads, expert_params * GRAD_BYTES, 0.0)
     k = in_flight(schedule, m, v, pp, run.first)
     a = k * run.layers * act.layer
     a = a + where((recompute == RECOMPUTE_FULL) & (run.layers > 0), act.full_working, 0.0)

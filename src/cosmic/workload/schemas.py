@@ -101,6 +101,11 @@ class ParallelConfig(BaseModel):
     sp: PosInt = 1
     sequence_parallel: bool = False
     zero: Annotated[int, Field(ge=0, le=3)] = 0
+    shard_group: PosInt | None = Field(
+        default=None, description="hybrid sharded data parallelism (HSDP): the ranks of the DP x SP group that "
+        "shard the ZeRO states, innermost first; the groups of ranks holding the same shard all-reduce the "
+        "gradient shards across them (FSDP HYBRID_SHARD, FSDP2 2-D mesh, DeepSpeed MiCS, Megatron partial "
+        "distributed optimizer); default (none) = the whole DP x SP group. Needs zero >= 1 and divides dp*sp")
     ep: PosInt = Field(default=1, description="expert parallelism (MoE models): experts split over ep ranks, "
                        "folded onto the TP x SP x DP ranks of a pipeline stage (Megatron-Core MoE parallel folding)")
     etp: PosInt | None = Field(default=None, description="expert tensor parallelism: each expert split over etp "
@@ -143,6 +148,11 @@ class ParallelConfig(BaseModel):
     @property
     def n_npus(self) -> int:
         return self.dp * self.tp * self.pp * self.sp
+
+    @property
+    def shard_degree(self) -> int:
+        """Ranks that shard the ZeRO states: `shard_group`, else the whole DP x SP group."""
+        return self.shard_group if self.shard_group is not None else self.dp * self.sp
 
     @property
     def expert_tp(self) -> int:
@@ -194,6 +204,31 @@ class TrainingConfig(BaseModel):
         description="gradients are reduced over data parallelism in fp32 (PyTorch FSDP MixedPrecision "
         "reduce_dtype=float32, as Composer's DEFAULT mode): with ZeRO-3 each micro-batch's 16-bit gradient is cast "
         "to fp32 first, and every gradient collective moves 4 bytes per parameter instead of 2",
+    )
+    zero3_gathers: Literal["layer", "parameter"] = Field(
+        default="layer",
+        description="ZeRO-3/FSDP: how many collectives gather a layer's weights (and reduce-scatter its "
+        "gradients): 'layer' = one per transformer layer (PyTorch FSDP1's flat parameter per wrapped block, FSDP2's "
+        "grouped all-gather per module, XLA); 'parameter' = one per weight matrix, 4 per layer (DeepSpeed ZeRO-3 "
+        "gathers each parameter above stage3_param_persistence_threshold on its own)",
+    )
+    zero3_prefetch: Annotated[int, Field(ge=0, le=64)] = Field(
+        default=1,
+        description="ZeRO-3/FSDP: gathers issued ahead of the unit being computed: 1 = the next gather runs behind "
+        "the current compute (FSDP2's implicit prefetch, FSDP1 BACKWARD_PRE, DeepSpeed's prefetch bucket); 0 = "
+        "every gather waits for the compute before it and is exposed; deeper prefetch is never slower",
+    )
+    reshard_after_forward: bool = Field(
+        default=True,
+        description="ZeRO-3/FSDP: free the gathered weights after each layer's forward and gather them again "
+        "for its backward (FSDP FULL_SHARD, FSDP2's default); false keeps them to the backward (FSDP SHARD_GRAD_OP "
+        "semantics for the weights: one gather per micro-batch, the stage's whole weights in memory)",
+    )
+    param_gather_per_step: bool = Field(
+        default=False,
+        description="ZeRO-3/FSDP: gather the weights once per step and keep them over all micro-batches, "
+        "accumulating gradients unsharded and reduce-scattering them once (torchtitan with pipelining: FSDP2 "
+        "reshard_after_forward=False, gradient sync on the last micro-batch only); false = per micro-batch",
     )
     seq_len: PosInt | None = Field(default=None, description="override the model's sequence length")
     framework: Framework = Field(
