@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 import cosmic
@@ -88,6 +89,10 @@ def test_batch_path_equals_scalar_path() -> None:
     ok = simulate_columns(dataclasses.replace(two, trainings=(two.trainings[0], bad_tr), configs=None,
                                               rebuild=lambda i: None)).ok
     assert ok.tolist() == [True, False]
+    # a batch where no point is priced returns NaN figures instead of failing
+    none = simulate_columns(dataclasses.replace(two, trainings=(bad_tr, bad_tr), configs=None,
+                                                rebuild=lambda i: None))
+    assert none.ok.tolist() == [False, False] and np.isnan(none.figures["step_time_s"]).all()
 
 
 def test_zero_bubble_h1_shrinks_the_fill_and_drain_by_the_deferred_weight_gradients() -> None:

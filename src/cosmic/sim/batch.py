@@ -464,25 +464,26 @@ def simulate_columns(c: StepColumns, *, time_unfit: bool = True) -> BatchResult:
         timed = ok if time_unfit else ok & (total_mem <= tr["mem_bytes"])
         lifo = c.collective.scheduling == SCHEDULINGS.index("LIFO")
         chunks = c.collective.chunks
+        idx: Any = slice(None) if timed.all() else np.flatnonzero(timed)
+        st = None
         if timed.all():
             st = run_step(x, p, comm, lifo, chunks)
-            idx: Any = slice(None)
-        else:
-            idx = np.flatnonzero(timed)
+        elif timed.any():  # a batch with nothing to time (every point rejected or unfit) prices no step
             st = run_step(take(x, idx, n), take(p, idx, n), comm.take(idx), lifo[idx], chunks[idx])
         step = np.full(n, np.nan)
-        step[idx] = st.step_s
+        crit = np.full(n, -1, dtype=np.int64)
+        per_dim = np.full((n, comm.n_dims), np.nan)
+        bd = {k: np.full(n, np.nan) for k in MOE_BREAKDOWN_KEYS}
+        if st is not None:
+            step[idx], crit[idx] = st.step_s, st.critical_stage
+            for d, t in enumerate(st.per_dim_s):
+                per_dim[idx, d] = t
+            bd = {}
+            for k, v in st.breakdown.items():
+                bd[k] = np.full(n, np.nan)
+                bd[k][idx] = v
         figs = _figures(c, x, p, step, tr)
-    crit = np.full(n, -1, dtype=np.int64)
-    crit[idx] = st.critical_stage
     figs["critical_stage"] = crit
-    per_dim = np.full((n, comm.n_dims), np.nan)
-    for d, t in enumerate(st.per_dim_s):
-        per_dim[idx, d] = t
-    bd = {}
-    for k, v in st.breakdown.items():
-        bd[k] = np.full(n, np.nan)
-        bd[k][idx] = v
     return BatchResult(c, ok, figs, bd, per_dim, timed=timed)
 
 
