@@ -26,6 +26,7 @@ from cosmic.sim.columns import FIDELITIES, MULTIDIMS, SCHEDULINGS, StepColumns
 from cosmic.sim.engine import (
     RECOMPUTE_CODES,
     SCHEDULE_CODES,
+    make_shard,
     model_flops,
     run_step,
 )
@@ -33,7 +34,7 @@ from cosmic.sim.evidence import Evidence, evidence_columns, evidence_of
 from cosmic.sim.result import BREAKDOWN_KEYS, MOE_BREAKDOWN_KEYS, Memory, Result
 from cosmic.sim.step import Plan, StepInputs, plan
 from cosmic.units import BYTES_PER_ELEMENT
-from cosmic.workload.layers import LayerShard, end_costs, layer_cost
+from cosmic.workload.layers import end_costs, layer_cost
 from cosmic.workload.memory import (
     FP32_GRAD_BYTES,
     FULL_LAYER_WORKING_BYTES,
@@ -44,6 +45,7 @@ from cosmic.workload.memory import (
 from cosmic.workload.model import Embedding
 from cosmic.workload.parallel import PARALLEL_DIMS
 from cosmic.workload.schemas import Schedule
+from cosmic.workload.stack import StackChoice
 
 _LC_FIELDS = ("fwd_s", "bwd_s", "recompute_s", "attn_core_fwd_s", "attn_core_bwd_s", "recompute_flops", "act_bytes")
 
@@ -97,8 +99,7 @@ _BITS = (8, 8, 12, 16, 16, 1)  # model, accelerator, training shard, tp, sp, seq
 
 def _shard_tuple(tr: Any) -> tuple[Any, ...]:
     """What a layer shard takes from a training configuration."""
-    return (tr.micro_batch, tr.seq_len, tr.precision.value, tr.flash_attention, tr.recompute, tr.attention_kernel,
-            tr.moe_imbalance)
+    return (tr.micro_batch, tr.seq_len, tr.precision.value, StackChoice.of(tr), tr.recompute, tr.moe_imbalance)
 
 
 def _layer_costs(c: StepColumns) -> dict[str, np.ndarray]:
@@ -141,12 +142,9 @@ def _shard_costs(mc: int, ac: int, tc: int, tp: int, sp: int, seqpar: int, ep: i
                  etp: int = 1) -> tuple[float, ...]:
     """Layer, embedding and head costs of one shard given by its codes (`_OBJECTS`) and split."""
     model, acc = _OBJECTS.objects[mc], _OBJECTS.objects[ac]
-    _, mb, seq, prec, flash, recompute, kernel, imbalance = _OBJECTS.objects[tc]
-    if model.moe is None:
-        shard = LayerShard(tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), flash, recompute, kernel)
-    else:
-        shard = LayerShard(tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), flash, recompute, kernel, ep, etp,
-                           imbalance)
+    _, mb, seq, prec, stack, recompute, imbalance = _OBJECTS.objects[tc]
+    shard = make_shard(model, acc, stack, tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), recompute, ep, etp,
+                       imbalance)
     lc = layer_cost(model, acc, shard)
     emb, head = end_costs(model, acc, shard)
     return tuple(getattr(lc, f) for f in _LC_FIELDS) + (emb.fwd_s, emb.bwd_s, emb.act_bytes, head.fwd_s,

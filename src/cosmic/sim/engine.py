@@ -24,6 +24,7 @@ from cosmic.errors import InfeasibleError, KeyedValueError
 from cosmic.network.cost import network_figures
 from cosmic.sim.config import SystemConfig, check_config, check_layout
 from cosmic.sim.evidence import evidence_of_config
+from cosmic.sim.regime import generation
 from cosmic.sim.result import EP_KEY, Memory, Result
 from cosmic.sim.step import (
     DISPATCH_ALLGATHER,
@@ -48,6 +49,7 @@ from cosmic.workload.memory import (
 from cosmic.workload.model import Embedding, ModelSpec
 from cosmic.workload.parallel import layout_order as _layout_order
 from cosmic.workload.schemas import Recompute, Schedule
+from cosmic.workload.stack import StackChoice
 
 SCHEDULE_CODES = {s: i for i, s in enumerate(Schedule)}
 DISPATCHER_CODES = {"alltoall": DISPATCH_ALLTOALL, "allgather": DISPATCH_ALLGATHER}
@@ -69,14 +71,25 @@ __all__ = [
 ]
 
 
+def make_shard(model: ModelSpec, accelerator: Any, stack: StackChoice, tp: int, sp: int, micro_batch: int,
+               seq_len: int, precision: str, sequence_parallel: bool, recompute: Recompute, ep: int = 1,
+               etp: int = 1, imbalance: float = 1.0) -> LayerShard:
+    """The `LayerShard` of one rank, with the kernels the software stack runs on `accelerator` resolved
+    (`cosmic.workload.stack`): the one constructor of the scalar and the batch paths."""
+    kernel = stack.attention(generation(accelerator.name))
+    if model.moe is None:
+        return LayerShard(tp, sp, micro_batch, seq_len, precision, bool(sequence_parallel), kernel != "unfused",
+                          recompute, kernel)
+    return LayerShard(tp, sp, micro_batch, seq_len, precision, bool(sequence_parallel), kernel != "unfused",
+                      recompute, kernel, ep, etp, imbalance)
+
+
 def layer_shard(cfg: SystemConfig) -> LayerShard:
     """How one layer of `cfg` runs on one rank."""
     par, tr = cfg.parallel, cfg.training
-    if cfg.model.moe is None:
-        return LayerShard(par.tp, par.sp, tr.micro_batch, cfg.seq_len, tr.precision.value, par.sequence_parallel,
-                          tr.flash_attention, tr.recompute, tr.attention_kernel)
-    return LayerShard(par.tp, par.sp, tr.micro_batch, cfg.seq_len, tr.precision.value, par.sequence_parallel,
-                      tr.flash_attention, tr.recompute, tr.attention_kernel, par.ep, par.expert_tp, tr.moe_imbalance)
+    return make_shard(cfg.model, cfg.accelerator, StackChoice.of(tr), par.tp, par.sp, tr.micro_batch, cfg.seq_len,
+                      tr.precision.value, par.sequence_parallel, tr.recompute, par.ep, par.expert_tp,
+                      tr.moe_imbalance)
 
 
 def moe_inputs(model: ModelSpec, ep: Any, etp: Any, imbalance: Any, dispatcher: Any, overlap: Any) -> dict[str, Any]:
@@ -172,7 +185,8 @@ def _plan_key(cfg: SystemConfig) -> tuple[Any, ...]:
     return (
         id(model), id(cfg.accelerator), par.tp, par.sp, par.pp, par.dp, par.zero, par.sequence_parallel,
         tr.micro_batch, tr.seq_len or model.seq_len, tr.precision, tr.flash_attention, tr.recompute,
-        tr.attention_kernel, tr.schedule, tr.virtual_stages, tr.global_batch, tr.dp_overlap,
+        tr.attention_kernel, tr.framework, tr.stack_date, tr.schedule, tr.virtual_stages, tr.global_batch,
+        tr.dp_overlap,
         tr.param_gather_overlap, tr.grad_accumulation_fusion, tr.grad_reduce_fp32, par.ep, par.etp,
         par.moe_dispatcher, tr.moe_imbalance, tr.moe_overlap,
     )

@@ -316,11 +316,11 @@ def plan_row(row: Row) -> Plan:
         "global_batch": gb,
         "precision": prec,
         "recompute": rec,
-        "flash_attention": mapping.uses_flash_attention(framework, accel),
+        "stack_date": mapping.stack_date(framework, row.get("notes"), row.get("source")),
         "dp_overlap": mapping.overlaps_dp(framework),
         "param_gather_overlap": mapping.overlaps_param_gather(row.get("notes"), row.get("zero_fsdp"), framework)
         or mapping.nemo_overlaps_param_gather(framework, shard.zero),
-        "attention_kernel": mapping.attention_kernel(framework, row.get("model")),
+        "attention_kernel": mapping.attention_kernel(framework, row.get("model"), accel, row.get("notes")),
         "grad_accumulation_fusion": mapping.fuses_grad_accumulation(framework),
         "grad_reduce_fp32": mapping.reduces_grads_in_fp32(row.get("zero_fsdp"), framework, prec),
         "framework": mapping.framework_family(framework),

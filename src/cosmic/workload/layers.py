@@ -218,15 +218,35 @@ def attention_core(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tu
     return fwd_s, bwd_s, attn_flops
 
 
+ATTENTION_REF_HEAD_DIM = 128
+"""Head dimension of the catalog's attention efficiencies (the FlashAttention papers' head-dim-128 figures)."""
+ATTENTION_HEAD_DIM_K0 = 32.0
+"""Per score element the matmuls do 4 x head_dim FLOPs forward while the softmax's exponent and rescaling cost a
+fixed time: efficiency scales as d / (d + K0). K0 = 32 from Shah et al. 2024 (FlashAttention-3, Figs. 5-6, H100,
+sequence 2k, forward + 2.5 x backward): head dim 64 runs at 0.81 (FA3), 0.90 (FA2), 0.79 (cuDNN) of head dim 128,
+mean 0.835 = (128 + K0) / (2 (64 + K0))."""
+
+
+def attention_rate_flop_per_s(model: ModelSpec, acc: ComputeModel, kernel: str, precision: str) -> float:
+    """FLOP/s of fused attention kernel `kernel`: the catalog's efficiency (measured at head dim 128) times the
+    head-dimension factor ``(d / (d + K0)) / (128 / (128 + K0))``, never above the measured figure (FA2 and cuDNN
+    do not gain beyond head dim 128 in Shah et al. 2024's figures)."""
+    d = model.qk_head_dim
+    k0, ref = ATTENTION_HEAD_DIM_K0, ATTENTION_REF_HEAD_DIM
+    head_factor = min(1.0, (d / (d + k0)) / (ref / (ref + k0)))
+    return acc.peak_flop_per_s(precision) * acc.attention_efficiency_for(kernel) * head_factor
+
+
 def _fused_attention_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard,
                        attn_flops: float) -> tuple[float, float]:
     """Fused attention runs at its own measured fraction of peak (FlashAttention papers), not at GEMM speed, and
-    skips the fully masked blocks of a causal mask."""
+    skips the fully masked blocks of a causal mask: half the query-key pairs, at the catalog's rates, which are the
+    papers' causal-kernel figures (the diagonal blocks' masking is in them)."""
     tp, s_local, seq_len = shard.tp, shard.seq_len // shard.sp, shard.seq_len
     act_prec = _act_precision(shard.precision)
     abpe = BYTES_PER_ELEMENT[act_prec]
     causal_frac = 0.5 if model.causal else 1.0
-    attn_rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency_for(shard.attention_kernel)
+    attn_rate = attention_rate_flop_per_s(model, acc, shard.attention_kernel, act_prec)
     attn_bytes = shard.micro_batch * (s_local * (model.q_dim + model.attn_out_dim) / tp
                                       + 2 * seq_len * model.kv_dim / tp) * abpe
     mem_rate = acc.achievable_mem_bytes_per_s
@@ -414,7 +434,7 @@ def cached_attention_s(model: ModelSpec, acc: ComputeModel, *, tp: int, q_tokens
     # query i of the chunk sees the cached keys and the chunk's first i+1 keys: q*(kv - q) + q*q/2 pairs
     pairs = q_tokens * (kv_tokens - q_tokens) + (0.5 if model.causal else 1.0) * q_tokens * q_tokens
     flops = 4.0 * pairs * h / tp
-    rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency_for(kernel)
+    rate = attention_rate_flop_per_s(model, acc, kernel, act_prec)
     bytes_moved = 2 * q_tokens * h / tp * abpe + 2 * kv_tokens * kv_width_per_rank(model, tp) * kv_bytes_per_element
     return max(flops / rate, bytes_moved / acc.achievable_mem_bytes_per_s)
 
@@ -426,7 +446,7 @@ def decode_attention_coefficients(model: ModelSpec, acc: ComputeModel, *, tp: in
     act_prec = _act_precision(precision)
     abpe = BYTES_PER_ELEMENT[act_prec]
     h = model.hidden
-    rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency_for(kernel)
+    rate = attention_rate_flop_per_s(model, acc, kernel, act_prec)
     mem = acc.achievable_mem_bytes_per_s
     return (4.0 * h / tp / rate, 2 * h / tp * abpe / mem,
             2 * kv_width_per_rank(model, tp) * kv_bytes_per_element / mem)
