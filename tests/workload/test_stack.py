@@ -112,3 +112,92 @@ def test_batch_path_resolves_the_same_kernels() -> None:
         assert batch.result(i) == cosmic.simulate(c), i
     forwards = {cosmic.simulate(c).breakdown["forward_s"] for c in cfgs}
     assert len(forwards) > 4  # the stacks really run different kernels
+
+
+# ---- fp8 recipes ------------------------------------------------------------------------------------------------
+
+RECIPES = ("delayed", "current", "rowwise", "blockwise", "mxfp8")
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_a_narrow_gqa_projection_is_slower_in_fp8(recipe: str) -> None:
+    """Llama-3-70B's K projection at TP 8 (one KV head of 128 per rank) over 8,192 tokens: the GEMM reads its
+    8192 x 8192 input and barely computes, so quantising that input costs more than fp8 saves; the 8192-wide
+    MLP-sized GEMM of the same input is faster in fp8 under every recipe."""
+    from cosmic.workload.layers import linear_fwd_bwd_s
+
+    for n in (16, 32, 64, 128, 256):
+        bf16 = linear_fwd_bwd_s(H100, 8192, 8192, n, precision="bf16")
+        assert linear_fwd_bwd_s(H100, 8192, 8192, n, precision="fp8", fp8_recipe=recipe) > bf16, n
+    wide = 8192 * 4
+    assert (linear_fwd_bwd_s(H100, 8192, 8192, wide, precision="fp8", fp8_recipe=recipe)
+            < linear_fwd_bwd_s(H100, 8192, 8192, wide, precision="bf16"))
+
+
+def test_quantise_bytes_follow_the_gemm_shape() -> None:
+    """Closed form of one linear layer's quantisation under current scaling on Hopper (TN only): input, weight and
+    output gradient each cost read 2 (amax) + read 2 (cast) + write 1 + 1 (transposed copy) bytes per element."""
+    from cosmic.workload.layers import linear_fwd_bwd_s
+
+    m, k, n = 4096.0, 8192.0, 1024.0
+    gemms = 3 * H100.gemm_time_s(m, k, n, precision="fp8", bytes_per_element=1)
+    q = (m * k + k * n + m * n) * 6 / H100.achievable_mem_bytes_per_s
+    got = linear_fwd_bwd_s(H100, m, k, n, precision="fp8", fp8_recipe="current")
+    assert got == pytest.approx(gemms + q, rel=1e-12)
+
+
+def _fp8_cfg(recipe: str, framework: str = "megatron-core", accelerator: str = "h100-sxm", gb: int = 64,
+             **over: Any) -> Any:
+    return dgx_config(model="llama3-70b" if "model" not in over else over.pop("model"), accelerator=accelerator,
+                      tp=8, pp=2, dp=2, global_batch=gb, precision="fp8", fp8_recipe=recipe, framework=framework,
+                      **over)
+
+
+def test_recipes_order_by_the_bytes_they_move() -> None:
+    times = {r: cosmic.simulate(_fp8_cfg(r)).step_time_s for r in RECIPES}
+    # Hopper: delayed fuses the norm and activation casts; block scales write both layouts in one pass; current
+    # adds an amax pass before a cast-transpose, as many bytes as rowwise's two passes (6 per element)
+    assert times["delayed"] < times["blockwise"] == times["mxfp8"] < times["current"] == times["rowwise"]
+    # Blackwell takes fp8 operands in either layout: current scaling writes one copy, rowwise still two
+    blackwell = {r: cosmic.simulate(_fp8_cfg(r, accelerator="b200")).step_time_s for r in ("current", "rowwise")}
+    assert blackwell["current"] < blackwell["rowwise"]
+    bf16 = cosmic.simulate(dgx_config(model="llama3-70b", accelerator="h100-sxm", tp=8, pp=2, dp=2, global_batch=64,
+                                      precision="bf16", framework="megatron-core")).step_time_s
+    assert max(times.values()) < bf16  # a 70B model's GEMMs are wide: fp8 still pays
+
+
+def test_transformer_engine_casts_weights_once_per_step() -> None:
+    """More micro-batches: Transformer Engine's per-step weight cast stays the same (in the optimizer tail),
+    torchao's per-micro-batch cast grows with them."""
+    def opt(framework: str, gb: int) -> float:
+        return cosmic.simulate(_fp8_cfg("current", framework, gb=gb)).breakdown["optimizer_s"]
+
+    assert opt("megatron-core", 64) == pytest.approx(opt("megatron-core", 256), rel=1e-12)
+    bf16 = dgx_config(model="llama3-70b", accelerator="h100-sxm", tp=8, pp=2, dp=2, global_batch=64,
+                      framework="megatron-core")
+    assert opt("megatron-core", 64) > cosmic.simulate(bf16).breakdown["optimizer_s"]
+    te = cosmic.simulate(_fp8_cfg("current", "megatron-core", gb=256))
+    tao = cosmic.simulate(_fp8_cfg("current", "pytorch-fsdp", gb=256))
+    assert tao.breakdown["forward_s"] > te.breakdown["forward_s"]
+
+
+def test_recipe_defaults_and_names() -> None:
+    def recipe(framework: str, accelerator: str, date: str | None = None) -> str:
+        cfg = _fp8_cfg("auto", framework, accelerator, stack_date=date)
+        return layer_shard(cfg).fp8_recipe
+
+    assert recipe("megatron-core", "h100-sxm") == "delayed"
+    assert recipe("pytorch-fsdp", "h100-sxm") == "current"
+    assert recipe("unspecified", "b200") == "mxfp8" and recipe("unspecified", "b200", "2024-11") == "delayed"
+    assert mapping.fp8_recipe("FP8-CS") == "current" and mapping.fp8_recipe("fp8 (blockwise 1x128)") == "blockwise"
+    with pytest.raises(ConfigError, match="unknown fp8 recipe 'nvfp4'"):
+        _fp8_cfg("nvfp4")
+
+
+def test_batch_path_prices_the_same_recipes() -> None:
+    cfgs = [_fp8_cfg(r, fw, acc, model="gpt3-13b") for r in ("auto", *RECIPES)
+            for fw in ("megatron-core", "pytorch-fsdp") for acc in ("h100-sxm", "b200")]
+    batch = simulate_columns(StepColumns.from_configs(cfgs))
+    assert batch.ok.all()
+    for i, c in enumerate(cfgs):
+        assert batch.result(i) == cosmic.simulate(c), i

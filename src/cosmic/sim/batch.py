@@ -47,7 +47,8 @@ from cosmic.workload.parallel import PARALLEL_DIMS
 from cosmic.workload.schemas import Schedule
 from cosmic.workload.stack import StackChoice
 
-_LC_FIELDS = ("fwd_s", "bwd_s", "recompute_s", "attn_core_fwd_s", "attn_core_bwd_s", "recompute_flops", "act_bytes")
+_LC_FIELDS = ("fwd_s", "bwd_s", "recompute_s", "attn_core_fwd_s", "attn_core_bwd_s", "recompute_flops", "act_bytes",
+              "weight_cast_s")
 
 
 def _distinct(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -238,7 +239,7 @@ def step_inputs_columns(c: StepColumns) -> tuple[StepInputs, dict[str, np.ndarra
         token_embedding=_as_bool(mint["token_embedding"]), mem_bw=af["mem_bw"],
         kernel_overhead_s=af["kernel_overhead_s"], share=af["share"],
         lc_fwd=lc["fwd_s"], lc_bwd=lc["bwd_s"], lc_rec=lc["recompute_s"], attn_fwd=lc["attn_core_fwd_s"],
-        attn_bwd=lc["attn_core_bwd_s"], lc_rec_flops=lc["recompute_flops"],
+        attn_bwd=lc["attn_core_bwd_s"], lc_rec_flops=lc["recompute_flops"], lc_wcast=lc["weight_cast_s"],
         act=ActivationBytes(lc["act_bytes"], lc["emb_act"], lc["head_act"],
                             FULL_LAYER_WORKING_BYTES * tokens * hidden / c.tp),
         emb_fwd=lc["emb_fwd"], emb_bwd=lc["emb_bwd"], head_fwd=lc["head_fwd"], head_bwd=lc["head_bwd"],

@@ -76,12 +76,14 @@ def make_shard(model: ModelSpec, accelerator: Any, stack: StackChoice, tp: int, 
                etp: int = 1, imbalance: float = 1.0) -> LayerShard:
     """The `LayerShard` of one rank, with the kernels the software stack runs on `accelerator` resolved
     (`cosmic.workload.stack`): the one constructor of the scalar and the batch paths."""
-    kernel = stack.attention(generation(accelerator.name))
+    gen = generation(accelerator.name)
+    kernel = stack.attention(gen)
+    recipe = stack.recipe(gen) if precision == "fp8" else "delayed"
+    cache = stack.caches_fp8_weights
     if model.moe is None:
-        return LayerShard(tp, sp, micro_batch, seq_len, precision, bool(sequence_parallel), kernel != "unfused",
-                          recompute, kernel)
+        ep, etp, imbalance = 1, 1, 1.0
     return LayerShard(tp, sp, micro_batch, seq_len, precision, bool(sequence_parallel), kernel != "unfused",
-                      recompute, kernel, ep, etp, imbalance)
+                      recompute, kernel, ep, etp, imbalance, recipe, cache)
 
 
 def layer_shard(cfg: SystemConfig) -> LayerShard:
@@ -136,7 +138,7 @@ def step_inputs(cfg: SystemConfig) -> StepInputs:
         token_embedding=token, mem_bw=acc.achievable_mem_bytes_per_s, kernel_overhead_s=acc.kernel_overhead_us * 1e-6,
         share=acc.collective_compute_share,
         lc_fwd=lc.fwd_s, lc_bwd=lc.bwd_s, lc_rec=lc.recompute_s, attn_fwd=lc.attn_core_fwd_s,
-        attn_bwd=lc.attn_core_bwd_s, lc_rec_flops=lc.recompute_flops,
+        attn_bwd=lc.attn_core_bwd_s, lc_rec_flops=lc.recompute_flops, lc_wcast=lc.weight_cast_s,
         act=ActivationBytes(lc.act_bytes, emb.act_bytes, head.act_bytes,
                             FULL_LAYER_WORKING_BYTES * tokens * model.hidden / par.tp),
         emb_fwd=emb.fwd_s, emb_bwd=emb.bwd_s, head_fwd=head.fwd_s, head_bwd=head.bwd_s,
@@ -185,7 +187,8 @@ def _plan_key(cfg: SystemConfig) -> tuple[Any, ...]:
     return (
         id(model), id(cfg.accelerator), par.tp, par.sp, par.pp, par.dp, par.zero, par.sequence_parallel,
         tr.micro_batch, tr.seq_len or model.seq_len, tr.precision, tr.flash_attention, tr.recompute,
-        tr.attention_kernel, tr.framework, tr.stack_date, tr.schedule, tr.virtual_stages, tr.global_batch,
+        tr.attention_kernel, tr.framework, tr.stack_date, tr.fp8_recipe, tr.schedule, tr.virtual_stages,
+        tr.global_batch,
         tr.dp_overlap,
         tr.param_gather_overlap, tr.grad_accumulation_fusion, tr.grad_reduce_fp32, par.ep, par.etp,
         par.moe_dispatcher, tr.moe_imbalance, tr.moe_overlap,

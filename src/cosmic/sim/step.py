@@ -100,6 +100,7 @@ class StepInputs:
     load: Num = 1.0  # the busiest rank's tokens over the balanced share (imbalance, capped by capacity)
     dispatcher: Num = 0  # 0 all-to-all, 1 all-gather / reduce-scatter
     moe_overlap: Num = False
+    lc_wcast: Num = 0.0  # fp8: one layer's weight quantisation, once per step (Transformer Engine's weight cache)
 
 
 DISPATCH_ALLTOALL, DISPATCH_ALLGATHER = 0, 1
@@ -139,7 +140,9 @@ def plan(x: StepInputs) -> Plan:
     params = tuple(r.layers * layer_local + where(r.first == 0, emb_params, 0.0)
                    + where(r.first + r.count == x.pp, head_params, 0.0) for r in runs)
     shard = where(x.zero >= 1, x.dp * x.sp, 1)
-    opt = tuple(p / shard * OPTIMIZER_TRAFFIC_BYTES_PER_PARAM / x.mem_bw + x.kernel_overhead_s for p in params)
+    # the optimizer step, and the fp8 cast of the updated weights once per step (`LayerCost.weight_cast_s`)
+    opt = tuple(p / shard * OPTIMIZER_TRAFFIC_BYTES_PER_PARAM / x.mem_bw + x.kernel_overhead_s + r.layers * x.lc_wcast
+                for p, r in zip(params, runs, strict=True))
     experts: tuple[Num, ...] = ()
     edp = _expert_dp(x)
     if moe:

@@ -359,6 +359,37 @@ def precision(text: str) -> str | None:
     return "fp16"
 
 
+_FP8_RECIPE_RULES: tuple[tuple[str, str], ...] = (
+    # (regex on the lower-cased precision and notes, training.fp8_recipe); first match wins
+    (r"mxfp8|fp8[- ]mx|\bmx\b", "mxfp8"),
+    (r"block.?wise|block.?scal|fp8[- ]bs|1x128|128x128", "blockwise"),
+    (r"row.?wise", "rowwise"),
+    (r"fp8[- ]cs\b|current.scal|tensor.?wise|dynamic scal", "current"),
+    (r"delayed", "delayed"),
+)
+"""fp8 recipes a precision cell names (Megatron-Bridge writes FP8-CS, FP8-MX; torchao tensorwise / rowwise)."""
+
+
+def fp8_recipe(precision_text: str, framework: str = "") -> str:
+    """`training.fp8_recipe` of a row: the recipe its precision cell names; Composer's ``amp_fp8`` is Transformer
+    Engine's ``DelayedScaling`` (composer ``fp8_autocast`` with a DelayedScaling recipe); else ``auto``, the
+    framework's default (`cosmic.workload.stack.default_fp8_recipe`).
+
+    Example:
+        >>> fp8_recipe("FP8-CS"), fp8_recipe("FP8-MX"), fp8_recipe("fp8")
+        ('current', 'mxfp8', 'auto')
+        >>> fp8_recipe("amp_fp8", "Composer / llm-foundry")
+        'delayed'
+    """
+    t = (precision_text or "").lower()
+    for pattern, recipe in _FP8_RECIPE_RULES:
+        if re.search(pattern, t):
+            return recipe
+    if re.search(r"composer|llm-foundry", (framework or "").lower()):
+        return "delayed"
+    return "auto"
+
+
 def virtual_stages(text: str) -> int | None:
     """Interleaved chunks per pipeline rank: the number, or None when only "interleaved" is stated."""
     t = (text or "").strip()

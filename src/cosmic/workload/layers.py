@@ -55,6 +55,8 @@ class LayerShard:
     ep: int = 1  # expert parallelism (MoE models only)
     etp: int = 1  # expert tensor parallelism
     imbalance: float = 1.0  # tokens of the busiest expert rank over the balanced share
+    fp8_recipe: str = "delayed"  # how fp8 GEMM operands are scaled (`fp8_operand_bytes`)
+    fp8_weight_cache: bool = True  # fp8 weights are quantised once per step (Transformer Engine), not per micro-batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class LayerCost:
     bwd_flops: float
     recompute_flops: float
     act_bytes: float  # activation bytes stored per layer per micro-batch (Korthikanti et al. 2022)
+    weight_cast_s: float = 0.0  # fp8: quantising the layer's weights, once per step (`fp8_weight_cache`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,20 +303,96 @@ def elementwise_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tup
         ew_bytes += rope_bytes
         ew_bwd_bytes += rope_bytes
     if precision == "fp8":
-        # Transformer Engine quantises every GEMM operand to fp8. Forward: the norms and the MLP activation write
-        # their output in fp8 (fused), the attention output needs its own cast (read 2, write 1 byte); backward:
-        # each GEMM's output gradient is cast (read 2, write 1). Where fp8 GEMMs are TN only (Hopper), every
-        # tensor a backward GEMM reads transposed (the four GEMM inputs, the four output gradients) is also
-        # written transposed, 1 byte per element (TE docs, "Handling transposes": cast-transpose kernels).
-        tn = 1 if acc.fp8_tn_only else 0
-        attn_out = model.attn_out_dim / tp
-        gemm_in_width = h + attn_out + h + f_local  # QKV, output projection, MLP up, MLP down inputs
-        up_width = f_local * (2 if model.gated_mlp else 1)
-        gemm_out_width = (model.q_dim + 2 * kv) / tp + h + up_width + h
-        ew_bytes += tokens * (3 * attn_out + tn * gemm_in_width)
-        ew_bwd_bytes += tokens * (3 + tn) * gemm_out_width
+        q_fwd, q_bwd = fp8_quantise_bytes(model, shard, acc.fp8_tn_only, f_local)
+        ew_bytes += q_fwd
+        ew_bwd_bytes += q_bwd
     return (acc.op_time_s(flops=0.0, bytes_moved=ew_bytes, precision=precision, n_kernels=5),
             acc.op_time_s(flops=0.0, bytes_moved=ew_bwd_bytes, precision=precision, n_kernels=5))
+
+
+FP8_SCALE_BYTES_PER_ELEMENT = {"blockwise": 4 / 128, "mxfp8": 1 / 32}
+"""Scale bytes per quantised element of the block-scaled recipes: one fp32 scale per 1x128 tile (DeepSeek-V3,
+arXiv 2412.19437 sec. 3.3.2; Transformer Engine Float8BlockScaling), one E8M0 byte per 32 elements (OCP MX v1.0,
+MXFP8 on Blackwell)."""
+
+
+def fp8_operand_bytes(recipe: str, tn_only: bool, fused_cast: bool = False) -> float:
+    """HBM bytes per element that quantising one bf16 GEMM operand (input, weight or output gradient) to fp8 costs,
+    for both uses of the operand (the forward or data-gradient GEMM reads it along one axis, the weight-gradient or
+    data-gradient GEMM along the other).
+
+    - ``delayed`` (tensorwise, scale from the amax history; TE DelayedScaling): one cast, read 2 and write 1 byte,
+      which a producing norm or activation does in its own kernel (`fused_cast`: 0 bytes more); a transposed copy
+      (1 byte) where fp8 GEMMs are TN only (Hopper; TE's cast-transpose).
+    - ``current`` (tensorwise, scale from this tensor's amax; TE Float8CurrentScaling, torchao's dynamic
+      tensorwise): the amax is a reduction over the whole tensor before the cast can start: read 2 more bytes, and
+      no producer can fuse the cast.
+    - ``rowwise`` (torchao rowwise): per-row scales, local to the cast kernel, but the second use scales along
+      the other axis, so each layout is its own pass: 2 x (read 2 + write 1).
+    - ``blockwise`` (1x128 activation / 128x128 weight tiles) and ``mxfp8`` (1x32 blocks, Blackwell): one kernel
+      reads once and writes both layouts with their block scales (`FP8_SCALE_BYTES_PER_ELEMENT`).
+
+    Example:
+        >>> fp8_operand_bytes("delayed", True), fp8_operand_bytes("delayed", True, fused_cast=True)
+        (4.0, 1.0)
+        >>> fp8_operand_bytes("current", False), fp8_operand_bytes("rowwise", False), fp8_operand_bytes("mxfp8", False)
+        (5.0, 6.0, 4.0625)
+    """
+    copies = 2 if tn_only else 1
+    if recipe == "delayed":
+        return (copies - 1) * 1.0 if fused_cast else 2.0 + copies
+    if recipe == "current":
+        return 2.0 + 2.0 + copies
+    if recipe == "rowwise":
+        return 2 * (2.0 + 1.0)
+    if recipe in FP8_SCALE_BYTES_PER_ELEMENT:
+        return 2.0 + 2 * (1.0 + FP8_SCALE_BYTES_PER_ELEMENT[recipe])
+    raise ValueError(f"unknown fp8 recipe {recipe!r}")
+
+
+def fp8_quantise_bytes(model: ModelSpec, shard: LayerShard, tn_only: bool, f_local: float) -> tuple[float, float]:
+    """(forward, backward) HBM bytes of one layer's fp8 quantisation on one rank, priced per GEMM operand by its
+    shape (`fp8_operand_bytes`): the inputs of QKV, the output projection, MLP up and down (the norm and activation
+    outputs can take a fused cast; the attention output cannot) and their weights in the forward, every output
+    gradient in the backward. The weights count here only when they are quantised every micro-batch (not
+    `fp8_weight_cache`; else `fp8_weight_cast_bytes`, once per step)."""
+    tp, tokens, recipe = shard.tp, _tokens(shard), shard.fp8_recipe
+    h, kv = model.hidden, model.kv_dim
+    attn_out = model.attn_out_dim / tp
+    fused_in = h + h + f_local  # QKV and MLP-up inputs (norm outputs), MLP-down input (activation output)
+    up_width = f_local * (2 if model.gated_mlp else 1)
+    grad_width = (model.q_dim + 2 * kv) / tp + h + up_width + h  # the four GEMMs' output gradients
+    fwd = tokens * (fused_in * fp8_operand_bytes(recipe, tn_only, fused_cast=True)
+                    + attn_out * fp8_operand_bytes(recipe, tn_only))
+    if not shard.fp8_weight_cache:
+        fwd += fp8_weight_cast_bytes(model, shard, tn_only)
+    bwd = tokens * grad_width * fp8_operand_bytes(recipe, tn_only)
+    return fwd, bwd
+
+
+def fp8_weight_cast_bytes(model: ModelSpec, shard: LayerShard, tn_only: bool) -> float:
+    """HBM bytes of quantising one layer's weights on one rank (its TP share, and its EP x ETP share of the
+    routed experts) to fp8 in both layouts."""
+    weights = (model.layer_params - model.expert_layer_params) / shard.tp
+    if model.moe is not None:
+        weights += model.expert_layer_params / (shard.ep * shard.etp)
+    return weights * fp8_operand_bytes(shard.fp8_recipe, tn_only)
+
+
+def linear_fwd_bwd_s(acc: ComputeModel, m: float, k: float, n: float, *, precision: str,
+                     fp8_recipe: str = "delayed", input_fused: bool = False) -> float:
+    """Forward plus backward seconds of one linear layer, an (m x k) input times a (k x n) weight: its three GEMMs
+    (forward, data gradient, weight gradient, each of the forward's shape class) and, in fp8, the quantisation of
+    its input, weight and output gradient at memory speed (`fp8_operand_bytes`). Shows where fp8 does not pay: a
+    GEMM with a narrow n (the K or V projection of a GQA model at TP 8) is bandwidth bound on reading its input,
+    and quantising that input costs more than the fp8 GEMM saves."""
+    bpe = BYTES_PER_ELEMENT[precision]
+    gemms = 3 * acc.gemm_time_s(m, k, n, precision=precision, bytes_per_element=bpe)
+    if precision != "fp8":
+        return gemms
+    q_bytes = (m * k * fp8_operand_bytes(fp8_recipe, acc.fp8_tn_only, input_fused)
+               + (k * n + m * n) * fp8_operand_bytes(fp8_recipe, acc.fp8_tn_only))
+    return gemms + acc.op_time_s(flops=0.0, bytes_moved=q_bytes, precision="bf16", n_kernels=3)
 
 
 def stored_activation_bytes(model: ModelSpec, shard: LayerShard) -> float:
@@ -367,6 +446,12 @@ def layer_cost(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> LayerC
         rec_s, rec_flops = attn_fwd_s, attn_flops
     else:
         rec_s, rec_flops = 0.0, 0.0
+    weight_cast_s = 0.0
+    if shard.precision == "fp8" and shard.fp8_weight_cache:
+        # Transformer Engine quantises the weights in the first micro-batch of a step and reuses them
+        # (Megatron passes is_first_microbatch): once per step, priced with the optimizer step
+        weight_cast_s = acc.op_time_s(flops=0.0, bytes_moved=fp8_weight_cast_bytes(model, shard, acc.fp8_tn_only),
+                                      precision="bf16")
     return LayerCost(
         fwd_s=fwd_s,
         bwd_s=bwd_s,
@@ -377,6 +462,7 @@ def layer_cost(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> LayerC
         bwd_flops=bwd_flops,
         recompute_flops=rec_flops,
         act_bytes=stored_activation_bytes(model, shard),
+        weight_cast_s=weight_cast_s,
     )
 
 

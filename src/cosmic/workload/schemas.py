@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cosmic._enums import LenientStrEnum
 from cosmic.workload.parallel import PARALLEL_DIMS
-from cosmic.workload.stack import attention_kernel_name
+from cosmic.workload.stack import attention_kernel_name, fp8_recipe_name
 
 
 class Schedule(LenientStrEnum):
@@ -176,6 +176,13 @@ class TrainingConfig(BaseModel):
         "auto = the default of the framework on this accelerator generation at stack_date (docs/simulator.md, "
         "Software stack defaults); its efficiency comes from the accelerator catalog",
     )
+    fp8_recipe: Literal["auto", "delayed", "current", "rowwise", "blockwise", "mxfp8"] = Field(
+        default="auto",
+        description="fp8 scaling recipe (precision fp8): delayed (tensorwise, amax history), current (tensorwise from "
+        "this tensor's amax; alias tensorwise, FP8-CS), rowwise, blockwise (1x128 / 128x128, DeepSeek-V3), mxfp8 "
+        "(1x32 blocks, Blackwell); each GEMM operand's quantisation is priced by its shape. auto = the framework's "
+        "default (docs/simulator.md, Software stack defaults)",
+    )
     stack_date: Annotated[str, Field(pattern=r"^(19|20)\d\d-(0[1-9]|1[0-2])$")] | None = Field(
         default=None,
         description="release (YYYY-MM) of the software stack that runs the step; selects the framework's default "
@@ -211,6 +218,11 @@ class TrainingConfig(BaseModel):
     @classmethod
     def _kernel_alias(cls, v: Any) -> Any:
         return attention_kernel_name(v) if isinstance(v, str) else v
+
+    @field_validator("fp8_recipe", mode="before")
+    @classmethod
+    def _recipe_alias(cls, v: Any) -> Any:
+        return fp8_recipe_name(v) if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _fused_or_not(self) -> TrainingConfig:

@@ -121,6 +121,62 @@ def resolved_attention_kernel(kernel: str, flash_attention: bool, framework: str
     return default_attention_kernel(framework, generation, date)
 
 
+FP8_RECIPES = ("auto", "delayed", "current", "rowwise", "blockwise", "mxfp8")
+"""fp8 scaling recipes (`cosmic.workload.layers.fp8_operand_bytes` prices each): tensorwise with delayed (amax
+history) or current scaling, per-row scales (torchao rowwise), 1x128 / 128x128 block scales (DeepSeek-V3,
+Transformer Engine Float8BlockScaling), MXFP8 1x32 blocks (Blackwell)."""
+
+FP8_ALIASES = {
+    "tensorwise": "current", "dynamic": "current", "cs": "current", "fp8-cs": "current",
+    "current-scaling": "current", "delayed-scaling": "delayed", "ds": "delayed", "mx": "mxfp8", "fp8-mx": "mxfp8",
+    "mxfp8-block": "mxfp8", "block": "blockwise", "fp8-bs": "blockwise", "deepseek": "blockwise",
+}
+"""Other names for the recipes, accepted by `training.fp8_recipe` (torchao calls dynamic tensorwise scaling
+"tensorwise"; Megatron-Bridge's tables write FP8-CS and FP8-MX)."""
+
+TE_MXFP8_DEFAULT = "2025-02"
+"""Transformer Engine 2.0 (February 2025) made MXFP8BlockScaling the default recipe where the GPU supports MXFP8
+(Blackwell), DelayedScaling elsewhere (``get_default_fp8_recipe``)."""
+
+
+def default_fp8_recipe(framework: str, generation: str | None, date: str | None) -> str:
+    """The fp8 recipe a stack runs when its run states none.
+
+    - Megatron-LM / Megatron-Core / NeMo / DeepSpeed (Transformer Engine): Megatron's ``--fp8-recipe`` defaults to
+      ``delayed``.
+    - PyTorch-native (torchao ``Float8Linear``, torchtitan's float8 converter): dynamic tensorwise scaling,
+      ``current``.
+    - JAX (Flax/Praxis fp8 ops keep an amax history) : ``delayed``.
+    - unspecified: Transformer Engine's own default, ``mxfp8`` on Blackwell from TE 2.0, else ``delayed``.
+
+    Example:
+        >>> default_fp8_recipe("pytorch-fsdp", "hopper", None), default_fp8_recipe("megatron-core", "blackwell", None)
+        ('current', 'delayed')
+        >>> default_fp8_recipe("unspecified", "blackwell", None), default_fp8_recipe("unspecified", "blackwell",
+        ...     "2024-10")
+        ('mxfp8', 'delayed')
+    """
+    if framework == "pytorch-fsdp":
+        return "current"
+    if framework == "unspecified" and generation == "blackwell" and not before(date, TE_MXFP8_DEFAULT):
+        return "mxfp8"
+    return "delayed"
+
+
+def fp8_recipe_name(value: str) -> str:
+    """A `training.fp8_recipe` value in canonical form; a ValueError names the allowed values.
+
+    Example:
+        >>> fp8_recipe_name("FP8-CS"), fp8_recipe_name("tensorwise"), fp8_recipe_name("blockwise")
+        ('current', 'current', 'blockwise')
+    """
+    v = str(value).strip().lower().replace("_", "-")
+    v = FP8_ALIASES.get(v, v)
+    if v not in FP8_RECIPES:
+        raise ValueError(f"unknown fp8 recipe {value!r}; allowed: {', '.join(FP8_RECIPES + tuple(FP8_ALIASES))}")
+    return v
+
+
 @dataclass(frozen=True, slots=True)
 class StackChoice:
     """The software-stack keys of a training section that decide which kernels a layer runs (hashable, by value)."""
@@ -129,12 +185,25 @@ class StackChoice:
     stack_date: str | None
     flash_attention: bool
     attention_kernel: str
+    fp8_recipe: str = "auto"
 
     @classmethod
     def of(cls, training: Any) -> StackChoice:
         """The choice of a `TrainingConfig`."""
         return cls(str(training.framework.value), training.stack_date, bool(training.flash_attention),
-                   str(training.attention_kernel))
+                   str(training.attention_kernel), str(training.fp8_recipe))
+
+    @property
+    def caches_fp8_weights(self) -> bool:
+        """Whether fp8 weights are quantised once per step: Transformer Engine keeps them over the micro-batches
+        (Megatron passes ``is_first_microbatch``); torchao's ``Float8Linear`` casts them in every forward."""
+        return self.framework != "pytorch-fsdp"
+
+    def recipe(self, generation: str | None) -> str:
+        """The fp8 recipe the step runs on an accelerator of `generation`."""
+        if self.fp8_recipe != "auto":
+            return self.fp8_recipe
+        return default_fp8_recipe(self.framework, generation, self.stack_date)
 
     def attention(self, generation: str | None) -> str:
         """The attention kernel the step runs on an accelerator of `generation`."""
