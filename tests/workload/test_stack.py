@@ -201,3 +201,72 @@ def test_batch_path_prices_the_same_recipes() -> None:
     assert batch.ok.all()
     for i, c in enumerate(cfgs):
         assert batch.result(i) == cosmic.simulate(c), i
+
+
+# ---- host-side kernel launches -----------------------------------------------------------------------------------
+
+
+SMALL = {"name": "gpt-125m", "layers": 12, "hidden": 768, "heads": 12, "seq_len": 2048, "vocab": 50257}
+"""GPT-3 Small (Brown et al. 2020, Table 2.1)."""
+
+
+def _small(execution: str, micro_batch: int = 1, framework: str = "pytorch-fsdp", **over: Any) -> Any:
+    return dgx_config(model=SMALL if "model" not in over else over.pop("model"), accelerator="h100-sxm",
+                      tp=1, pp=1, dp=8, global_batch=8 * micro_batch, micro_batch=micro_batch,
+                      framework=framework, execution=execution, **over)
+
+
+def test_eager_small_layers_are_launch_bound() -> None:
+    """A 125M model at micro-batch 1 of 512 tokens on H100: its kernels run shorter than the 8.6 µs an eager
+    operator takes on the host, so each layer takes kernels x 8.6 µs (closed form); compiled graphs remove the
+    bound."""
+    from cosmic.workload.layers import layer_cost, layer_kernels
+    from cosmic.workload.stack import EAGER_LAUNCH_US
+
+    eager, compiled = _small("eager", seq_len=512), _small("compiled", seq_len=512)
+    shard_e, shard_c = layer_shard(eager), layer_shard(compiled)
+    lc_e = layer_cost(eager.model, eager.accelerator, shard_e)
+    lc_c = layer_cost(compiled.model, compiled.accelerator, shard_c)
+    k_fwd, k_bwd = layer_kernels(eager.model, shard_e)
+    assert lc_c.fwd_s < k_fwd * EAGER_LAUNCH_US * 1e-6
+    assert lc_e.fwd_s == pytest.approx(k_fwd * EAGER_LAUNCH_US * 1e-6, rel=1e-12)
+    assert lc_e.bwd_s == pytest.approx(max(lc_c.bwd_s, k_bwd * EAGER_LAUNCH_US * 1e-6), rel=1e-12)
+    assert cosmic.simulate(eager).step_time_s > cosmic.simulate(compiled).step_time_s
+
+
+@pytest.mark.parametrize("model", [SMALL, "gpt3-13b", "llama3-70b"], ids=["125m", "13b", "70b"])
+@pytest.mark.parametrize("micro_batch", [1, 4])
+def test_compiled_is_never_slower_than_eager(model: str, micro_batch: int) -> None:
+    tp = 1 if model is SMALL else 8
+    cfgs = {ex: dgx_config(model=model, accelerator="h100-sxm", tp=tp, pp=1, dp=8 // tp, global_batch=8 * micro_batch,
+                           micro_batch=micro_batch, framework="megatron-core", execution=ex, precision="fp8")
+            for ex in ("eager", "compiled")}
+    eager, compiled = (cosmic.simulate(cfgs[k]).step_time_s for k in ("eager", "compiled"))
+    assert compiled <= eager
+
+
+def test_large_layers_hide_the_launches() -> None:
+    """GPT-3 13B at micro-batch 4: every layer's GPU time exceeds its launches, eager equals compiled."""
+    kw = {"model": "gpt3-13b", "accelerator": "h100-sxm", "tp": 8, "pp": 1, "dp": 1, "global_batch": 4,
+          "micro_batch": 4}
+    assert (cosmic.simulate(dgx_config(**kw, execution="eager")).step_time_s
+            == cosmic.simulate(dgx_config(**kw, execution="compiled")).step_time_s)
+
+
+def test_execution_defaults_and_cells() -> None:
+    assert layer_shard(_small("auto")).host_launch_s > 0  # PyTorch FSDP: eager
+    assert layer_shard(_small("auto", framework="jax")).host_launch_s == 0
+    assert layer_shard(_small("auto", framework="unspecified")).host_launch_s == 0
+    assert mapping.execution("NeMo (NGC 24.04), CUDA graphs") == "compiled"
+    assert _small("CUDA graphs").training.execution == "compiled"
+    with pytest.raises(ConfigError, match="unknown execution 'lazy'"):
+        _small("lazy")
+
+
+def test_batch_path_prices_the_same_launches() -> None:
+    cfgs = [_small(ex, mb, fw) for ex in ("auto", "eager", "compiled") for mb in (1, 2, 8)
+            for fw in ("pytorch-fsdp", "jax")]
+    batch = simulate_columns(StepColumns.from_configs(cfgs))
+    assert batch.ok.all()
+    for i, c in enumerate(cfgs):
+        assert batch.result(i) == cosmic.simulate(c), i

@@ -83,7 +83,7 @@ def make_shard(model: ModelSpec, accelerator: Any, stack: StackChoice, tp: int, 
     if model.moe is None:
         ep, etp, imbalance = 1, 1, 1.0
     return LayerShard(tp, sp, micro_batch, seq_len, precision, bool(sequence_parallel), kernel != "unfused",
-                      recompute, kernel, ep, etp, imbalance, recipe, cache)
+                      recompute, kernel, ep, etp, imbalance, recipe, cache, stack.host_launch_s)
 
 
 def layer_shard(cfg: SystemConfig) -> LayerShard:
@@ -187,7 +187,7 @@ def _plan_key(cfg: SystemConfig) -> tuple[Any, ...]:
     return (
         id(model), id(cfg.accelerator), par.tp, par.sp, par.pp, par.dp, par.zero, par.sequence_parallel,
         tr.micro_batch, tr.seq_len or model.seq_len, tr.precision, tr.flash_attention, tr.recompute,
-        tr.attention_kernel, tr.framework, tr.stack_date, tr.fp8_recipe, tr.schedule, tr.virtual_stages,
+        tr.attention_kernel, tr.framework, tr.stack_date, tr.fp8_recipe, tr.execution, tr.schedule, tr.virtual_stages,
         tr.global_batch,
         tr.dp_overlap,
         tr.param_gather_overlap, tr.grad_accumulation_fusion, tr.grad_reduce_fp32, par.ep, par.etp,

@@ -390,6 +390,25 @@ def fp8_recipe(precision_text: str, framework: str = "") -> str:
     return "auto"
 
 
+def execution(framework: str, notes: str = "") -> str:
+    """`training.execution` of a row: ``compiled`` when the framework or notes name CUDA graphs or a compiler
+    (``torch.compile``, XLA), ``eager`` when they say eager; else ``auto``, the framework's default
+    (`cosmic.workload.stack.default_execution`).
+
+    Example:
+        >>> execution("NeMo (NGC 24.04), CUDA graphs"), execution("torchtitan", "torch.compile on"), execution("NeMo")
+        ('compiled', 'compiled', 'auto')
+        >>> execution("torchtitan", "eager mode, compile off")
+        'eager'
+    """
+    t = ((framework or "") + " " + (notes or "")).lower()
+    if re.search(r"\beager\b|compile\s*(=\s*)?(off|false)|no (torch\.)?compile", t):
+        return "eager"
+    if re.search(r"cuda.?graph|torch\.compile|\bcompiled\b|\bxla\b|reduce-overhead", t):
+        return "compiled"
+    return "auto"
+
+
 def virtual_stages(text: str) -> int | None:
     """Interleaved chunks per pipeline rank: the number, or None when only "interleaved" is stated."""
     t = (text or "").strip()

@@ -318,6 +318,7 @@ def plan_row(row: Row) -> Plan:
         "recompute": rec,
         "stack_date": mapping.stack_date(framework, row.get("notes"), row.get("source")),
         "fp8_recipe": mapping.fp8_recipe(row.get("precision"), framework),
+        "execution": mapping.execution(framework, row.get("notes")),
         "dp_overlap": mapping.overlaps_dp(framework),
         "param_gather_overlap": mapping.overlaps_param_gather(row.get("notes"), row.get("zero_fsdp"), framework)
         or mapping.nemo_overlaps_param_gather(framework, shard.zero),

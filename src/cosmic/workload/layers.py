@@ -32,7 +32,7 @@ class ComputeModel(Protocol):
     def grouped_gemm_time_s(self, groups: float, m: float, k: float, n: float, *, precision: str,
                             bytes_per_element: int) -> float: ...
 
-    def op_time_s(self, *, flops: float, bytes_moved: float, precision: str, n_kernels: int = 1) -> float: ...
+    def op_time_s(self, *, flops: float, bytes_moved: float, precision: str, n_kernels: float = 1) -> float: ...
 
     def peak_flop_per_s(self, precision: str) -> float: ...
 
@@ -57,6 +57,7 @@ class LayerShard:
     imbalance: float = 1.0  # tokens of the busiest expert rank over the balanced share
     fp8_recipe: str = "delayed"  # how fp8 GEMM operands are scaled (`fp8_operand_bytes`)
     fp8_weight_cache: bool = True  # fp8 weights are quantised once per step (Transformer Engine), not per micro-batch
+    host_launch_s: float = 0.0  # host seconds per kernel launch (eager PyTorch); 0 = graph-launched (`layer_kernels`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,8 +307,57 @@ def elementwise_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tup
         q_fwd, q_bwd = fp8_quantise_bytes(model, shard, acc.fp8_tn_only, f_local)
         ew_bytes += q_fwd
         ew_bwd_bytes += q_bwd
-    return (acc.op_time_s(flops=0.0, bytes_moved=ew_bytes, precision=precision, n_kernels=5),
-            acc.op_time_s(flops=0.0, bytes_moved=ew_bwd_bytes, precision=precision, n_kernels=5))
+    k_fwd, k_bwd = elementwise_kernels(model, shard)
+    return (acc.op_time_s(flops=0.0, bytes_moved=ew_bytes, precision=precision, n_kernels=k_fwd),
+            acc.op_time_s(flops=0.0, bytes_moved=ew_bwd_bytes, precision=precision, n_kernels=k_bwd))
+
+
+FP8_QUANTISE_KERNELS = {"delayed": 1, "current": 2, "rowwise": 2, "blockwise": 1, "mxfp8": 1}
+"""Kernels per quantised operand: one cast (-transpose) kernel; current scaling runs its amax reduction first, and
+rowwise quantises each layout in its own kernel."""
+
+
+def elementwise_kernels(model: ModelSpec, shard: LayerShard) -> tuple[float, float]:
+    """(forward, backward) element-wise kernels of one layer, the passes `elementwise_s` prices: 2 norms, 2
+    residual adds, the activation (and the gate's multiply), the rotary embedding of queries and keys, MoE's
+    permute and unpermute, and in fp8 the quantisation kernels (`FP8_QUANTISE_KERNELS`): the attention output's
+    cast (with delayed scaling the norms and activation cast in their own kernel), every other GEMM input's with
+    any other recipe, and every output gradient's in the backward."""
+    k = 2.0 + 2 + (2 if model.gated_mlp else 1) + (2 if model.position is Position.ROTARY else 0)
+    if model.moe is not None and model.moe.experts > 1:
+        k += model.moe_fraction * 2
+    fwd, bwd = float(k), float(k)
+    if shard.precision == "fp8":
+        per = FP8_QUANTISE_KERNELS[shard.fp8_recipe]
+        fwd += per * (1 if shard.fp8_recipe == "delayed" else 4) + (0 if shard.fp8_weight_cache else 4 * per)
+        bwd += per * 4
+    return fwd, bwd
+
+
+def layer_kernels(model: ModelSpec, shard: LayerShard) -> tuple[float, float]:
+    """(forward, backward) kernels one layer launches on one rank per micro-batch (a MoE model's: the mean over its
+    layers): its weight GEMMs (QKV or MLA's projections, output projection, MLP up and down; a MoE layer's router,
+    two grouped expert GEMMs and the shared experts), attention (fused: one kernel forward, two backward, the
+    FlashAttention backward's preprocessing and main kernels; unfused: two batched GEMMs with softmax and dropout
+    forward, four GEMMs and two passes backward) and `elementwise_kernels`; the backward runs two GEMMs per
+    forward GEMM (data and weight gradients).
+
+    Example:
+        >>> m = ModelSpec(layers=12, hidden=768, heads=12, seq_len=2048, vocab=50257)
+        >>> layer_kernels(m, LayerShard(1, 1, 8, 2048, "bf16", False, True, Recompute.NONE))
+        (10.0, 15.0)
+    """
+    mla = model.mla
+    qkv = 1.0 if mla is None else (1 if mla.q_lora_rank is None else 2) + 2
+    mlp = 2.0
+    if model.moe is not None:
+        moe = model.moe
+        moe_mlp_k = (1 if moe.experts > 1 else 0) + 2 + (2 if moe.shared_experts else 0)
+        mlp = (1 - model.moe_fraction) * 2 + model.moe_fraction * moe_mlp_k
+    gemms = qkv + 1 + mlp
+    attn_fwd, attn_bwd = (1, 2) if shard.flash else (4, 6)
+    ew_fwd, ew_bwd = elementwise_kernels(model, shard)
+    return gemms + attn_fwd + ew_fwd, 2 * gemms + attn_bwd + ew_bwd
 
 
 FP8_SCALE_BYTES_PER_ELEMENT = {"blockwise": 4 / 128, "mxfp8": 1 / 32}
@@ -438,6 +488,12 @@ def layer_cost(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> LayerC
     ew_fwd_s, ew_bwd_s = elementwise_s(model, acc, shard)
     fwd_s = gemm_fwd_s + attn_fwd_s + ew_fwd_s
     bwd_s = 2 * gemm_fwd_s + attn_bwd_s + ew_bwd_s
+    if shard.host_launch_s > 0:
+        # the host launches kernels ahead of the GPU (asynchronously); when it launches them slower than the GPU
+        # runs them, the GPU waits: the layer takes the longer of the two
+        k_fwd, k_bwd = layer_kernels(model, shard)
+        fwd_s = max(fwd_s, k_fwd * shard.host_launch_s)
+        bwd_s = max(bwd_s, k_bwd * shard.host_launch_s)
     fwd_flops = gemm_flops + attn_flops
     bwd_flops = 2 * gemm_flops + 2 * attn_flops
     if shard.recompute is Recompute.FULL:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cosmic._enums import LenientStrEnum
 from cosmic.workload.parallel import PARALLEL_DIMS
-from cosmic.workload.stack import attention_kernel_name, fp8_recipe_name
+from cosmic.workload.stack import attention_kernel_name, execution_name, fp8_recipe_name
 
 
 class Schedule(LenientStrEnum):
@@ -183,6 +183,13 @@ class TrainingConfig(BaseModel):
         "(1x32 blocks, Blackwell); each GEMM operand's quantisation is priced by its shape. auto = the framework's "
         "default (docs/simulator.md, Software stack defaults)",
     )
+    execution: Literal["auto", "eager", "compiled"] = Field(
+        default="auto",
+        description="how the host launches the kernels: eager (one PyTorch operator per kernel, 8.6 us of host time "
+        "each: small layers become launch bound) or compiled (CUDA graphs, torch.compile, XLA: no host time per "
+        "kernel). auto = the framework's default (eager for Megatron, DeepSpeed and PyTorch FSDP stacks, compiled "
+        "for JAX and unspecified stacks)",
+    )
     stack_date: Annotated[str, Field(pattern=r"^(19|20)\d\d-(0[1-9]|1[0-2])$")] | None = Field(
         default=None,
         description="release (YYYY-MM) of the software stack that runs the step; selects the framework's default "
@@ -218,6 +225,11 @@ class TrainingConfig(BaseModel):
     @classmethod
     def _kernel_alias(cls, v: Any) -> Any:
         return attention_kernel_name(v) if isinstance(v, str) else v
+
+    @field_validator("execution", mode="before")
+    @classmethod
+    def _execution_alias(cls, v: Any) -> Any:
+        return execution_name(v) if isinstance(v, str) else v
 
     @field_validator("fp8_recipe", mode="before")
     @classmethod

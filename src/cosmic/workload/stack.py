@@ -177,6 +177,48 @@ def fp8_recipe_name(value: str) -> str:
     return v
 
 
+EXECUTIONS = ("auto", "eager", "compiled")
+"""How the host launches a step's kernels: one by one from eager PyTorch, or as compiled graphs (CUDA graphs,
+``torch.compile``, an XLA program) whose launch costs the host nothing per kernel."""
+
+EXECUTION_ALIASES = {
+    "cuda-graphs": "compiled", "cudagraphs": "compiled", "graphs": "compiled", "graph": "compiled",
+    "torch.compile": "compiled", "compile": "compiled", "xla": "compiled", "jit": "compiled",
+}
+
+EAGER_LAUNCH_US = 8.6
+"""Host time of one eager PyTorch operator that launches one kernel: 8.6 µs, measured for a small CUDA op in eager
+mode (pytorch/pytorch#114860, "Reduce cudagraphs overhead", 2023: torch.take on 262,144 elements, eager column) —
+Python, the dispatcher, autograd and ``cudaLaunchKernel`` together. A layer whose kernels run shorter than that on
+the GPU is launch bound in eager mode."""
+
+
+def default_execution(framework: str) -> str:
+    """How a stack launches kernels by default: JAX compiles the step (XLA); Megatron/NeMo, DeepSpeed and PyTorch
+    FSDP stacks run eager PyTorch (CUDA graphs and ``torch.compile`` are opt-in: Megatron ``--enable-cuda-graph``,
+    NeMo ``enable_cuda_graph``, torchtitan ``compile``); an unspecified stack is priced without a host bound.
+
+    Example:
+        >>> default_execution("pytorch-fsdp"), default_execution("jax"), default_execution("unspecified")
+        ('eager', 'compiled', 'compiled')
+    """
+    return "eager" if framework in ("megatron-lm", "megatron-core", "deepspeed", "pytorch-fsdp") else "compiled"
+
+
+def execution_name(value: str) -> str:
+    """A `training.execution` value in canonical form; a ValueError names the allowed values.
+
+    Example:
+        >>> execution_name("CUDA graphs"), execution_name("eager")
+        ('compiled', 'eager')
+    """
+    v = str(value).strip().lower().replace("_", "-").replace(" ", "-")
+    v = EXECUTION_ALIASES.get(v, v)
+    if v not in EXECUTIONS:
+        raise ValueError(f"unknown execution {value!r}; allowed: {', '.join(EXECUTIONS + tuple(EXECUTION_ALIASES))}")
+    return v
+
+
 @dataclass(frozen=True, slots=True)
 class StackChoice:
     """The software-stack keys of a training section that decide which kernels a layer runs (hashable, by value)."""
@@ -186,12 +228,19 @@ class StackChoice:
     flash_attention: bool
     attention_kernel: str
     fp8_recipe: str = "auto"
+    execution: str = "auto"
 
     @classmethod
     def of(cls, training: Any) -> StackChoice:
         """The choice of a `TrainingConfig`."""
         return cls(str(training.framework.value), training.stack_date, bool(training.flash_attention),
-                   str(training.attention_kernel), str(training.fp8_recipe))
+                   str(training.attention_kernel), str(training.fp8_recipe), str(training.execution))
+
+    @property
+    def host_launch_s(self) -> float:
+        """Host seconds per kernel launch: `EAGER_LAUNCH_US` in eager mode, 0 for compiled graphs."""
+        mode = default_execution(self.framework) if self.execution == "auto" else self.execution
+        return EAGER_LAUNCH_US * 1e-6 if mode == "eager" else 0.0
 
     @property
     def caches_fp8_weights(self) -> bool:
