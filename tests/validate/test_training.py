@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cosmic.sim.engine import simulate
+from cosmic.sim.engine import layer_shard, simulate
 from cosmic.validate import validate_file
 from cosmic.validate.table import read_table
 from cosmic.validate.training import compare_row, megatron_eq3_flops, plan_row
@@ -24,7 +24,9 @@ def test_stated_layout_and_fabrics_become_the_config(data_dir: Path) -> None:
     assert [d.npus for d in cfg.network.dims] == [8, 2]
     # "4x 200Gb/s HDR per node" over 8 GPUs = 12.5 GB/s per GPU, not the catalog's 25
     assert cfg.network.dims[1].link_gbps == pytest.approx(12.5)
-    assert cfg.training.flash_attention is False and cfg.training.dp_overlap is False
+    # Megatron-LM before Megatron-Core: unfused attention, the framework's default (cosmic.workload.stack)
+    assert layer_shard(cfg).attention_kernel == "unfused" and not layer_shard(cfg).flash
+    assert cfg.training.dp_overlap is False
     # NCCL's collectives: rings on every dimension, not cosmic's halving-doubling default for a Switch
     for kind in ("all_reduce", "all_gather", "reduce_scatter"):
         assert getattr(cfg.collective, kind) is not None and str(getattr(cfg.collective, kind)) == "ring"

@@ -88,7 +88,8 @@ class Accelerator(BaseModel):
         description="the same for named kernels (flash1, flash2, flash3), from their papers' measurements",
     )
     kernel_overhead_us: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] = Field(
-        default=0.0, description="fixed time per kernel (launch + tail), microseconds"
+        default=0.0, description="fixed GPU time per kernel (launch + tail), microseconds; the host's time to "
+        "launch each kernel is the software stack's (training.execution)"
     )
     sm_count: Annotated[int, Field(gt=0, le=10_000_000)] | None = Field(
         default=None, description="streaming multiprocessors (GPU) for the wave-quantization of GEMM tiles"
@@ -241,7 +242,7 @@ class Accelerator(BaseModel):
             k_best = self.fp8_mamf_k
         return min(1.0, (k / (k + k0)) / (k_best / (k_best + k0)))
 
-    def op_time_s(self, *, flops: float, bytes_moved: float, precision: str, n_kernels: int = 1) -> float:
+    def op_time_s(self, *, flops: float, bytes_moved: float, precision: str, n_kernels: float = 1) -> float:
         """Roofline time of an operation: max(compute, memory) plus the fixed kernel overhead."""
         t_compute = flops / self.achievable_flop_per_s(precision)
         t_memory = bytes_moved / self.achievable_mem_bytes_per_s

@@ -26,6 +26,7 @@ from cosmic.sim.columns import CP_ALGORITHMS, DISPATCHERS, FIDELITIES, MULTIDIMS
 from cosmic.sim.engine import (
     RECOMPUTE_CODES,
     SCHEDULE_CODES,
+    make_shard,
     model_flops,
     run_step,
 )
@@ -33,7 +34,7 @@ from cosmic.sim.evidence import Evidence, evidence_columns, evidence_of
 from cosmic.sim.result import BREAKDOWN_KEYS, MOE_BREAKDOWN_KEYS, Memory, Result
 from cosmic.sim.step import TP_OVERLAP_CODES, Plan, StepInputs, plan
 from cosmic.units import BYTES_PER_ELEMENT
-from cosmic.workload.layers import LayerShard, end_costs, layer_cost
+from cosmic.workload.layers import end_costs, layer_cost
 from cosmic.workload.memory import (
     FP32_GRAD_BYTES,
     FULL_LAYER_WORKING_BYTES,
@@ -46,9 +47,10 @@ from cosmic.workload.parallel import PARALLEL_DIMS
 from cosmic.workload.pipeline import stage_runs
 from cosmic.workload.schemas import Schedule
 from cosmic.workload.sharding import gather_units, regathers_on_recompute
+from cosmic.workload.stack import StackChoice
 
 _LC_FIELDS = ("fwd_s", "bwd_s", "recompute_s", "attn_core_fwd_s", "attn_core_bwd_s", "recompute_flops", "act_bytes",
-              "wgrad_s", "qkv_s", "proj_s", "fc1_s", "fc2_s")
+              "wgrad_s", "qkv_s", "proj_s", "fc1_s", "fc2_s", "weight_cast_s")
 
 
 def _distinct(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,8 +102,7 @@ _BITS = (8, 8, 12, 16, 16, 1)  # model, accelerator, training shard, tp, sp, seq
 
 def _shard_tuple(tr: Any) -> tuple[Any, ...]:
     """What a layer shard takes from a training configuration."""
-    return (tr.micro_batch, tr.seq_len, tr.precision.value, tr.flash_attention, tr.recompute, tr.attention_kernel,
-            tr.moe_imbalance)
+    return (tr.micro_batch, tr.seq_len, tr.precision.value, StackChoice.of(tr), tr.recompute, tr.moe_imbalance)
 
 
 def _layer_costs(c: StepColumns) -> dict[str, np.ndarray]:
@@ -144,12 +145,9 @@ def _shard_costs(mc: int, ac: int, tc: int, tp: int, sp: int, seqpar: int, ep: i
                  etp: int = 1, dispatcher: int = 0) -> tuple[float, ...]:
     """Layer, embedding and head costs of one shard given by its codes (`_OBJECTS`) and split."""
     model, acc = _OBJECTS.objects[mc], _OBJECTS.objects[ac]
-    _, mb, seq, prec, flash, recompute, kernel, imbalance = _OBJECTS.objects[tc]
-    if model.moe is None:
-        shard = LayerShard(tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), flash, recompute, kernel)
-    else:
-        shard = LayerShard(tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), flash, recompute, kernel, ep, etp,
-                           imbalance, DISPATCHERS[dispatcher])
+    _, mb, seq, prec, stack, recompute, imbalance = _OBJECTS.objects[tc]
+    shard = make_shard(model, acc, stack, tp, sp, mb, seq or model.seq_len, prec, bool(seqpar), recompute, ep, etp,
+                       imbalance, DISPATCHERS[dispatcher])
     run = acc.sustained()  # the sustained (power-limited) rates of a long training run, as `step_inputs`
     lc = layer_cost(model, run, shard)
     emb, head = end_costs(model, run, shard)
@@ -251,6 +249,7 @@ def step_inputs_columns(c: StepColumns) -> tuple[StepInputs, dict[str, np.ndarra
         kernel_overhead_s=af["kernel_overhead_s"], share=af["share"],
         lc_fwd=lc["fwd_s"], lc_bwd=lc["bwd_s"], lc_rec=lc["recompute_s"], attn_fwd=lc["attn_core_fwd_s"],
         attn_bwd=lc["attn_core_bwd_s"], lc_rec_flops=lc["recompute_flops"], lc_wgrad=lc["wgrad_s"],
+        lc_wcast=lc["weight_cast_s"],
         act=ActivationBytes(lc["act_bytes"], lc["emb_act"], lc["head_act"],
                             FULL_LAYER_WORKING_BYTES * tokens * hidden / c.tp),
         emb_fwd=lc["emb_fwd"], emb_bwd=lc["emb_bwd"], head_fwd=lc["head_fwd"], head_bwd=lc["head_bwd"],

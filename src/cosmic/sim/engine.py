@@ -24,6 +24,7 @@ from cosmic.errors import InfeasibleError, KeyedValueError
 from cosmic.network.cost import network_figures
 from cosmic.sim.config import SystemConfig, check_config, check_layout
 from cosmic.sim.evidence import evidence_of_config
+from cosmic.sim.regime import generation
 from cosmic.sim.result import EP_KEY, Memory, Result
 from cosmic.sim.step import (
     CP_A2A,
@@ -53,6 +54,7 @@ from cosmic.workload.model import Embedding, ModelSpec
 from cosmic.workload.parallel import layout_order as _layout_order
 from cosmic.workload.schemas import Recompute, Schedule
 from cosmic.workload.sharding import gather_units, regathers_on_recompute
+from cosmic.workload.stack import StackChoice
 
 SCHEDULE_CODES = {s: i for i, s in enumerate(Schedule)}
 DISPATCHER_CODES = {"alltoall": DISPATCH_ALLTOALL, "allgather": DISPATCH_ALLGATHER}
@@ -75,15 +77,27 @@ __all__ = [
 ]
 
 
+def make_shard(model: ModelSpec, accelerator: Any, stack: StackChoice, tp: int, sp: int, micro_batch: int,
+               seq_len: int, precision: str, sequence_parallel: bool, recompute: Recompute, ep: int = 1,
+               etp: int = 1, imbalance: float = 1.0, dispatcher: str = "alltoall") -> LayerShard:
+    """The `LayerShard` of one rank, with the kernels the software stack runs on `accelerator` resolved
+    (`cosmic.workload.stack`): the one constructor of the scalar and the batch paths."""
+    gen = generation(accelerator.name)
+    kernel = stack.attention(gen)
+    recipe = stack.recipe(gen) if precision == "fp8" else "delayed"
+    cache = stack.caches_fp8_weights
+    if model.moe is None:
+        ep, etp, imbalance, dispatcher = 1, 1, 1.0, "alltoall"
+    return LayerShard(tp, sp, micro_batch, seq_len, precision, bool(sequence_parallel), kernel != "unfused",
+                      recompute, kernel, ep, etp, imbalance, dispatcher, recipe, cache, stack.host_launch_s)
+
+
 def layer_shard(cfg: SystemConfig) -> LayerShard:
     """How one layer of `cfg` runs on one rank."""
     par, tr = cfg.parallel, cfg.training
-    if cfg.model.moe is None:
-        return LayerShard(par.tp, par.sp, tr.micro_batch, cfg.seq_len, tr.precision.value, par.sequence_parallel,
-                          tr.flash_attention, tr.recompute, tr.attention_kernel)
-    return LayerShard(par.tp, par.sp, tr.micro_batch, cfg.seq_len, tr.precision.value, par.sequence_parallel,
-                      tr.flash_attention, tr.recompute, tr.attention_kernel, par.ep, par.expert_tp, tr.moe_imbalance,
-                      par.moe_dispatcher)
+    return make_shard(cfg.model, cfg.accelerator, StackChoice.of(tr), par.tp, par.sp, tr.micro_batch, cfg.seq_len,
+                      tr.precision.value, par.sequence_parallel, tr.recompute, par.ep, par.expert_tp,
+                      tr.moe_imbalance, par.moe_dispatcher)
 
 
 def moe_inputs(model: ModelSpec, ep: Any, etp: Any, imbalance: Any, dispatcher: Any, overlap: Any) -> dict[str, Any]:
@@ -133,6 +147,7 @@ def step_inputs(cfg: SystemConfig) -> StepInputs:
         share=acc.collective_compute_share,
         lc_fwd=lc.fwd_s, lc_bwd=lc.bwd_s, lc_rec=lc.recompute_s, attn_fwd=lc.attn_core_fwd_s,
         attn_bwd=lc.attn_core_bwd_s, lc_rec_flops=lc.recompute_flops, lc_wgrad=lc.wgrad_s,
+        lc_wcast=lc.weight_cast_s,
         act=ActivationBytes(lc.act_bytes, emb.act_bytes, head.act_bytes,
                             FULL_LAYER_WORKING_BYTES * tokens * model.hidden / par.tp),
         emb_fwd=emb.fwd_s, emb_bwd=emb.bwd_s, head_fwd=head.fwd_s, head_bwd=head.bwd_s,
@@ -188,7 +203,9 @@ def _plan_key(cfg: SystemConfig) -> tuple[Any, ...]:
     return (
         id(model), id(cfg.accelerator), par.tp, par.sp, par.pp, par.dp, par.zero, par.sequence_parallel,
         tr.micro_batch, tr.seq_len or model.seq_len, tr.precision, tr.flash_attention, tr.recompute,
-        tr.attention_kernel, tr.schedule, tr.virtual_stages, tr.global_batch, tr.dp_overlap,
+        tr.attention_kernel, tr.framework, tr.stack_date, tr.fp8_recipe, tr.execution, tr.schedule, tr.virtual_stages,
+        tr.global_batch,
+        tr.dp_overlap,
         tr.param_gather_overlap, tr.grad_accumulation_fusion, tr.grad_reduce_fp32, par.ep, par.etp,
         par.moe_dispatcher, tr.moe_imbalance, tr.moe_overlap, par.cp_algorithm, tr.first_stage_layers,
         tr.last_stage_layers, tr.tp_comm_overlap, tr.zero3_gathers, tr.zero3_prefetch,

@@ -123,6 +123,7 @@ class StepInputs:
     z3_per_step: Num = False  # gather once per step, reduce-scatter once per step
     z3_regather: Num = False  # the recompute's forward gathers the weights again (hooks inside the checkpoint)
     shard: Num = 0  # HSDP: ranks of the DP x SP group that shard the ZeRO states (0: all of them)
+    lc_wcast: Num = 0.0  # fp8: one layer's weight quantisation, once per step (Transformer Engine's weight cache)
 
 
 TP_OVERLAP_CODES = {"off": 0, "userbuffers": 1, "async_tp": 2}
@@ -178,7 +179,9 @@ def plan(x: StepInputs) -> Plan:
                    + where(r.first + r.count == x.pp, head_params, 0.0) for r in runs)
     sg = shard_degree(x)
     shard = where(x.zero >= 1, sg, 1)
-    opt = tuple(p / shard * OPTIMIZER_TRAFFIC_BYTES_PER_PARAM / x.mem_bw + x.kernel_overhead_s for p in params)
+    # the optimizer step, and the fp8 cast of the updated weights once per step (`LayerCost.weight_cast_s`)
+    opt = tuple(p / shard * OPTIMIZER_TRAFFIC_BYTES_PER_PARAM / x.mem_bw + x.kernel_overhead_s + r.layers * x.lc_wcast
+                for p, r in zip(params, runs, strict=True))
     experts: tuple[Num, ...] = ()
     edp = _expert_dp(x)
     if moe:

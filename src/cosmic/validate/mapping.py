@@ -393,6 +393,56 @@ def precision(text: str) -> str | None:
     return "fp16"
 
 
+_FP8_RECIPE_RULES: tuple[tuple[str, str], ...] = (
+    # (regex on the lower-cased precision and notes, training.fp8_recipe); first match wins
+    (r"mxfp8|fp8[- ]mx|\bmx\b", "mxfp8"),
+    (r"block.?wise|block.?scal|fp8[- ]bs|1x128|128x128", "blockwise"),
+    (r"row.?wise", "rowwise"),
+    (r"fp8[- ]cs\b|current.scal|tensor.?wise|dynamic scal", "current"),
+    (r"delayed", "delayed"),
+)
+"""fp8 recipes a precision cell names (Megatron-Bridge writes FP8-CS, FP8-MX; torchao tensorwise / rowwise)."""
+
+
+def fp8_recipe(precision_text: str, framework: str = "") -> str:
+    """`training.fp8_recipe` of a row: the recipe its precision cell names; Composer's ``amp_fp8`` is Transformer
+    Engine's ``DelayedScaling`` (composer ``fp8_autocast`` with a DelayedScaling recipe); else ``auto``, the
+    framework's default (`cosmic.workload.stack.default_fp8_recipe`).
+
+    Example:
+        >>> fp8_recipe("FP8-CS"), fp8_recipe("FP8-MX"), fp8_recipe("fp8")
+        ('current', 'mxfp8', 'auto')
+        >>> fp8_recipe("amp_fp8", "Composer / llm-foundry")
+        'delayed'
+    """
+    t = (precision_text or "").lower()
+    for pattern, recipe in _FP8_RECIPE_RULES:
+        if re.search(pattern, t):
+            return recipe
+    if re.search(r"composer|llm-foundry", (framework or "").lower()):
+        return "delayed"
+    return "auto"
+
+
+def execution(framework: str, notes: str = "") -> str:
+    """`training.execution` of a row: ``compiled`` when the framework or notes name CUDA graphs or a compiler
+    (``torch.compile``, XLA), ``eager`` when they say eager; else ``auto``, the framework's default
+    (`cosmic.workload.stack.default_execution`).
+
+    Example:
+        >>> execution("NeMo (NGC 24.04), CUDA graphs"), execution("torchtitan", "torch.compile on"), execution("NeMo")
+        ('compiled', 'compiled', 'auto')
+        >>> execution("torchtitan", "eager mode, compile off")
+        'eager'
+    """
+    t = ((framework or "") + " " + (notes or "")).lower()
+    if re.search(r"\beager\b|compile\s*(=\s*)?(off|false)|no (torch\.)?compile", t):
+        return "eager"
+    if re.search(r"cuda.?graph|torch\.compile|\bcompiled\b|\bxla\b|reduce-overhead", t):
+        return "compiled"
+    return "auto"
+
+
 def virtual_stages(text: str) -> int | None:
     """Interleaved chunks per pipeline rank: the number, or None when only "interleaved" is stated."""
     t = (text or "").strip()
@@ -500,17 +550,91 @@ def micro_batches_per_stage(framework: str) -> bool:
     return bool(re.search(r"torchtitan", (framework or "").lower()))
 
 
-def attention_kernel(framework: str, model_name: str) -> str:
-    """Which fused attention kernel a stack ran.
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DATE_RULES: tuple[tuple[str, str], ...] = (
+    # (regex, how its groups give YYYY-MM); first rule that matches a text wins
+    (r"\b(20\d\d)-(0[1-9]|1[0-2])-\d\d\b", "ym"),                             # 2024-07-15
+    (r"\b(" + "|".join(_MONTHS) + r")[a-z]*\.?\s+(20\d\d)\b", "my"),         # Feb 2022, (Jan 2021)
+    (r"(?:ngc|nemo|container|pytorch)\D{0,12}\b(2\d)\.(0[1-9]|1[0-2])\b", "yy"),  # NeMo 24.07, NGC 23.04
+    (r"arxiv\.org/(?:abs|pdf)/(\d\d)(0[1-9]|1[0-2])\.\d{4,5}", "yy"),          # arXiv 2104.04473
+    (r"\((20\d\d)\)", "y"),                                                   # Megatron-LM (2020)
+)
+"""How a cell dates the software stack it ran (docs/validation.md)."""
 
-    llm-foundry's MPT models use ALiBi, for which its default attention implementation was the Triton
-    FlashAttention kernel, a FlashAttention-1-class kernel (llm-foundry PR #820, Dec 2023: "Triton attention
-    (which is the current default attention implementation when using ALiBi)"). Every other stack: the best
-    kernel the accelerator has ("auto").
+
+def _date_in(text: str) -> str | None:
+    t = (text or "").lower()
+    for pattern, kind in _DATE_RULES:
+        m = re.search(pattern, t)
+        if m is None:
+            continue
+        if kind == "ym":
+            return f"{m.group(1)}-{m.group(2)}"
+        if kind == "my":
+            return f"{m.group(2)}-{_MONTHS.index(m.group(1)[:3]) + 1:02d}"
+        if kind == "yy":
+            return f"20{m.group(1)}-{m.group(2)}"
+        return f"{m.group(1)}-01"  # a year alone: its first month (the older stack of that year)
+    return None
+
+
+def stack_date(framework: str, notes: str = "", source: str = "") -> str | None:
+    """The release (``YYYY-MM``) of the software a run used, read from its cells in order: the `framework` cell (a
+    container version "NeMo 24.07", "NGC 23.04", a year "Megatron-LM (2020)"), then the notes ("Feb 2022"), then
+    the source (a commit or document date "2024-07-15", an arXiv id "2104.04473"). None when no cell dates it.
+
+    Example:
+        >>> stack_date("NeMo (NGC 24.04), CUDA graphs"), stack_date("Megatron-LM (Jan 2021)")
+        ('2024-04', '2021-01')
+        >>> stack_date("Megatron-LM (PTD-P)", "", "https://arxiv.org/abs/2104.04473 (Narayanan et al., SC21)")
+        '2021-04'
+        >>> stack_date("Megatron-Core r0.8.0", "", "README (commit f2e5db402c, 2024-07-15)"), stack_date("PAX (JAX)")
+        ('2024-07', None)
+    """
+    for text in (framework, notes, source):
+        date = _date_in(text)
+        if date is not None:
+            return date
+    return None
+
+
+_NAMED_KERNELS: tuple[tuple[str, str], ...] = (
+    # (regex on the lower-cased framework and notes, attention kernel); first match wins
+    (r"flash.?attention.?[- ]?3|\bfa-?3\b", "flash3"),
+    (r"flash.?attention.?[- ]?2|flash.?attn.?[- ]?v?2|\bfa-?2\b", "flash2"),
+    (r"cudnn (fused )?attention|cudnn sdpa|fused.attn", "cudnn"),
+    (r"sdpa.?math|unfused attention|no flash.?attention", "unfused"),
+)
+"""Kernels a cell names outright."""
+
+
+def attention_kernel(framework: str, model_name: str, accel: str | None = None, notes: str = "") -> str:
+    """Which attention kernel a run used, as `training.attention_kernel`: the kernel its cells name; else "auto",
+    which the simulator resolves from the framework family, the accelerator generation and the stack date
+    (`cosmic.workload.stack.default_attention_kernel`). Two cases the family does not tell:
+
+    - llm-foundry's MPT models use ALiBi, for which its default attention implementation was the Triton
+      FlashAttention kernel, a FlashAttention-1-class kernel (llm-foundry PR #820, Dec 2023: "Triton attention
+      (which is the current default attention implementation when using ALiBi)");
+    - a stack no family names runs unfused attention before Hopper (`uses_flash_attention`).
+
+    Example:
+        >>> attention_kernel("Composer / llm-foundry (PyTorch FSDP, FlashAttention)", "MPT-7B")
+        'flash1'
+        >>> attention_kernel("NeMo 24.07 (Megatron-Core)", "Llama 3 8B"), attention_kernel("torchtitan, FA3", "x")
+        ('auto', 'flash3')
+        >>> attention_kernel("in-house", "GPT", "a100-80gb"), attention_kernel("in-house", "GPT", "h100-sxm")
+        ('unfused', 'auto')
     """
     f = (framework or "").lower()
+    text = f + " " + (notes or "").lower()
+    for pattern, kernel in _NAMED_KERNELS:
+        if re.search(pattern, text):
+            return kernel
     if re.search(r"llm-foundry|composer", f) and re.match(r"\s*mpt", (model_name or "").lower()):
         return "flash1"
+    if framework_family(framework) == "unspecified" and not uses_flash_attention(framework, accel):
+        return "unfused"
     return "auto"
 
 

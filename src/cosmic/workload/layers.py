@@ -32,7 +32,7 @@ class ComputeModel(Protocol):
     def grouped_gemm_time_s(self, groups: float, m: float, k: float, n: float, *, precision: str,
                             bytes_per_element: int) -> float: ...
 
-    def op_time_s(self, *, flops: float, bytes_moved: float, precision: str, n_kernels: int = 1) -> float: ...
+    def op_time_s(self, *, flops: float, bytes_moved: float, precision: str, n_kernels: float = 1) -> float: ...
 
     def peak_flop_per_s(self, precision: str) -> float: ...
 
@@ -56,6 +56,9 @@ class LayerShard:
     etp: int = 1  # expert tensor parallelism
     imbalance: float = 1.0  # tokens of the busiest expert rank over the balanced share
     dispatcher: str = "alltoall"  # Megatron-Core token dispatcher (`ParallelConfig.moe_dispatcher`)
+    fp8_recipe: str = "delayed"  # how fp8 GEMM operands are scaled (`fp8_operand_bytes`)
+    fp8_weight_cache: bool = True  # fp8 weights are quantised once per step (Transformer Engine), not per micro-batch
+    host_launch_s: float = 0.0  # host seconds per kernel launch (eager PyTorch); 0 = graph-launched (`layer_kernels`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,7 @@ class LayerCost:
     proj_s: float = 0.0
     fc1_s: float = 0.0
     fc2_s: float = 0.0
+    weight_cast_s: float = 0.0  # fp8: quantising the layer's weights, once per step (`fp8_weight_cache`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,15 +299,35 @@ def attention_core(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tu
     return fwd_s, bwd_s, attn_flops
 
 
+ATTENTION_REF_HEAD_DIM = 128
+"""Head dimension of the catalog's attention efficiencies (the FlashAttention papers' head-dim-128 figures)."""
+ATTENTION_HEAD_DIM_K0 = 32.0
+"""Per score element the matmuls do 4 x head_dim FLOPs forward while the softmax's exponent and rescaling cost a
+fixed time: efficiency scales as d / (d + K0). K0 = 32 from Shah et al. 2024 (FlashAttention-3, Figs. 5-6, H100,
+sequence 2k, forward + 2.5 x backward): head dim 64 runs at 0.81 (FA3), 0.90 (FA2), 0.79 (cuDNN) of head dim 128,
+mean 0.835 = (128 + K0) / (2 (64 + K0))."""
+
+
+def attention_rate_flop_per_s(model: ModelSpec, acc: ComputeModel, kernel: str, precision: str) -> float:
+    """FLOP/s of fused attention kernel `kernel`: the catalog's efficiency (measured at head dim 128) times the
+    head-dimension factor ``(d / (d + K0)) / (128 / (128 + K0))``, never above the measured figure (FA2 and cuDNN
+    do not gain beyond head dim 128 in Shah et al. 2024's figures)."""
+    d = model.qk_head_dim
+    k0, ref = ATTENTION_HEAD_DIM_K0, ATTENTION_REF_HEAD_DIM
+    head_factor = min(1.0, (d / (d + k0)) / (ref / (ref + k0)))
+    return acc.peak_flop_per_s(precision) * acc.attention_efficiency_for(kernel) * head_factor
+
+
 def _fused_attention_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard,
                        attn_flops: float) -> tuple[float, float]:
     """Fused attention runs at its own measured fraction of peak (FlashAttention papers), not at GEMM speed, and
-    skips the fully masked blocks of a causal mask."""
+    skips the fully masked blocks of a causal mask: half the query-key pairs, at the catalog's rates, which are the
+    papers' causal-kernel figures (the diagonal blocks' masking is in them)."""
     tp, s_local, seq_len = shard.tp, shard.seq_len // shard.sp, shard.seq_len
     act_prec = _act_precision(shard.precision)
     abpe = BYTES_PER_ELEMENT[act_prec]
     causal_frac = 0.5 if model.causal else 1.0
-    attn_rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency_for(shard.attention_kernel)
+    attn_rate = attention_rate_flop_per_s(model, acc, shard.attention_kernel, act_prec)
     attn_bytes = shard.micro_batch * (s_local * (model.q_dim + model.attn_out_dim) / tp
                                       + 2 * seq_len * model.kv_dim / tp) * abpe
     mem_rate = acc.achievable_mem_bytes_per_s
@@ -356,21 +380,146 @@ def elementwise_s(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> tup
         ew_bytes += rope_bytes
         ew_bwd_bytes += rope_bytes
     if precision == "fp8":
-        # Transformer Engine quantises every GEMM operand to fp8. Forward: the norms and the MLP activation write
-        # their output in fp8 (fused), the attention output needs its own cast (read 2, write 1 byte); backward:
-        # each GEMM's output gradient is cast (read 2, write 1). Where fp8 GEMMs are TN only (Hopper), every
-        # tensor a backward GEMM reads transposed (the four GEMM inputs, the four output gradients) is also
-        # written transposed, 1 byte per element (TE docs, "Handling transposes": cast-transpose kernels).
-        tn = 1 if acc.fp8_tn_only else 0
-        attn_out = model.attn_out_dim / tp
-        mlp_io = mlp_io_width_per_token(model, shard)  # MLP up input = MLP down output width
-        gemm_in_width = h + attn_out + mlp_io + f_local  # QKV, output projection, MLP up, MLP down inputs
-        up_width = f_local * (2 if model.gated_mlp else 1)
-        gemm_out_width = (model.q_dim + 2 * kv) / tp + h + up_width + mlp_io
-        ew_bytes += tokens * (3 * attn_out + tn * gemm_in_width)
-        ew_bwd_bytes += tokens * (3 + tn) * gemm_out_width
-    return (acc.op_time_s(flops=0.0, bytes_moved=ew_bytes, precision=precision, n_kernels=5),
-            acc.op_time_s(flops=0.0, bytes_moved=ew_bwd_bytes, precision=precision, n_kernels=5))
+        q_fwd, q_bwd = fp8_quantise_bytes(model, shard, acc.fp8_tn_only, f_local)
+        ew_bytes += q_fwd
+        ew_bwd_bytes += q_bwd
+    k_fwd, k_bwd = elementwise_kernels(model, shard)
+    return (acc.op_time_s(flops=0.0, bytes_moved=ew_bytes, precision=precision, n_kernels=k_fwd),
+            acc.op_time_s(flops=0.0, bytes_moved=ew_bwd_bytes, precision=precision, n_kernels=k_bwd))
+
+
+FP8_QUANTISE_KERNELS = {"delayed": 1, "current": 2, "rowwise": 2, "blockwise": 1, "mxfp8": 1}
+"""Kernels per quantised operand: one cast (-transpose) kernel; current scaling runs its amax reduction first, and
+rowwise quantises each layout in its own kernel."""
+
+
+def elementwise_kernels(model: ModelSpec, shard: LayerShard) -> tuple[float, float]:
+    """(forward, backward) element-wise kernels of one layer, the passes `elementwise_s` prices: 2 norms, 2
+    residual adds, the activation (and the gate's multiply), the rotary embedding of queries and keys, MoE's
+    permute and unpermute, and in fp8 the quantisation kernels (`FP8_QUANTISE_KERNELS`): the attention output's
+    cast (with delayed scaling the norms and activation cast in their own kernel), every other GEMM input's with
+    any other recipe, and every output gradient's in the backward."""
+    k = 2.0 + 2 + (2 if model.gated_mlp else 1) + (2 if model.position is Position.ROTARY else 0)
+    if model.moe is not None and model.moe.experts > 1:
+        k += model.moe_fraction * 2
+    fwd, bwd = float(k), float(k)
+    if shard.precision == "fp8":
+        per = FP8_QUANTISE_KERNELS[shard.fp8_recipe]
+        fwd += per * (1 if shard.fp8_recipe == "delayed" else 4) + (0 if shard.fp8_weight_cache else 4 * per)
+        bwd += per * 4
+    return fwd, bwd
+
+
+def layer_kernels(model: ModelSpec, shard: LayerShard) -> tuple[float, float]:
+    """(forward, backward) kernels one layer launches on one rank per micro-batch (a MoE model's: the mean over its
+    layers): its weight GEMMs (QKV or MLA's projections, output projection, MLP up and down; a MoE layer's router,
+    two grouped expert GEMMs and the shared experts), attention (fused: one kernel forward, two backward, the
+    FlashAttention backward's preprocessing and main kernels; unfused: two batched GEMMs with softmax and dropout
+    forward, four GEMMs and two passes backward) and `elementwise_kernels`; the backward runs two GEMMs per
+    forward GEMM (data and weight gradients).
+
+    Example:
+        >>> m = ModelSpec(layers=12, hidden=768, heads=12, seq_len=2048, vocab=50257)
+        >>> layer_kernels(m, LayerShard(1, 1, 8, 2048, "bf16", False, True, Recompute.NONE))
+        (10.0, 15.0)
+    """
+    mla = model.mla
+    qkv = 1.0 if mla is None else (1 if mla.q_lora_rank is None else 2) + 2
+    mlp = 2.0
+    if model.moe is not None:
+        moe = model.moe
+        moe_mlp_k = (1 if moe.experts > 1 else 0) + 2 + (2 if moe.shared_experts else 0)
+        mlp = (1 - model.moe_fraction) * 2 + model.moe_fraction * moe_mlp_k
+    gemms = qkv + 1 + mlp
+    attn_fwd, attn_bwd = (1, 2) if shard.flash else (4, 6)
+    ew_fwd, ew_bwd = elementwise_kernels(model, shard)
+    return gemms + attn_fwd + ew_fwd, 2 * gemms + attn_bwd + ew_bwd
+
+
+FP8_SCALE_BYTES_PER_ELEMENT = {"blockwise": 4 / 128, "mxfp8": 1 / 32}
+"""Scale bytes per quantised element of the block-scaled recipes: one fp32 scale per 1x128 tile (DeepSeek-V3,
+arXiv 2412.19437 sec. 3.3.2; Transformer Engine Float8BlockScaling), one E8M0 byte per 32 elements (OCP MX v1.0,
+MXFP8 on Blackwell)."""
+
+
+def fp8_operand_bytes(recipe: str, tn_only: bool, fused_cast: bool = False) -> float:
+    """HBM bytes per element that quantising one bf16 GEMM operand (input, weight or output gradient) to fp8 costs,
+    for both uses of the operand (the forward or data-gradient GEMM reads it along one axis, the weight-gradient or
+    data-gradient GEMM along the other).
+
+    - ``delayed`` (tensorwise, scale from the amax history; TE DelayedScaling): one cast, read 2 and write 1 byte,
+      which a producing norm or activation does in its own kernel (`fused_cast`: 0 bytes more); a transposed copy
+      (1 byte) where fp8 GEMMs are TN only (Hopper; TE's cast-transpose).
+    - ``current`` (tensorwise, scale from this tensor's amax; TE Float8CurrentScaling, torchao's dynamic
+      tensorwise): the amax is a reduction over the whole tensor before the cast can start: read 2 more bytes, and
+      no producer can fuse the cast.
+    - ``rowwise`` (torchao rowwise): per-row scales, local to the cast kernel, but the second use scales along
+      the other axis, so each layout is its own pass: 2 x (read 2 + write 1).
+    - ``blockwise`` (1x128 activation / 128x128 weight tiles) and ``mxfp8`` (1x32 blocks, Blackwell): one kernel
+      reads once and writes both layouts with their block scales (`FP8_SCALE_BYTES_PER_ELEMENT`).
+
+    Example:
+        >>> fp8_operand_bytes("delayed", True), fp8_operand_bytes("delayed", True, fused_cast=True)
+        (4.0, 1.0)
+        >>> fp8_operand_bytes("current", False), fp8_operand_bytes("rowwise", False), fp8_operand_bytes("mxfp8", False)
+        (5.0, 6.0, 4.0625)
+    """
+    copies = 2 if tn_only else 1
+    if recipe == "delayed":
+        return (copies - 1) * 1.0 if fused_cast else 2.0 + copies
+    if recipe == "current":
+        return 2.0 + 2.0 + copies
+    if recipe == "rowwise":
+        return 2 * (2.0 + 1.0)
+    if recipe in FP8_SCALE_BYTES_PER_ELEMENT:
+        return 2.0 + 2 * (1.0 + FP8_SCALE_BYTES_PER_ELEMENT[recipe])
+    raise ValueError(f"unknown fp8 recipe {recipe!r}")
+
+
+def fp8_quantise_bytes(model: ModelSpec, shard: LayerShard, tn_only: bool, f_local: float) -> tuple[float, float]:
+    """(forward, backward) HBM bytes of one layer's fp8 quantisation on one rank, priced per GEMM operand by its
+    shape (`fp8_operand_bytes`): the inputs of QKV, the output projection, MLP up and down (the norm and activation
+    outputs can take a fused cast; the attention output cannot) and their weights in the forward, every output
+    gradient in the backward. The weights count here only when they are quantised every micro-batch (not
+    `fp8_weight_cache`; else `fp8_weight_cast_bytes`, once per step)."""
+    tp, tokens, recipe = shard.tp, _tokens(shard), shard.fp8_recipe
+    h, kv = model.hidden, model.kv_dim
+    attn_out = model.attn_out_dim / tp
+    mlp_io = mlp_io_width_per_token(model, shard)  # MLP up input = MLP down output width (a MoE layer's routed copies)
+    fused_in = h + mlp_io + f_local  # QKV and MLP-up inputs (norm outputs), MLP-down input (activation output)
+    up_width = f_local * (2 if model.gated_mlp else 1)
+    grad_width = (model.q_dim + 2 * kv) / tp + h + up_width + mlp_io  # the four GEMMs' output gradients
+    fwd = tokens * (fused_in * fp8_operand_bytes(recipe, tn_only, fused_cast=True)
+                    + attn_out * fp8_operand_bytes(recipe, tn_only))
+    if not shard.fp8_weight_cache:
+        fwd += fp8_weight_cast_bytes(model, shard, tn_only)
+    bwd = tokens * grad_width * fp8_operand_bytes(recipe, tn_only)
+    return fwd, bwd
+
+
+def fp8_weight_cast_bytes(model: ModelSpec, shard: LayerShard, tn_only: bool) -> float:
+    """HBM bytes of quantising one layer's weights on one rank (its TP share, and its EP x ETP share of the
+    routed experts) to fp8 in both layouts."""
+    weights = (model.layer_params - model.expert_layer_params) / shard.tp
+    if model.moe is not None:
+        weights += model.expert_layer_params / (shard.ep * shard.etp)
+    return weights * fp8_operand_bytes(shard.fp8_recipe, tn_only)
+
+
+def linear_fwd_bwd_s(acc: ComputeModel, m: float, k: float, n: float, *, precision: str,
+                     fp8_recipe: str = "delayed", input_fused: bool = False) -> float:
+    """Forward plus backward seconds of one linear layer, an (m x k) input times a (k x n) weight: its three GEMMs
+    (forward, data gradient, weight gradient, each of the forward's shape class) and, in fp8, the quantisation of
+    its input, weight and output gradient at memory speed (`fp8_operand_bytes`). Shows where fp8 does not pay: a
+    GEMM with a narrow n (the K or V projection of a GQA model at TP 8) is bandwidth bound on reading its input,
+    and quantising that input costs more than the fp8 GEMM saves."""
+    bpe = BYTES_PER_ELEMENT[precision]
+    gemms = 3 * acc.gemm_time_s(m, k, n, precision=precision, bytes_per_element=bpe)
+    if precision != "fp8":
+        return gemms
+    q_bytes = (m * k * fp8_operand_bytes(fp8_recipe, acc.fp8_tn_only, input_fused)
+               + (k * n + m * n) * fp8_operand_bytes(fp8_recipe, acc.fp8_tn_only))
+    return gemms + acc.op_time_s(flops=0.0, bytes_moved=q_bytes, precision="bf16", n_kernels=3)
 
 
 def stored_activation_bytes(model: ModelSpec, shard: LayerShard) -> float:
@@ -416,6 +565,12 @@ def layer_cost(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> LayerC
     ew_fwd_s, ew_bwd_s = elementwise_s(model, acc, shard)
     fwd_s = gemm_fwd_s + attn_fwd_s + ew_fwd_s
     bwd_s = 2 * gemm_fwd_s + attn_bwd_s + ew_bwd_s
+    if shard.host_launch_s > 0:
+        # the host launches kernels ahead of the GPU (asynchronously); when it launches them slower than the GPU
+        # runs them, the GPU waits: the layer takes the longer of the two
+        k_fwd, k_bwd = layer_kernels(model, shard)
+        fwd_s = max(fwd_s, k_fwd * shard.host_launch_s)
+        bwd_s = max(bwd_s, k_bwd * shard.host_launch_s)
     fwd_flops = gemm_flops + attn_flops
     bwd_flops = 2 * gemm_flops + 2 * attn_flops
     if shard.recompute is Recompute.FULL:
@@ -424,6 +579,12 @@ def layer_cost(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> LayerC
         rec_s, rec_flops = attn_fwd_s, attn_flops
     else:
         rec_s, rec_flops = 0.0, 0.0
+    weight_cast_s = 0.0
+    if shard.precision == "fp8" and shard.fp8_weight_cache:
+        # Transformer Engine quantises the weights in the first micro-batch of a step and reuses them
+        # (Megatron passes is_first_microbatch): once per step, priced with the optimizer step
+        weight_cast_s = acc.op_time_s(flops=0.0, bytes_moved=fp8_weight_cast_bytes(model, shard, acc.fp8_tn_only),
+                                      precision="bf16")
     return LayerCost(
         fwd_s=fwd_s,
         bwd_s=bwd_s,
@@ -436,6 +597,7 @@ def layer_cost(model: ModelSpec, acc: ComputeModel, shard: LayerShard) -> LayerC
         act_bytes=stored_activation_bytes(model, shard),
         wgrad_s=gemm_fwd_s,  # one GEMM per forward GEMM computes the weight gradients
         **dict(zip(("qkv_s", "proj_s", "fc1_s", "fc2_s"), tp_gemms_s(model, acc, shard), strict=True)),
+        weight_cast_s=weight_cast_s,
     )
 
 
@@ -493,7 +655,7 @@ def cached_attention_s(model: ModelSpec, acc: ComputeModel, *, tp: int, q_tokens
     # query i of the chunk sees the cached keys and the chunk's first i+1 keys: q*(kv - q) + q*q/2 pairs
     pairs = q_tokens * (kv_tokens - q_tokens) + (0.5 if model.causal else 1.0) * q_tokens * q_tokens
     flops = 4.0 * pairs * h / tp
-    rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency_for(kernel)
+    rate = attention_rate_flop_per_s(model, acc, kernel, act_prec)
     bytes_moved = 2 * q_tokens * h / tp * abpe + 2 * kv_tokens * kv_width_per_rank(model, tp) * kv_bytes_per_element
     return max(flops / rate, bytes_moved / acc.achievable_mem_bytes_per_s)
 
@@ -505,7 +667,7 @@ def decode_attention_coefficients(model: ModelSpec, acc: ComputeModel, *, tp: in
     act_prec = _act_precision(precision)
     abpe = BYTES_PER_ELEMENT[act_prec]
     h = model.hidden
-    rate = acc.peak_flop_per_s(act_prec) * acc.attention_efficiency_for(kernel)
+    rate = attention_rate_flop_per_s(model, acc, kernel, act_prec)
     mem = acc.achievable_mem_bytes_per_s
     return (4.0 * h / tp / rate, 2 * h / tp * abpe / mem,
             2 * kv_width_per_rank(model, tp) * kv_bytes_per_element / mem)

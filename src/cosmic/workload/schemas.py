@@ -8,10 +8,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cosmic._enums import LenientStrEnum
 from cosmic.workload.parallel import PARALLEL_DIMS
+from cosmic.workload.stack import attention_kernel_name, execution_name, fp8_recipe_name
 
 
 class Schedule(LenientStrEnum):
@@ -40,9 +41,10 @@ class Precision(StrEnum):
 class Framework(LenientStrEnum):
     """The software stack that runs the step, by family (`training.framework`).
 
-    It names the validated regime a prediction falls in (docs/validation.md, Evidence); it does not change the
-    simulated step. ``unspecified`` (the default) claims no stack: the evidence then pools the published runs of
-    every stack on the same accelerator generation.
+    It names the validated regime a prediction falls in (docs/validation.md, Evidence), and it selects the kernels
+    a key left at ``auto`` runs (`cosmic.workload.stack`: attention kernel, fp8 recipe, kernel launches).
+    ``unspecified`` (the default) claims no stack: the evidence then pools the published runs of every stack on the
+    same accelerator generation, and the step runs the accelerator's best kernels.
     """
 
     UNSPECIFIED = "unspecified"
@@ -189,10 +191,31 @@ class TrainingConfig(BaseModel):
         "(Megatron --overlap-param-gather) instead of following the optimizer step",
     )
     flash_attention: bool = Field(default=True, description="fused attention (no s^2 score matrix in memory)")
-    attention_kernel: Literal["auto", "flash1", "flash2", "flash3"] = Field(
+    attention_kernel: Literal["auto", "unfused", "flash1", "flash2", "flash3", "cudnn"] = Field(
         default="auto",
-        description="which fused attention kernel (FlashAttention 1/2/3; auto = the accelerator's best); its "
-        "efficiency comes from the accelerator catalog",
+        description="attention kernel: unfused, FlashAttention 1/2/3, cudnn (cuDNN fused attention, Transformer "
+        "Engine's FusedAttention); PyTorch SDPA backends as sdpa-flash (= flash2), sdpa-cudnn, sdpa-math (= unfused). "
+        "auto = the default of the framework on this accelerator generation at stack_date (docs/simulator.md, "
+        "Software stack defaults); its efficiency comes from the accelerator catalog",
+    )
+    fp8_recipe: Literal["auto", "delayed", "current", "rowwise", "blockwise", "mxfp8"] = Field(
+        default="auto",
+        description="fp8 scaling recipe (precision fp8): delayed (tensorwise, amax history), current (tensorwise from "
+        "this tensor's amax; alias tensorwise, FP8-CS), rowwise, blockwise (1x128 / 128x128, DeepSeek-V3), mxfp8 "
+        "(1x32 blocks, Blackwell); each GEMM operand's quantisation is priced by its shape. auto = the framework's "
+        "default (docs/simulator.md, Software stack defaults)",
+    )
+    execution: Literal["auto", "eager", "compiled"] = Field(
+        default="auto",
+        description="how the host launches the kernels: eager (one PyTorch operator per kernel, 8.6 us of host time "
+        "each: small layers become launch bound) or compiled (CUDA graphs, torch.compile, XLA: no host time per "
+        "kernel). auto = the framework's default (eager for Megatron, DeepSpeed and PyTorch FSDP stacks, compiled "
+        "for JAX and unspecified stacks)",
+    )
+    stack_date: Annotated[str, Field(pattern=r"^(19|20)\d\d-(0[1-9]|1[0-2])$")] | None = Field(
+        default=None,
+        description="release (YYYY-MM) of the software stack that runs the step; selects the framework's default "
+        "kernels of that time (FlashAttention-3 exists from 2024-07 ...). None = today's stack",
     )
     grad_accumulation_fusion: bool = Field(
         default=True,
@@ -235,7 +258,8 @@ class TrainingConfig(BaseModel):
         default=Framework.UNSPECIFIED,
         description="software stack family (megatron-lm, megatron-core, deepspeed, pytorch-fsdp, jax; aliases nemo, "
         "composer, torchtitan, maxtext ...): names the validated regime whose published runs give the prediction's "
-        "evidence; unspecified = pool every stack's runs on this accelerator generation. Does not change the step",
+        "evidence, and the stack's default kernels (attention_kernel, fp8_recipe, execution: auto); unspecified = pool "
+        "every stack's runs on this accelerator generation, and the accelerator's best kernels",
     )
     moe_imbalance: Annotated[float, Field(ge=1.0, le=1e3, allow_inf_nan=False)] = Field(
         default=1.0, description="MoE: tokens of the busiest expert rank over the balanced share (1 = balanced "
@@ -250,6 +274,33 @@ class TrainingConfig(BaseModel):
         "bulk overlap in the backward) or async_tp (PyTorch async TP, torchtitan: every all-gather and "
         "reduce-scatter micro-pipelined with its matmul in tp chunks); priced chunk by chunk (docs/simulator.md); no "
         "effect without sequence parallelism")
+
+    @field_validator("attention_kernel", mode="before")
+    @classmethod
+    def _kernel_alias(cls, v: Any) -> Any:
+        return attention_kernel_name(v) if isinstance(v, str) else v
+
+    @field_validator("execution", mode="before")
+    @classmethod
+    def _execution_alias(cls, v: Any) -> Any:
+        return execution_name(v) if isinstance(v, str) else v
+
+    @field_validator("fp8_recipe", mode="before")
+    @classmethod
+    def _recipe_alias(cls, v: Any) -> Any:
+        return fp8_recipe_name(v) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _fused_or_not(self) -> TrainingConfig:
+        if not self.flash_attention and self.attention_kernel not in ("auto", "unfused"):
+            raise ValueError(f"flash_attention is false but attention_kernel is {self.attention_kernel!r} (a fused "
+                             "kernel); set attention_kernel: unfused, or drop flash_attention: false")
+        return self
+
+    @property
+    def fused_attention(self) -> bool:
+        """Whether attention runs fused (no score matrix in memory)."""
+        return self.flash_attention and self.attention_kernel != "unfused"
 
     @field_validator("recompute", mode="before")
     @classmethod
