@@ -268,11 +268,12 @@ def dense_vs_moe(
     json_out: _Json = False,
     store: _Store = False,
     models: _Models = None,
+    certify: _Certify = None,
 ) -> None:
     """Mixtral 8x22B and its dense twin (same FLOPs per token) on 256 H100: single- vs full-stack search of each."""
     _run("dense-vs-moe", out_dir=out_dir, agents=agents, seeds=seeds, budget=budget, objective=objective,
          setting=setting, backend=backend, ray_address=ray_address, workers=workers, json_out=json_out, store=store,
-         models=models, systems=None)
+         models=models, systems=None, certify=certify)
 
 
 def register(app: typer.Typer) -> None:
